@@ -1,0 +1,52 @@
+//! Errors of the mocks crate: what can go wrong while configuring or starting a mock.
+//!
+//! Errors *inside* a running mock are never Rust errors: they are answered on the wire in the
+//! real service's error shape (see `salesforce::errors`).
+
+use std::path::PathBuf;
+
+/// A failure to configure or start a mock server.
+#[derive(Debug, thiserror::Error)]
+pub enum MockError {
+    /// The listener could not bind.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address that was asked for.
+        addr: String,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
+    /// A non-loopback bind address was requested without explicit permission.
+    #[error("refusing to bind non-loopback address {0}: pass allow_non_loopback (CLI: --allow-remote) to permit it")]
+    NonLoopback(String),
+    /// A data file (org schema, personas, keys) could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
+    /// A data file could not be parsed; the message names the line and column where known.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file (or a description of the built-in source).
+        path: PathBuf,
+        /// What the parser said, with location.
+        message: String,
+    },
+    /// A data file parsed but is not consistent (duplicate object, bad key prefix, …).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file (or a description of the built-in source).
+        path: PathBuf,
+        /// What is wrong, naming the object and field.
+        message: String,
+    },
+    /// TLS material could not be generated or loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A key for JWT verification could not be loaded.
+    #[error("JWT key: {0}")]
+    JwtKey(String),
+}

@@ -1,0 +1,29 @@
+//! crashcart-mocks: faithful in-memory mocks of the dependencies crashcart puts under chaos.
+//!
+//! Module map:
+//! - [`salesforce`]: the mock Salesforce (OAuth, SOAP login, REST data API, SOQL, composite).
+//! - [`fault`]: the fault hook a harness installs to steer a mock (pass, delay, respond, drop, reset).
+//! - [`history`]: the request history every mock records (no secrets in clear).
+//! - [`server`]: the HTTP/TLS server loop with per-connection reset and graceful shutdown.
+//! - [`tls`]: self-signed or user-supplied certificates.
+//! - [`clock`]: monotonic time on tokio's clock, with a derived wall clock.
+//! - [`error`]: errors raised while configuring or starting a mock.
+//!
+//! The mocks know nothing of scenarios: they expose state handles, a fault hook and a history.
+
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod error;
+pub mod fault;
+pub mod history;
+pub mod salesforce;
+pub mod server;
+pub mod tls;
+
+pub use clock::Clock;
+pub use error::MockError;
+pub use fault::{Action, CannedResponse, FaultHook, NoFaults, RequestInfo, Verdict};
+pub use history::{Dependency, History, RequestRecord};
+pub use salesforce::{MockSalesforce, SalesforceHandle};
+pub use tls::TlsMaterial;

@@ -1,0 +1,424 @@
+//! What happens around every request to the mock Salesforce, in order:
+//! sequence number and arrival time, body read (with a size limit), caller identification,
+//! the fault hook's verdict, the API-version / session / daily-quota gates of the data API,
+//! the handler, the `Sforce-Limit-Info` header, and finally the history record.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::BodyExt;
+
+use super::errors::{ErrorCode, SfError};
+use super::SfState;
+use crate::fault::{Action, CannedResponse, RequestInfo};
+use crate::history::{digest, Dependency, RequestRecord};
+use crate::server::ConnControl;
+
+/// The caller of a data-API request, as established by the middleware.
+#[derive(Clone, Debug)]
+pub(crate) struct AuthCtx {
+    pub(crate) user_id: String,
+    pub(crate) username: String,
+    /// API version major number from the path.
+    pub(crate) version: u32,
+}
+
+/// What the middleware learned from the path.
+#[derive(Debug, Default)]
+pub(crate) struct RouteInfo {
+    pub(crate) dependency: Option<Dependency>,
+    pub(crate) operation: &'static str,
+    pub(crate) sobject: Option<String>,
+    pub(crate) record: Option<String>,
+    /// `Some` for data-API paths with a well-formed version (`v59.0` → 59).
+    pub(crate) version: Option<u32>,
+    /// A `/services/data/<something>` path whose version segment is malformed.
+    pub(crate) bad_version: bool,
+}
+
+/// Parse `v59.0` → 59.
+pub(crate) fn parse_version(seg: &str) -> Option<u32> {
+    let rest = seg.strip_prefix('v')?;
+    let (major, minor) = rest.split_once('.')?;
+    if minor != "0" {
+        return None;
+    }
+    major.parse().ok()
+}
+
+/// Classify a path into dependency, operation and addressed object.
+pub(crate) fn classify(method: &Method, path: &str) -> RouteInfo {
+    let trimmed = path.trim_end_matches('/');
+    let segs: Vec<&str> = trimmed.split('/').skip(1).collect();
+    let mut info = RouteInfo {
+        dependency: Some(Dependency::Salesforce),
+        operation: "unknown",
+        ..Default::default()
+    };
+    match segs.as_slice() {
+        ["services", "oauth2", rest @ ..] => {
+            info.dependency = Some(Dependency::SalesforceAuth);
+            info.operation = match rest {
+                ["token"] => "oauth.token",
+                ["revoke"] => "oauth.revoke",
+                ["introspect"] => "oauth.introspect",
+                ["userinfo"] => "oauth.userinfo",
+                _ => "oauth.other",
+            };
+        }
+        ["services", "Soap", "u", v, ..] => {
+            info.dependency = Some(Dependency::SalesforceAuth);
+            info.operation = "soap.login";
+            info.version = parse_version(&format!("v{v}"));
+        }
+        ["id", ..] => {
+            info.dependency = Some(Dependency::SalesforceAuth);
+            info.operation = "identity";
+        }
+        ["__crashcart", ..] => {
+            info.dependency = Some(Dependency::Control);
+            info.operation = "control";
+        }
+        ["services", "data"] => info.operation = "versions",
+        ["services", "data", v, rest @ ..] => {
+            match parse_version(v) {
+                Some(n) => info.version = Some(n),
+                None => {
+                    info.bad_version = true;
+                    return info;
+                }
+            }
+            let m = method.as_str();
+            info.operation = match rest {
+                [] => "resources",
+                ["limits"] => "limits",
+                ["sobjects"] => "sobjects.list",
+                ["sobjects", o] => {
+                    info.sobject = Some(o.to_string());
+                    if m == "POST" {
+                        "sobject.create"
+                    } else {
+                        "sobject.info"
+                    }
+                }
+                ["sobjects", o, "describe"] => {
+                    info.sobject = Some(o.to_string());
+                    "sobject.describe"
+                }
+                ["sobjects", o, id] => {
+                    info.sobject = Some(o.to_string());
+                    info.record = Some(id.to_string());
+                    match m {
+                        "PATCH" => "sobject.update",
+                        "DELETE" => "sobject.delete",
+                        "POST" => "sobject.create",
+                        _ => "sobject.get",
+                    }
+                }
+                ["sobjects", o, _field, value] => {
+                    info.sobject = Some(o.to_string());
+                    info.record = Some(value.to_string());
+                    match m {
+                        "PATCH" | "POST" => "sobject.upsert",
+                        "DELETE" => "sobject.delete",
+                        _ => "sobject.get",
+                    }
+                }
+                ["query"] | ["query", _] => "query",
+                ["queryAll"] | ["queryAll", _] => "queryAll",
+                ["composite"] => "composite",
+                ["composite", "sobjects", ..] => "composite.sobjects",
+                _ => "unknown",
+            };
+        }
+        _ => {}
+    }
+    info
+}
+
+/// The bearer token of a request (`Authorization: Bearer X` or Salesforce's legacy `OAuth X`).
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// A value of an `application/x-www-form-urlencoded` body.
+pub(crate) fn form_value(body: &[u8], key: &str) -> Option<String> {
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A response whose body fails at once: the server aborts the connection.
+pub(crate) fn aborting_response() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+    });
+    Response::new(Body::from_stream(stream))
+}
+
+fn canned(c: CannedResponse, conn: Option<Arc<ConnControl>>) -> Response {
+    use futures_util::StreamExt;
+    let mut builder = Response::builder().status(c.status);
+    if let Some(h) = builder.headers_mut() {
+        *h = c.headers;
+    }
+    let body = if c.reset_after_body {
+        let head = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(c.body)]);
+        let fail = futures_util::stream::once(async move {
+            if let Some(conn) = conn {
+                conn.reset();
+            }
+            Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+        });
+        Body::from_stream(head.chain(fail))
+    } else {
+        Body::from(c.body)
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn limit_header(st: &SfState) -> HeaderValue {
+    let used = st.api_used.load(Ordering::Relaxed);
+    let max = st.api_max.load(Ordering::Relaxed);
+    HeaderValue::from_str(&format!("api-usage={used}/{max}"))
+        .unwrap_or(HeaderValue::from_static("api-usage=0/0"))
+}
+
+/// The gates of the data API: version, session, quota. `Ok` carries the caller.
+fn gate(st: &SfState, route: &RouteInfo, headers: &HeaderMap) -> Result<Option<AuthCtx>, Response> {
+    if route.bad_version {
+        return Err(SfError::not_found().into_response());
+    }
+    let Some(version) = route.version else {
+        return Ok(None);
+    };
+    if route.dependency != Some(Dependency::Salesforce) {
+        return Ok(None);
+    }
+    if (version as u64) < st.retired_below.load(Ordering::Relaxed) {
+        return Err(SfError::new(
+            StatusCode::GONE,
+            "UNSUPPORTED_API_VERSION",
+            format!("API version {version}.0 has been retired and is no longer available"),
+        )
+        .into_response());
+    }
+    if version as u64 > st.max_version.load(Ordering::Relaxed) {
+        return Err(SfError::not_found().into_response());
+    }
+    let now = st.clock.elapsed();
+    let session = bearer_token(headers).and_then(|t| st.auth.lock().check(t, now).ok().cloned());
+    let Some(session) = session else {
+        return Err(SfError::invalid_session().into_response());
+    };
+    let max = st.api_max.load(Ordering::Relaxed);
+    let counted = st
+        .api_used
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+            (u < max).then_some(u + 1)
+        })
+        .is_ok();
+    if !counted {
+        let mut resp = SfError::request_limit().into_response();
+        resp.headers_mut()
+            .insert("sforce-limit-info", limit_header(st));
+        return Err(resp);
+    }
+    Ok(Some(AuthCtx {
+        user_id: session.user_id,
+        username: session.username,
+        version,
+    }))
+}
+
+/// The middleware itself.
+pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Next) -> Response {
+    let seq = st.history.next_seq();
+    let arrived = st.clock.elapsed();
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let route = classify(&parts.method, &path);
+    let dependency = route.dependency.unwrap_or(Dependency::Salesforce);
+
+    let collected = http_body_util::Limited::new(body, st.config.max_body_bytes)
+        .collect()
+        .await;
+    let (bytes, body_error) = match collected {
+        Ok(c) => (c.to_bytes(), None),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            (
+                Bytes::new(),
+                Some(SfError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "REQUEST_ENTITY_TOO_LARGE",
+                    format!(
+                        "The request body exceeds the maximum of {} bytes",
+                        st.config.max_body_bytes
+                    ),
+                )),
+            )
+        }
+        Err(_) => (
+            Bytes::new(),
+            Some(SfError::json_parser("The request body could not be read")),
+        ),
+    };
+
+    let token = bearer_token(&parts.headers).map(str::to_string);
+    let session = token
+        .as_deref()
+        .and_then(|t| st.auth.lock().session(t).cloned());
+    let (client_id, user) = match &session {
+        Some(s) => (s.client_id.clone(), Some(s.username.clone())),
+        None if route.operation.starts_with("oauth.") => (
+            form_value(&bytes, "client_id"),
+            form_value(&bytes, "username"),
+        ),
+        None => (None, None),
+    };
+    let verdict = st.hook.verdict(&RequestInfo {
+        seq,
+        dependency,
+        method: &parts.method,
+        path: &path,
+        headers: &parts.headers,
+        operation: route.operation,
+        sobject: route.sobject.as_deref(),
+        record: route.record.as_deref(),
+        client_id: client_id.as_deref(),
+        user: user.as_deref(),
+        model: None,
+    });
+    // From here on the client may give up at any await; the guard records the request anyway.
+    let mut pending = PendingRecord {
+        history: st.history.clone(),
+        clock: st.clock.clone(),
+        arrived,
+        record: Some(RequestRecord {
+            seq,
+            dependency,
+            at_us: arrived.as_micros() as u64,
+            latency_us: 0,
+            method: parts.method.to_string(),
+            path,
+            operation: route.operation.to_string(),
+            sobject: route.sobject.clone(),
+            record: route.record.clone(),
+            status: 0,
+            error_code: None,
+            client_id,
+            user,
+            token_digest: token.as_deref().map(|t| digest(t.as_bytes())),
+            body_digest: (!bytes.is_empty()).then(|| digest(&bytes)),
+            body_len: bytes.len() as u64,
+            fault: verdict.history_label(),
+            retry_count: parts
+                .headers
+                .get("x-stainless-retry-count")
+                .and_then(|v| v.to_str().ok()?.parse().ok()),
+            retry_after_ms: None,
+        }),
+    };
+    if let Some(d) = verdict.delay {
+        tokio::time::sleep(d).await;
+    }
+    let conn = parts.extensions.get::<Arc<ConnControl>>().cloned();
+    let dropped = matches!(verdict.action, Action::Drop | Action::Reset);
+    let response = match verdict.action {
+        Action::Respond(c) => canned(c, conn),
+        Action::Drop => {
+            st.stop.stopped().await;
+            aborting_response()
+        }
+        Action::Reset => {
+            if let Some(conn) = conn {
+                conn.reset();
+            }
+            aborting_response()
+        }
+        Action::Pass => match body_error {
+            Some(e) => e.into_response(),
+            None => match gate(&st, &route, &parts.headers) {
+                Err(resp) => resp,
+                Ok(ctx) => {
+                    let authed = ctx.is_some();
+                    if let Some(ctx) = ctx {
+                        parts.extensions.insert(ctx);
+                    }
+                    let mut resp = next
+                        .run(Request::from_parts(parts, Body::from(bytes)))
+                        .await;
+                    if authed {
+                        resp.headers_mut()
+                            .insert("sforce-limit-info", limit_header(&st));
+                    }
+                    resp
+                }
+            },
+        },
+    };
+    if let Some(rec) = pending.record.as_mut() {
+        if !dropped {
+            rec.status = response.status().as_u16();
+        }
+        rec.error_code = response
+            .extensions()
+            .get::<ErrorCode>()
+            .map(|c| c.0.to_string());
+        rec.retry_after_ms = retry_after_ms(response.headers());
+    }
+    pending.finish();
+    response
+}
+
+/// `Retry-After-Ms`, else `Retry-After` in seconds, as milliseconds.
+pub(crate) fn retry_after_ms(headers: &HeaderMap) -> Option<u64> {
+    let num = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
+    num("retry-after-ms")
+        .map(|ms| ms as u64)
+        .or_else(|| num("retry-after").map(|s| (s * 1000.0) as u64))
+}
+
+/// Pushes its record to the history when finished, or when dropped because the client left.
+pub(crate) struct PendingRecord {
+    pub(crate) history: Arc<crate::history::History>,
+    pub(crate) clock: crate::clock::Clock,
+    pub(crate) arrived: std::time::Duration,
+    pub(crate) record: Option<RequestRecord>,
+}
+
+impl PendingRecord {
+    /// Stamp the latency and push the record.
+    pub(crate) fn finish(&mut self) {
+        if let Some(mut rec) = self.record.take() {
+            rec.latency_us = (self.clock.elapsed().saturating_sub(self.arrived)).as_micros() as u64;
+            self.history.push(rec);
+        }
+    }
+}
+
+impl Drop for PendingRecord {
+    fn drop(&mut self) {
+        if let Some(rec) = self.record.as_mut() {
+            rec.status = 0;
+            rec.error_code
+                .get_or_insert_with(|| "CLIENT_CLOSED".to_string());
+        }
+        self.finish();
+    }
+}

@@ -1,0 +1,587 @@
+//! Binding a parsed query to the org schema (unknown fields and mistyped literals become
+//! Salesforce's errors) and running it over the org's records.
+
+use std::cmp::Ordering;
+
+use serde_json::{Map, Value};
+
+use super::{CmpOp, Cond, FieldPath, Literal, Pos, Query, Selection, SoqlError};
+use crate::salesforce::ids;
+use crate::salesforce::schema::{FieldDef, FieldType, ObjectDef, OrgSchema};
+use crate::salesforce::store::{compute, OrgData, Record};
+use crate::salesforce::validate::format_datetime;
+
+/// The result of running a query.
+#[derive(Debug)]
+pub enum Outcome {
+    /// `COUNT()`: the number of matching rows.
+    Count(usize),
+    /// Rendered rows, in order.
+    Rows(Vec<Value>),
+}
+
+/// A field path resolved against the schema.
+#[derive(Clone, Debug)]
+enum Bound {
+    /// A field of the queried object.
+    Own { field: String, ftype: FieldType },
+    /// A field of a parent: `rel_field` is the reference field (`WhoId`), `rel_name` its
+    /// relationship name (`Who`), `field` the parent's field (`Name`).
+    Parent {
+        rel_field: String,
+        rel_name: String,
+        field: String,
+        ftype: FieldType,
+    },
+}
+
+impl Bound {
+    fn ftype(&self) -> FieldType {
+        match self {
+            Bound::Own { ftype, .. } | Bound::Parent { ftype, .. } => *ftype,
+        }
+    }
+}
+
+const CUSTOM_FIELD_HINT: &str = "If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.";
+
+fn no_such_column(obj: &ObjectDef, name: &str, pos: Pos) -> SoqlError {
+    SoqlError::at(
+        "INVALID_FIELD",
+        format!(
+            "No such column '{name}' on entity '{}'. {CUSTOM_FIELD_HINT}",
+            obj.name
+        ),
+        pos,
+    )
+}
+
+fn bind(schema: &OrgSchema, obj: &ObjectDef, path: &FieldPath) -> Result<Bound, SoqlError> {
+    match path.parts.as_slice() {
+        [name] => {
+            let f = obj
+                .field(name)
+                .ok_or_else(|| no_such_column(obj, name, path.pos))?;
+            Ok(Bound::Own {
+                field: f.name.clone(),
+                ftype: f.ftype,
+            })
+        }
+        [first, name] if first.eq_ignore_ascii_case(&obj.name) => {
+            // `Contact.Name` on a Contact query is the object's own field.
+            let f = obj
+                .field(name)
+                .ok_or_else(|| no_such_column(obj, name, path.pos))?;
+            Ok(Bound::Own {
+                field: f.name.clone(),
+                ftype: f.ftype,
+            })
+        }
+        [rel, name] => {
+            let rf = obj.relationship(rel).ok_or_else(|| {
+                SoqlError::at(
+                    "INVALID_FIELD",
+                    format!("Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."),
+                    path.pos,
+                )
+            })?;
+            let target: Option<&FieldDef> = rf
+                .reference_to
+                .iter()
+                .filter_map(|t| schema.object(t))
+                .find_map(|t| t.field(name));
+            let f = target.ok_or_else(|| {
+                let first = rf
+                    .reference_to
+                    .first()
+                    .and_then(|t| schema.object(t))
+                    .unwrap_or(obj);
+                no_such_column(first, name, path.pos)
+            })?;
+            Ok(Bound::Parent {
+                rel_field: rf.name.clone(),
+                rel_name: rf.relationship_name.clone().unwrap_or_default(),
+                field: f.name.clone(),
+                ftype: f.ftype,
+            })
+        }
+        _ => Err(SoqlError::at(
+            "MALFORMED_QUERY",
+            format!(
+                "relationship paths deeper than one level are not supported by this mock: '{}'",
+                path.text()
+            ),
+            path.pos,
+        )),
+    }
+}
+
+/// A literal converted to the comparable form of a field's type.
+#[derive(Clone, Debug, PartialEq)]
+enum Cv {
+    Null,
+    Text(String),
+    Num(f64),
+    Bool(bool),
+    Id(String),
+}
+
+fn type_word(t: FieldType) -> &'static str {
+    match t {
+        t if t.is_numeric() => "double",
+        FieldType::Boolean => "boolean",
+        FieldType::Date => "date",
+        FieldType::Datetime => "datetime",
+        FieldType::Id | FieldType::Reference => "id",
+        _ => "string",
+    }
+}
+
+fn filter_error(field: &FieldPath, ftype: FieldType, quoted: bool, pos: Pos) -> SoqlError {
+    let quoting = if matches!(type_word(ftype), "string" | "id") {
+        "should be enclosed in quotes"
+    } else if quoted {
+        "should not be enclosed in quotes"
+    } else {
+        "must be a valid literal"
+    };
+    SoqlError::at(
+        "INVALID_QUERY_FILTER_OPERATOR",
+        format!(
+            "value of filter criterion for field '{}' must be of type {} and {quoting}",
+            field.text(),
+            type_word(ftype)
+        ),
+        pos,
+    )
+}
+
+fn convert(field: &FieldPath, ftype: FieldType, lit: &Literal, pos: Pos) -> Result<Cv, SoqlError> {
+    let quoted = matches!(lit, Literal::Str(_));
+    let bad = || filter_error(field, ftype, quoted, pos);
+    Ok(match (ftype, lit) {
+        (_, Literal::Null) => Cv::Null,
+        (FieldType::Id | FieldType::Reference, Literal::Str(s)) => match ids::normalize(s) {
+            Some(id) => Cv::Id(id),
+            None => {
+                return Err(SoqlError::at(
+                    "INVALID_QUERY_FILTER_OPERATOR",
+                    format!("invalid ID field: {s}"),
+                    pos,
+                ))
+            }
+        },
+        (t, Literal::Str(s)) if t.is_text() => Cv::Text(s.to_lowercase()),
+        (t, Literal::Num(n)) if t.is_numeric() => Cv::Num(*n),
+        (FieldType::Boolean, Literal::Bool(b)) => Cv::Bool(*b),
+        (FieldType::Date, Literal::Date(d)) => Cv::Text(d.format("%Y-%m-%d").to_string()),
+        (FieldType::Datetime, Literal::DateTime(t)) => Cv::Text(format_datetime(*t)),
+        _ => return Err(bad()),
+    })
+}
+
+fn to_cv(ftype: FieldType, v: &Value) -> Cv {
+    match v {
+        Value::Null => Cv::Null,
+        Value::Bool(b) => Cv::Bool(*b),
+        Value::Number(n) => Cv::Num(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) if matches!(ftype, FieldType::Id | FieldType::Reference) => {
+            Cv::Id(s.clone())
+        }
+        Value::String(s) if ftype.is_text() => Cv::Text(s.to_lowercase()),
+        Value::String(s) => Cv::Text(s.clone()),
+        other => Cv::Text(other.to_string()),
+    }
+}
+
+fn cmp_cv(a: &Cv, b: &Cv) -> Option<Ordering> {
+    match (a, b) {
+        (Cv::Text(x), Cv::Text(y)) | (Cv::Id(x), Cv::Id(y)) => Some(x.cmp(y)),
+        (Cv::Num(x), Cv::Num(y)) => x.partial_cmp(y),
+        (Cv::Bool(x), Cv::Bool(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// A condition with fields bound and literals converted.
+enum Pred {
+    And(Vec<Pred>),
+    Or(Vec<Pred>),
+    Not(Box<Pred>),
+    Cmp(Bound, CmpOp, Cv),
+    In(Bound, bool, Vec<Cv>),
+    Like(Bound, Vec<LikeTok>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum LikeTok {
+    Any,
+    One,
+    Char(char),
+}
+
+fn like_pattern(p: &str) -> Vec<LikeTok> {
+    let mut out = vec![];
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        out.push(match c {
+            '%' => LikeTok::Any,
+            '_' => LikeTok::One,
+            '\\' => match chars.next() {
+                Some(n) => LikeTok::Char(n.to_lowercase().next().unwrap_or(n)),
+                None => LikeTok::Char('\\'),
+            },
+            c => LikeTok::Char(c.to_lowercase().next().unwrap_or(c)),
+        });
+    }
+    out
+}
+
+fn like_match(pat: &[LikeTok], text: &[char]) -> bool {
+    // Iterative wildcard matching with backtracking to the last `%`.
+    let (mut p, mut t) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pat.get(p) {
+            Some(LikeTok::Any) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(LikeTok::One) => {
+                p += 1;
+                t += 1;
+            }
+            Some(LikeTok::Char(c)) if *c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pat[p.min(pat.len())..].iter().all(|x| *x == LikeTok::Any)
+}
+
+fn bind_cond(schema: &OrgSchema, obj: &ObjectDef, c: &Cond) -> Result<Pred, SoqlError> {
+    Ok(match c {
+        Cond::And(v) => Pred::And(
+            v.iter()
+                .map(|c| bind_cond(schema, obj, c))
+                .collect::<Result<_, _>>()?,
+        ),
+        Cond::Or(v) => Pred::Or(
+            v.iter()
+                .map(|c| bind_cond(schema, obj, c))
+                .collect::<Result<_, _>>()?,
+        ),
+        Cond::Not(c) => Pred::Not(Box::new(bind_cond(schema, obj, c)?)),
+        Cond::Cmp {
+            field,
+            op,
+            value,
+            value_pos,
+        } => {
+            let b = bind(schema, obj, field)?;
+            let t = b.ftype();
+            if t == FieldType::Boolean && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+                return Err(SoqlError::at(
+                    "INVALID_QUERY_FILTER_OPERATOR",
+                    "invalid operator on boolean field",
+                    *value_pos,
+                ));
+            }
+            let cv = convert(field, t, value, *value_pos)?;
+            Pred::Cmp(b, *op, cv)
+        }
+        Cond::In {
+            field,
+            negated,
+            values,
+        } => {
+            let b = bind(schema, obj, field)?;
+            let t = b.ftype();
+            let cvs = values
+                .iter()
+                .map(|(l, p)| convert(field, t, l, *p))
+                .collect::<Result<_, _>>()?;
+            Pred::In(b, *negated, cvs)
+        }
+        Cond::Like { field, pattern } => {
+            let b = bind(schema, obj, field)?;
+            if !b.ftype().is_text() {
+                return Err(SoqlError::at(
+                    "INVALID_QUERY_FILTER_OPERATOR",
+                    format!("invalid operator on {} field", type_word(b.ftype())),
+                    field.pos,
+                ));
+            }
+            Pred::Like(b, like_pattern(pattern))
+        }
+    })
+}
+
+struct Ctx<'a> {
+    schema: &'a OrgSchema,
+    data: &'a OrgData,
+}
+
+impl Ctx<'_> {
+    fn value(&self, obj: &ObjectDef, r: &Record, b: &Bound) -> Value {
+        match b {
+            Bound::Own { field, .. } => compute(obj, r, field),
+            Bound::Parent {
+                rel_field, field, ..
+            } => {
+                let Some(pid) = r.get(rel_field).as_str() else {
+                    return Value::Null;
+                };
+                let Some(parent) = self.data.get_any(self.schema, pid).filter(|p| !p.deleted)
+                else {
+                    return Value::Null;
+                };
+                let Some(pobj) = self.schema.object(&parent.object) else {
+                    return Value::Null;
+                };
+                compute(pobj, parent, field)
+            }
+        }
+    }
+
+    fn eval(&self, obj: &ObjectDef, r: &Record, p: &Pred) -> bool {
+        match p {
+            Pred::And(v) => v.iter().all(|p| self.eval(obj, r, p)),
+            Pred::Or(v) => v.iter().any(|p| self.eval(obj, r, p)),
+            Pred::Not(p) => !self.eval(obj, r, p),
+            Pred::Cmp(b, op, lit) => {
+                let v = to_cv(b.ftype(), &self.value(obj, r, b));
+                match (op, &v, lit) {
+                    (CmpOp::Eq, _, Cv::Null) => v == Cv::Null,
+                    (CmpOp::Ne, _, Cv::Null) => v != Cv::Null,
+                    (_, Cv::Null, _) => *op == CmpOp::Ne,
+                    _ => match cmp_cv(&v, lit) {
+                        Some(o) => match op {
+                            CmpOp::Eq => o == Ordering::Equal,
+                            CmpOp::Ne => o != Ordering::Equal,
+                            CmpOp::Lt => o == Ordering::Less,
+                            CmpOp::Gt => o == Ordering::Greater,
+                            CmpOp::Le => o != Ordering::Greater,
+                            CmpOp::Ge => o != Ordering::Less,
+                        },
+                        None => false,
+                    },
+                }
+            }
+            Pred::In(b, negated, list) => {
+                let v = to_cv(b.ftype(), &self.value(obj, r, b));
+                let hit = list.iter().any(|l| *l == v);
+                hit != *negated
+            }
+            Pred::Like(b, pat) => match self.value(obj, r, b) {
+                Value::String(s) => {
+                    let text: Vec<char> = s.to_lowercase().chars().collect();
+                    like_match(pat, &text)
+                }
+                _ => false,
+            },
+        }
+    }
+
+    fn render(&self, obj: &ObjectDef, r: &Record, fields: &[Bound], version: &str) -> Value {
+        let mut out = Map::new();
+        out.insert(
+            "attributes".into(),
+            serde_json::json!({"type": obj.name, "url": format!("/services/data/v{version}/sobjects/{}/{}", obj.name, r.id)}),
+        );
+        for b in fields {
+            match b {
+                Bound::Own { field, .. } => {
+                    out.insert(field.clone(), compute(obj, r, field));
+                }
+                Bound::Parent {
+                    rel_field,
+                    rel_name,
+                    field,
+                    ..
+                } => {
+                    let parent = r
+                        .get(rel_field)
+                        .as_str()
+                        .and_then(|pid| self.data.get_any(self.schema, pid))
+                        .filter(|p| !p.deleted);
+                    let entry = out.entry(rel_name.clone()).or_insert(Value::Null);
+                    if let Some(parent) = parent {
+                        let Some(pobj) = self.schema.object(&parent.object) else {
+                            continue;
+                        };
+                        if entry.is_null() {
+                            *entry = serde_json::json!({"attributes": {"type": pobj.name, "url": format!("/services/data/v{version}/sobjects/{}/{}", pobj.name, parent.id)}});
+                        }
+                        if let Value::Object(m) = entry {
+                            m.insert(field.clone(), compute(pobj, parent, field));
+                        }
+                    }
+                }
+            }
+        }
+        Value::Object(out)
+    }
+}
+
+/// Largest `OFFSET` Salesforce accepts.
+pub const MAX_OFFSET: usize = 2000;
+
+/// Run a query. `include_deleted` is `queryAll`.
+pub fn execute(
+    q: &Query,
+    schema: &OrgSchema,
+    data: &OrgData,
+    version: &str,
+    include_deleted: bool,
+) -> Result<Outcome, SoqlError> {
+    let obj = schema.object(&q.from).ok_or_else(|| {
+        SoqlError::at(
+            "INVALID_TYPE",
+            format!("sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.", q.from),
+            q.from_pos,
+        )
+    })?;
+    let fields: Vec<Bound> = match &q.select {
+        Selection::Count => vec![],
+        Selection::Fields(list) => {
+            let mut seen = std::collections::HashSet::new();
+            let mut out = vec![];
+            for p in list {
+                let b = bind(schema, obj, p)?;
+                let key = match &b {
+                    Bound::Own { field, .. } => field.to_ascii_lowercase(),
+                    Bound::Parent {
+                        rel_name, field, ..
+                    } => format!("{rel_name}.{field}").to_ascii_lowercase(),
+                };
+                if !seen.insert(key) {
+                    return Err(SoqlError::at(
+                        "MALFORMED_QUERY",
+                        format!("duplicate field selected: {}", p.text()),
+                        p.pos,
+                    ));
+                }
+                out.push(b);
+            }
+            out
+        }
+    };
+    let pred = q
+        .filter
+        .as_ref()
+        .map(|c| bind_cond(schema, obj, c))
+        .transpose()?;
+    let order: Vec<(Bound, bool, bool)> = q
+        .order
+        .iter()
+        .map(|k| Ok((bind(schema, obj, &k.field)?, k.desc, k.nulls_first)))
+        .collect::<Result<_, SoqlError>>()?;
+    if let Some(off) = q.offset {
+        if off > MAX_OFFSET {
+            return Err(SoqlError::at(
+                "NUMBER_OUTSIDE_VALID_RANGE",
+                format!("Maximum SOQL offset allowed is {MAX_OFFSET}"),
+                q.from_pos,
+            ));
+        }
+    }
+    let ctx = Ctx { schema, data };
+    let mut rows: Vec<&Record> = data
+        .records(&obj.name)
+        .filter(|r| include_deleted || !r.deleted)
+        .filter(|r| pred.as_ref().is_none_or(|p| ctx.eval(obj, r, p)))
+        .collect();
+    if !order.is_empty() {
+        let keyed: Vec<(Vec<Cv>, &Record)> = rows
+            .into_iter()
+            .map(|r| {
+                (
+                    order
+                        .iter()
+                        .map(|(b, _, _)| to_cv(b.ftype(), &ctx.value(obj, r, b)))
+                        .collect(),
+                    r,
+                )
+            })
+            .collect();
+        let mut keyed = keyed;
+        keyed.sort_by(|(a, _), (b, _)| {
+            for (i, (_, desc, nulls_first)) in order.iter().enumerate() {
+                let o = match (&a[i], &b[i]) {
+                    (Cv::Null, Cv::Null) => Ordering::Equal,
+                    (Cv::Null, _) => {
+                        if *nulls_first {
+                            Ordering::Less
+                        } else {
+                            Ordering::Greater
+                        }
+                    }
+                    (_, Cv::Null) => {
+                        if *nulls_first {
+                            Ordering::Greater
+                        } else {
+                            Ordering::Less
+                        }
+                    }
+                    (x, y) => {
+                        let o = cmp_cv(x, y).unwrap_or(Ordering::Equal);
+                        if *desc {
+                            o.reverse()
+                        } else {
+                            o
+                        }
+                    }
+                };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            Ordering::Equal
+        });
+        rows = keyed.into_iter().map(|(_, r)| r).collect();
+    }
+    let offset = q.offset.unwrap_or(0);
+    let rows = rows
+        .into_iter()
+        .skip(offset)
+        .take(q.limit.unwrap_or(usize::MAX));
+    Ok(match q.select {
+        Selection::Count => Outcome::Count(rows.count()),
+        Selection::Fields(_) => {
+            Outcome::Rows(rows.map(|r| ctx.render(obj, r, &fields, version)).collect())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_matches_salesforce_wildcards() {
+        let m = |p: &str, t: &str| {
+            like_match(
+                &like_pattern(p),
+                &t.to_lowercase().chars().collect::<Vec<_>>(),
+            )
+        };
+        assert!(m("Ad%", "Adams"));
+        assert!(m("%ams", "Adams"));
+        assert!(m("A_a%", "Adams"));
+        assert!(m("%", ""));
+        assert!(!m("A_", "Adams"));
+        assert!(m("50\\%", "50%"));
+        assert!(!m("50\\%", "500"));
+        assert!(m("%d%m%", "Adams"));
+    }
+}

@@ -1,0 +1,189 @@
+//! A SOQL subset, parsed properly: a lexer and a recursive-descent parser produce an AST
+//! (`ast` types below), which `eval` binds to the org schema and runs over the org's records.
+//!
+//! Supported: field lists with one level of parent relationship (`Who.Name`), `COUNT()`,
+//! `WHERE` with `= != <> < > <= >= LIKE IN NOT IN`, `AND`/`OR`/`NOT`, parentheses, `NULL`,
+//! string/number/boolean/date/datetime literals, `ORDER BY … ASC|DESC NULLS FIRST|LAST`,
+//! `LIMIT` and `OFFSET`. Errors carry Salesforce's codes and the row/column they point at.
+
+pub mod eval;
+pub mod parser;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use http::StatusCode;
+
+use super::errors::SfError;
+
+/// A position in the query text (1-based, as Salesforce reports it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pos {
+    /// Row.
+    pub line: usize,
+    /// Column.
+    pub col: usize,
+}
+
+/// A field reference: `Name` or `Who.Name`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldPath {
+    /// One or two dotted parts.
+    pub parts: Vec<String>,
+    /// Where it starts.
+    pub pos: Pos,
+}
+
+impl FieldPath {
+    /// The dotted text.
+    pub fn text(&self) -> String {
+        self.parts.join(".")
+    }
+}
+
+/// A literal value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Literal {
+    /// `'text'`.
+    Str(String),
+    /// `42`, `-1.5`.
+    Num(f64),
+    /// `TRUE` / `FALSE`.
+    Bool(bool),
+    /// `NULL`.
+    Null,
+    /// `2024-05-01`.
+    Date(NaiveDate),
+    /// `2024-05-01T09:00:00Z`.
+    DateTime(DateTime<Utc>),
+}
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `=`
+    Eq,
+    /// `!=` or `<>`
+    Ne,
+    /// `<`
+    Lt,
+    /// `>`
+    Gt,
+    /// `<=`
+    Le,
+    /// `>=`
+    Ge,
+}
+
+/// A `WHERE` condition.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cond {
+    /// All must hold.
+    And(Vec<Cond>),
+    /// One must hold.
+    Or(Vec<Cond>),
+    /// Negation.
+    Not(Box<Cond>),
+    /// `field op literal`.
+    Cmp {
+        /// Field.
+        field: FieldPath,
+        /// Operator.
+        op: CmpOp,
+        /// Literal.
+        value: Literal,
+        /// Position of the literal.
+        value_pos: Pos,
+    },
+    /// `field [NOT] IN (...)`.
+    In {
+        /// Field.
+        field: FieldPath,
+        /// `NOT IN`.
+        negated: bool,
+        /// Values.
+        values: Vec<(Literal, Pos)>,
+    },
+    /// `field LIKE 'pattern'`.
+    Like {
+        /// Field.
+        field: FieldPath,
+        /// Pattern with `%` and `_`.
+        pattern: String,
+    },
+}
+
+/// What the query selects.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Selection {
+    /// `COUNT()`.
+    Count,
+    /// A field list.
+    Fields(Vec<FieldPath>),
+}
+
+/// One `ORDER BY` key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderKey {
+    /// Field.
+    pub field: FieldPath,
+    /// Descending.
+    pub desc: bool,
+    /// Nulls first (default: first for ASC, last for DESC).
+    pub nulls_first: bool,
+}
+
+/// A parsed query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    /// Selection.
+    pub select: Selection,
+    /// Object name as written.
+    pub from: String,
+    /// Where the object name stands.
+    pub from_pos: Pos,
+    /// Filter.
+    pub filter: Option<Cond>,
+    /// Ordering.
+    pub order: Vec<OrderKey>,
+    /// Row limit.
+    pub limit: Option<usize>,
+    /// Rows to skip.
+    pub offset: Option<usize>,
+}
+
+/// A query error with Salesforce's code and the position it points at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SoqlError {
+    /// `MALFORMED_QUERY`, `INVALID_FIELD`, `INVALID_TYPE`, ...
+    pub code: &'static str,
+    /// The last line of Salesforce's message.
+    pub message: String,
+    /// Where the problem is, if known.
+    pub pos: Option<Pos>,
+}
+
+impl SoqlError {
+    /// A new error at a position.
+    pub fn at(code: &'static str, message: impl Into<String>, pos: Pos) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            pos: Some(pos),
+        }
+    }
+
+    /// The error as Salesforce's REST body element: the query line, a caret, the row and column.
+    pub fn into_sf_error(self, query: &str) -> SfError {
+        let message = match self.pos {
+            Some(pos) => {
+                let line = query.lines().nth(pos.line.saturating_sub(1)).unwrap_or("");
+                let caret = format!("{}^", " ".repeat(pos.col.saturating_sub(1)));
+                format!(
+                    "\n{line}\n{caret}\nERROR at Row:{}:Column:{}\n{}",
+                    pos.line, pos.col, self.message
+                )
+            }
+            None => self.message,
+        };
+        SfError::new(StatusCode::BAD_REQUEST, self.code, message)
+    }
+}

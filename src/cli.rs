@@ -1,0 +1,121 @@
+//! The command line. Thin by design: parse, call a module, map the result to an exit code.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::{exit_code, Error};
+
+/// crashcart: chaos-engineering harness for Salesforce + local-LLM integrations.
+#[derive(Debug, Parser)]
+#[command(name = "crashcart", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the mock dependencies as servers until Ctrl-C (for game days and manual testing).
+    Serve(ServeArgs),
+}
+
+/// Which mocks `serve` starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ServeTarget {
+    /// Every mock crashcart has.
+    #[default]
+    All,
+    /// The mock Salesforce.
+    Salesforce,
+}
+
+/// Arguments of `crashcart serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Which mock to serve.
+    #[arg(value_enum, default_value_t = ServeTarget::All)]
+    pub target: ServeTarget,
+    /// Port of the mock Salesforce (0 picks a free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Address to bind. Non-loopback addresses need --allow-remote.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Allow binding a non-loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Seed for ids, tokens and every random choice.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Serve HTTPS with a self-signed certificate generated at start (written to --cert-out).
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: use this PEM certificate chain instead of generating one.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// With --tls: the PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Where to write the certificate clients must trust (default: a file in the temp dir).
+    #[arg(long)]
+    pub cert_out: Option<PathBuf>,
+    /// Extra org schema (YAML or JSON) merged over the built-in one; repeatable.
+    #[arg(long = "schema")]
+    pub schemas: Vec<PathBuf>,
+    /// Access-token lifetime, e.g. `2h`, `90s`.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2h")]
+    pub token_ttl: Duration,
+    /// Daily API request quota.
+    #[arg(long, default_value_t = 15_000)]
+    pub daily_api_limit: u64,
+    /// Also print the connection settings as shell `export` lines on stdout.
+    #[arg(long)]
+    pub env: bool,
+}
+
+/// Parse the process arguments, run, and return the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit_code::INVALID_INPUT
+            } else {
+                exit_code::OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("CRASHCART_LOG"))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("crashcart: cannot start the async runtime: {e}");
+            return exit_code::ABORTED;
+        }
+    };
+    let result: Result<i32, Error> = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => crate::serve::run(args).await.map(|()| exit_code::OK),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("crashcart: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! crashcart: a chaos-engineering harness for Salesforce + local-LLM integrations.
+//!
+//! Module map:
+//! - [`cli`]: the command line (thin: parses arguments, calls the modules below, maps exit codes).
+//! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
+//! - [`shutdown`]: Ctrl-C / SIGTERM handling shared by long-running commands.
+//! - [`error`]: harness errors and the documented exit codes.
+//!
+//! The mocks themselves live in the `crashcart-mocks` crate (`mocks/`).
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod error;
+pub mod serve;
+pub mod shutdown;
+
+pub use error::{exit_code, Error};
