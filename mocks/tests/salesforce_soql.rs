@@ -1,0 +1,146 @@
+//! SOQL over the mock's records: results, pagination, relationships, and errors with row/column.
+
+mod common;
+
+use common::*;
+use crashcart_mocks::MockSalesforce;
+use reqwest::Method;
+use serde_json::json;
+
+async fn seeded() -> (Org, Vec<String>) {
+    let org = Org::with(MockSalesforce::builder().query_page_size(4)).await;
+    let h = org.sf.handle();
+    let mut ids = vec![];
+    for (i, (first, last, lang)) in [
+        ("Ada", "Lovelace", Some("English")),
+        ("Grace", "Hopper", Some("Spanish")),
+        ("Alan", "Turing", None),
+        ("Edsger", "Dijkstra", Some("German")),
+        ("Barbara", "Liskov", Some("English")),
+        ("Ken", "Thompson", None),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut body = json!({"FirstName": first, "LastName": last, "Patient_External_Id__c": format!("CC-{i}"), "Birthdate": format!("19{}0-01-0{}", 4 + i, 1 + i)});
+        if let Some(l) = lang {
+            body["Preferred_Language__c"] = json!(l);
+        }
+        ids.push(h.insert("Contact", body).unwrap());
+    }
+    (org, ids)
+}
+
+fn last_names(r: &Resp) -> Vec<String> {
+    r.json["records"].as_array().unwrap().iter().map(|r| r["LastName"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn where_order_limit_offset() {
+    let (org, _) = seeded().await;
+    let r = org.query("SELECT Id, LastName FROM Contact WHERE Preferred_Language__c = 'english' ORDER BY LastName").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(last_names(&r), vec!["Liskov", "Lovelace"], "text equality is case-insensitive");
+    assert_eq!(r.json["totalSize"], 2);
+    assert_eq!(r.json["done"], true);
+    assert!(r.json.get("nextRecordsUrl").is_none());
+
+    let cases = [
+        ("SELECT LastName FROM Contact WHERE Preferred_Language__c = null ORDER BY LastName", vec!["Thompson", "Turing"]),
+        ("SELECT LastName FROM Contact WHERE Preferred_Language__c != null AND (LastName LIKE 'L%' OR FirstName = 'Grace') ORDER BY LastName DESC", vec!["Lovelace", "Liskov", "Hopper"]),
+        ("SELECT LastName FROM Contact WHERE NOT LastName LIKE '%o%' ORDER BY LastName", vec!["Dijkstra", "Turing"]),
+        ("SELECT LastName FROM Contact WHERE Preferred_Language__c IN ('German', 'Spanish') ORDER BY LastName", vec!["Dijkstra", "Hopper"]),
+        ("SELECT LastName FROM Contact WHERE Preferred_Language__c NOT IN ('English') ORDER BY LastName", vec!["Dijkstra", "Hopper", "Thompson", "Turing"]),
+        ("SELECT LastName FROM Contact WHERE Birthdate >= 1970-01-01 ORDER BY Birthdate DESC", vec!["Thompson", "Liskov", "Dijkstra"]),
+        ("SELECT LastName FROM Contact ORDER BY Preferred_Language__c NULLS LAST, LastName LIMIT 3", vec!["Liskov", "Lovelace", "Dijkstra"]),
+        ("SELECT LastName FROM Contact ORDER BY Preferred_Language__c DESC NULLS FIRST, LastName LIMIT 3", vec!["Thompson", "Turing", "Hopper"]),
+        ("SELECT LastName FROM Contact ORDER BY LastName LIMIT 2 OFFSET 1", vec!["Hopper", "Liskov"]),
+    ];
+    for (q, want) in cases {
+        let r = org.query(q).await;
+        assert_eq!(r.status, 200, "{q}: {}", r.text);
+        assert_eq!(last_names(&r), want, "{q}");
+    }
+    let count = org.query("SELECT COUNT() FROM Contact WHERE Preferred_Language__c = 'English'").await;
+    assert_eq!(count.json, json!({"totalSize": 2, "done": true, "records": []}));
+}
+
+#[tokio::test]
+async fn pagination_follows_next_records_url() {
+    let (org, _) = seeded().await;
+    let first = org.query("SELECT Id, LastName FROM Contact ORDER BY LastName").await;
+    assert_eq!(first.json["totalSize"], 6);
+    assert_eq!(first.json["done"], false);
+    assert_eq!(first.json["records"].as_array().unwrap().len(), 4);
+    let next = first.json["nextRecordsUrl"].as_str().unwrap();
+    assert!(next.starts_with("/services/data/v59.0/query/01g"), "{next}");
+    let second = org.call(Method::GET, &format!("{}{next}", org.base), None).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.json["done"], true);
+    assert!(second.json.get("nextRecordsUrl").is_none());
+    assert_eq!(last_names(&second), vec!["Thompson", "Turing"]);
+    let bogus = org.call(Method::GET, &format!("{}/services/data/v59.0/query/01gXXXXXXXXXXXX-4", org.base), None).await;
+    assert_eq!(bogus.status, 400);
+    assert_eq!(bogus.error_code(), "INVALID_QUERY_LOCATOR");
+}
+
+#[tokio::test]
+async fn query_all_sees_deleted_records() {
+    let (org, ids) = seeded().await;
+    assert_eq!(org.delete(&format!("/sobjects/Contact/{}", ids[0])).await.status, 204);
+    let live = org.query("SELECT COUNT() FROM Contact").await;
+    assert_eq!(live.json["totalSize"], 5);
+    let url = reqwest::Url::parse_with_params(&org.data("/queryAll"), &[("q", "SELECT Id, IsDeleted FROM Contact WHERE IsDeleted = true")]).unwrap();
+    let all = org.call(Method::GET, url.as_str(), None).await;
+    assert_eq!(all.json["totalSize"], 1);
+    assert_eq!(all.json["records"][0]["Id"], ids[0].as_str());
+    assert_eq!(all.json["records"][0]["IsDeleted"], true);
+}
+
+#[tokio::test]
+async fn parent_relationships_render_nested_records() {
+    let (org, ids) = seeded().await;
+    let h = org.sf.handle();
+    let owner = h.user_id("dr.adams@crashcart.test").unwrap();
+    h.insert("Event", json!({"Subject": "Visit", "WhoId": ids[1], "OwnerId": owner, "StartDateTime": "2030-05-01T09:00:00Z", "EndDateTime": "2030-05-01T09:30:00Z", "Booking_Key__c": "BK-1"})).unwrap();
+    h.insert("Event", json!({"Subject": "Admin", "OwnerId": owner, "StartDateTime": "2030-05-01T10:00:00Z", "EndDateTime": "2030-05-01T10:30:00Z"})).unwrap();
+    let r = org.query("SELECT Subject, Who.Name, Who.Id, Owner.Name FROM Event WHERE Owner.Name = 'Ada Adams' ORDER BY StartDateTime").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let recs = r.json["records"].as_array().unwrap();
+    assert_eq!(recs[0]["Who"]["Name"], "Grace Hopper");
+    assert_eq!(recs[0]["Who"]["Id"], ids[1].as_str());
+    assert_eq!(recs[0]["Who"]["attributes"]["type"], "Contact");
+    assert_eq!(recs[0]["Owner"]["Name"], "Ada Adams");
+    assert!(recs[1]["Who"].is_null(), "no parent renders as null");
+    let dt = org.query("SELECT Id FROM Event WHERE StartDateTime > 2030-05-01T09:30:00Z").await;
+    assert_eq!(dt.json["totalSize"], 1);
+    let by_id = org.query(&format!("SELECT LastName FROM Contact WHERE Id = '{}'", &ids[2][..15])).await;
+    assert_eq!(last_names(&by_id), vec!["Turing"], "15-character ids match");
+}
+
+#[tokio::test]
+async fn query_errors_carry_codes_rows_and_columns() {
+    let (org, _) = seeded().await;
+    let cases = [
+        ("SELECT Id FRM Contact", "MALFORMED_QUERY", "ERROR at Row:1:Column:11\nunexpected token: 'FRM'"),
+        ("SELECT Id, Nme FROM Contact", "INVALID_FIELD", "ERROR at Row:1:Column:12\nNo such column 'Nme' on entity 'Contact'"),
+        ("SELECT Id FROM Contactz", "INVALID_TYPE", "ERROR at Row:1:Column:16\nsObject type 'Contactz' is not supported"),
+        ("SELECT Id FROM Event WHERE Whoo.Name = 'x'", "INVALID_FIELD", "Didn't understand relationship 'Whoo'"),
+        ("SELECT Id FROM Contact WHERE LastName = 5", "INVALID_QUERY_FILTER_OPERATOR", "must be of type string and should be enclosed in quotes"),
+        ("SELECT Id FROM Contact WHERE Birthdate = '1980-01-01'", "INVALID_QUERY_FILTER_OPERATOR", "must be of type date and should not be enclosed in quotes"),
+        ("SELECT Id FROM Contact WHERE Id = 'zzz'", "INVALID_QUERY_FILTER_OPERATOR", "invalid ID field: zzz"),
+        ("SELECT Id FROM Contact OFFSET 2001", "NUMBER_OUTSIDE_VALID_RANGE", "Maximum SOQL offset allowed is 2000"),
+        ("SELECT Id, Id FROM Contact", "MALFORMED_QUERY", "duplicate field selected: Id"),
+    ];
+    for (q, code, needle) in cases {
+        let r = org.query(q).await;
+        assert_eq!(r.status, 400, "{q}");
+        assert_eq!(r.error_code(), code, "{q}: {}", r.text);
+        assert!(r.message().contains(needle), "{q}: {}", r.message());
+    }
+    let first = org.query("SELECT Id, Nme FROM Contact").await;
+    assert_eq!(first.message(), "\nSELECT Id, Nme FROM Contact\n           ^\nERROR at Row:1:Column:12\nNo such column 'Nme' on entity 'Contact'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.");
+    let missing = org.get("/query").await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(missing.error_code(), "MALFORMED_QUERY");
+}
