@@ -24,15 +24,28 @@ fn venv_python() -> PathBuf {
 async fn simple_salesforce_works_unmodified_and_recovers_from_session_expiry() {
     let python = tokio::task::spawn_blocking(venv_python).await.unwrap();
     let tls = TlsMaterial::self_signed().unwrap();
-    let sf = MockSalesforce::builder().seed(11).tls(tls.clone()).start().await.unwrap();
+    let sf = MockSalesforce::builder()
+        .seed(11)
+        .tls(tls.clone())
+        .start()
+        .await
+        .unwrap();
     let dir = std::env::temp_dir().join(format!("crashcart-sfpy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = tls.write_cert(&dir.join("ca.pem")).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/simple_salesforce_flow.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/simple_salesforce_flow.py");
     let base = sf.url();
     let output = tokio::process::Command::new(&python)
         .arg(&script)
-        .args(["--base", &base, "--username", "integration@crashcart.test", "--password", "crashcart-Pa55"])
+        .args([
+            "--base",
+            &base,
+            "--username",
+            "integration@crashcart.test",
+            "--password",
+            "crashcart-Pa55",
+        ])
         .args(["--token", "CRASHCARTTOKEN", "--external-id", "CC-PY-0001"])
         .env("REQUESTS_CA_BUNDLE", &ca)
         .kill_on_drop(true)
@@ -54,22 +67,34 @@ async fn simple_salesforce_works_unmodified_and_recovers_from_session_expiry() {
     assert_eq!(out["query"]["records"][0]["LastName"], "Synthetic");
     assert_eq!(out["update_status"], 204);
     assert_eq!(out["after_update"]["FirstName"], "Grace");
-    assert!(out["api_usage"][0].as_u64().unwrap() >= 2, "simple-salesforce parsed Sforce-Limit-Info: {}", out["api_usage"]);
+    assert!(
+        out["api_usage"][0].as_u64().unwrap() >= 2,
+        "simple-salesforce parsed Sforce-Limit-Info: {}",
+        out["api_usage"]
+    );
     assert_eq!(out["api_usage"][1], 15000);
     assert!(out["expired"].as_u64().unwrap() >= 1);
     assert_eq!(out["query_after_expiry"]["totalSize"], 1);
     assert_eq!(out["relogged_in"], true);
     assert_eq!(out["malformed"]["status"], 400);
-    assert_eq!(out["malformed"]["content"][0]["errorCode"], "MALFORMED_QUERY");
+    assert_eq!(
+        out["malformed"]["content"][0]["errorCode"],
+        "MALFORMED_QUERY"
+    );
 
     // The mock saw it: a 401 INVALID_SESSION_ID, then a new SOAP login, then the query again.
     let h = sf.handle().history().snapshot();
     let logins: Vec<_> = h.iter().filter(|r| r.operation == "soap.login").collect();
     assert_eq!(logins.len(), 2, "initial login and the re-login");
-    let expired = h.iter().position(|r| r.error_code.as_deref() == Some("INVALID_SESSION_ID")).expect("client hit INVALID_SESSION_ID");
+    let expired = h
+        .iter()
+        .position(|r| r.error_code.as_deref() == Some("INVALID_SESSION_ID"))
+        .expect("client hit INVALID_SESSION_ID");
     let relogin = h.iter().rposition(|r| r.operation == "soap.login").unwrap();
     assert!(relogin > expired);
-    assert!(h[relogin + 1..].iter().any(|r| r.operation == "query" && r.status == 200));
+    assert!(h[relogin + 1..]
+        .iter()
+        .any(|r| r.operation == "query" && r.status == 200));
     sf.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }

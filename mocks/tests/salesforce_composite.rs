@@ -25,7 +25,10 @@ async fn composite_resolves_references_in_order() {
     assert_eq!(parts[0]["httpStatusCode"], 201);
     assert_eq!(parts[0]["referenceId"], "patient");
     assert_eq!(parts[1]["httpStatusCode"], 201);
-    assert!(parts[1]["httpHeaders"]["Location"].as_str().unwrap().contains("/sobjects/Event/00U"));
+    assert!(parts[1]["httpHeaders"]["Location"]
+        .as_str()
+        .unwrap()
+        .contains("/sobjects/Event/00U"));
     assert_eq!(parts[2]["httpStatusCode"], 200);
     assert_eq!(parts[2]["body"]["WhoId"], parts[0]["body"]["id"]);
 }
@@ -51,7 +54,10 @@ async fn composite_all_or_none_rolls_back_everything() {
     assert_eq!(parts[1]["body"][0]["errorCode"], "REQUIRED_FIELD_MISSING");
     assert_eq!(parts[2]["body"][0]["errorCode"], "PROCESSING_HALTED");
     let count = org.query("SELECT COUNT() FROM Contact").await;
-    assert_eq!(count.json["totalSize"], 0, "the first create was rolled back");
+    assert_eq!(
+        count.json["totalSize"], 0,
+        "the first create was rolled back"
+    );
 
     // Without allOrNone the first create stays and a dependent reference fails.
     let r = org
@@ -67,7 +73,10 @@ async fn composite_all_or_none_rolls_back_everything() {
     let parts = r.json["compositeResponse"].as_array().unwrap();
     assert_eq!(parts[0]["httpStatusCode"], 201);
     assert_eq!(parts[2]["body"][0]["errorCode"], "PROCESSING_HALTED");
-    assert_eq!(org.query("SELECT COUNT() FROM Contact").await.json["totalSize"], 1);
+    assert_eq!(
+        org.query("SELECT COUNT() FROM Contact").await.json["totalSize"],
+        1
+    );
 }
 
 #[tokio::test]
@@ -86,7 +95,10 @@ async fn collections_create_update_delete_retrieve() {
     assert_eq!(r.status, 200, "{}", r.text);
     let res = r.json.as_array().unwrap();
     assert_eq!(res[0]["success"], true);
-    assert_eq!(res[1], json!({"success": false, "errors": [{"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [LastName]", "fields": ["LastName"]}]}));
+    assert_eq!(
+        res[1],
+        json!({"success": false, "errors": [{"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [LastName]", "fields": ["LastName"]}]})
+    );
     let contact = res[0]["id"].as_str().unwrap().to_string();
     let account = res[2]["id"].as_str().unwrap().to_string();
 
@@ -97,18 +109,39 @@ async fn collections_create_update_delete_retrieve() {
         ]})))
         .await;
     let res = upd.json.as_array().unwrap();
-    assert_eq!(res[0]["errors"][0]["statusCode"], "ALL_OR_NONE_OPERATION_ROLLED_BACK");
+    assert_eq!(
+        res[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
     assert_eq!(res[1]["errors"][0]["statusCode"], "NOT_FOUND");
-    assert!(org.get(&format!("/sobjects/Contact/{contact}")).await.json["FirstName"].is_null(), "rolled back");
+    assert!(
+        org.get(&format!("/sobjects/Contact/{contact}")).await.json["FirstName"].is_null(),
+        "rolled back"
+    );
 
-    let got = org.get(&format!("/composite/sobjects/Contact?ids={contact}&fields=Id,LastName")).await;
+    let got = org
+        .get(&format!(
+            "/composite/sobjects/Contact?ids={contact}&fields=Id,LastName"
+        ))
+        .await;
     assert_eq!(got.json[0]["LastName"], "One");
 
-    let del = org.delete(&format!("/composite/sobjects?ids={contact},{account}&allOrNone=false")).await;
-    assert_eq!(del.json, json!([{"id": contact, "success": true, "errors": []}, {"id": account, "success": true, "errors": []}]));
+    let del = org
+        .delete(&format!(
+            "/composite/sobjects?ids={contact},{account}&allOrNone=false"
+        ))
+        .await;
+    assert_eq!(
+        del.json,
+        json!([{"id": contact, "success": true, "errors": []}, {"id": account, "success": true, "errors": []}])
+    );
 
-    let too_many: Vec<_> = (0..201).map(|i| json!({"attributes": {"type": "Contact"}, "LastName": format!("N{i}")})).collect();
-    let r = org.post("/composite/sobjects", json!({"records": too_many})).await;
+    let too_many: Vec<_> = (0..201)
+        .map(|i| json!({"attributes": {"type": "Contact"}, "LastName": format!("N{i}")}))
+        .collect();
+    let r = org
+        .post("/composite/sobjects", json!({"records": too_many}))
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.error_code(), "EXCEEDED_ID_LIMIT");
 }

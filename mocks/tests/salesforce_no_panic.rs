@@ -40,7 +40,14 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-async fn send(app: &Router, method: &str, path: &str, ct: Option<&str>, token: &str, body: Vec<u8>) -> (u16, Value) {
+async fn send(
+    app: &Router,
+    method: &str,
+    path: &str,
+    ct: Option<&str>,
+    token: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
     let mut req = http::Request::builder().method(method).uri(path);
     if let Some(ct) = ct {
         req = req.header("content-type", ct);
@@ -48,7 +55,11 @@ async fn send(app: &Router, method: &str, path: &str, ct: Option<&str>, token: &
     if !token.is_empty() {
         req = req.header("authorization", format!("Bearer {token}"));
     }
-    let resp = app.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -58,24 +69,57 @@ async fn send(app: &Router, method: &str, path: &str, ct: Option<&str>, token: &
 fn assert_salesforce_shaped(status: u16, body: &Value, what: &str) {
     assert!(status < 500, "{what}: status {status} {body}");
     if status >= 400 {
-        let arr = body.as_array().unwrap_or_else(|| panic!("{what}: error is not an array: {body}"));
+        let arr = body
+            .as_array()
+            .unwrap_or_else(|| panic!("{what}: error is not an array: {body}"));
         assert!(!arr.is_empty(), "{what}");
-        assert!(arr[0]["errorCode"].is_string() && arr[0]["message"].is_string(), "{what}: {body}");
+        assert!(
+            arr[0]["errorCode"].is_string() && arr[0]["message"].is_string(),
+            "{what}: {body}"
+        );
     }
 }
 
 fn soql_fragment() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just("SELECT".to_string()), Just("FROM".to_string()), Just("WHERE".to_string()), Just("AND".to_string()),
-        Just("OR".to_string()), Just("NOT".to_string()), Just("IN".to_string()), Just("LIKE".to_string()),
-        Just("ORDER BY".to_string()), Just("LIMIT".to_string()), Just("OFFSET".to_string()), Just("NULLS LAST".to_string()),
-        Just("COUNT()".to_string()), Just("Contact".to_string()), Just("Event".to_string()), Just("Id".to_string()),
-        Just("Who.Name".to_string()), Just("LastName".to_string()), Just("Birthdate".to_string()), Just("(".to_string()),
-        Just(")".to_string()), Just(",".to_string()), Just("=".to_string()), Just("!=".to_string()), Just("<=".to_string()),
-        Just("'x%'".to_string()), Just("null".to_string()), Just("TRUE".to_string()), Just("2024-01-01".to_string()),
-        Just("2024-01-01T10:00:00Z".to_string()), Just("-3.5".to_string()), Just("42".to_string()), Just("'".to_string()),
-        Just("\\".to_string()), Just(":bind".to_string()), Just(".".to_string()),
-        "[a-zA-Z_]{1,8}", "\\PC{0,6}",
+        Just("SELECT".to_string()),
+        Just("FROM".to_string()),
+        Just("WHERE".to_string()),
+        Just("AND".to_string()),
+        Just("OR".to_string()),
+        Just("NOT".to_string()),
+        Just("IN".to_string()),
+        Just("LIKE".to_string()),
+        Just("ORDER BY".to_string()),
+        Just("LIMIT".to_string()),
+        Just("OFFSET".to_string()),
+        Just("NULLS LAST".to_string()),
+        Just("COUNT()".to_string()),
+        Just("Contact".to_string()),
+        Just("Event".to_string()),
+        Just("Id".to_string()),
+        Just("Who.Name".to_string()),
+        Just("LastName".to_string()),
+        Just("Birthdate".to_string()),
+        Just("(".to_string()),
+        Just(")".to_string()),
+        Just(",".to_string()),
+        Just("=".to_string()),
+        Just("!=".to_string()),
+        Just("<=".to_string()),
+        Just("'x%'".to_string()),
+        Just("null".to_string()),
+        Just("TRUE".to_string()),
+        Just("2024-01-01".to_string()),
+        Just("2024-01-01T10:00:00Z".to_string()),
+        Just("-3.5".to_string()),
+        Just("42".to_string()),
+        Just("'".to_string()),
+        Just("\\".to_string()),
+        Just(":bind".to_string()),
+        Just(".".to_string()),
+        "[a-zA-Z_]{1,8}",
+        "\\PC{0,6}",
     ]
 }
 
@@ -84,16 +128,36 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         "\\PC{0,20}".prop_map(Value::String),
-        prop_oneof![Just("LastName"), Just("Birthdate"), Just("AccountId"), Just("Preferred_Language__c"), Just("Email")]
-            .prop_map(|s| Value::String(s.to_string())),
+        prop_oneof![
+            Just("LastName"),
+            Just("Birthdate"),
+            Just("AccountId"),
+            Just("Preferred_Language__c"),
+            Just("Email")
+        ]
+        .prop_map(|s| Value::String(s.to_string())),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::btree_map(
-                prop_oneof![Just("LastName".to_string()), Just("FirstName".to_string()), Just("Birthdate".to_string()), Just("AccountId".to_string()), Just("Preferred_Language__c".to_string()), Just("Email".to_string()), Just("attributes".to_string()), Just("records".to_string()), Just("compositeRequest".to_string()), Just("allOrNone".to_string()), "[A-Za-z_]{1,10}"],
+                prop_oneof![
+                    Just("LastName".to_string()),
+                    Just("FirstName".to_string()),
+                    Just("Birthdate".to_string()),
+                    Just("AccountId".to_string()),
+                    Just("Preferred_Language__c".to_string()),
+                    Just("Email".to_string()),
+                    Just("attributes".to_string()),
+                    Just("records".to_string()),
+                    Just("compositeRequest".to_string()),
+                    Just("allOrNone".to_string()),
+                    "[A-Za-z_]{1,10}"
+                ],
                 inner,
                 0..5,
             )

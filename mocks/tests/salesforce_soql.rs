@@ -32,7 +32,12 @@ async fn seeded() -> (Org, Vec<String>) {
 }
 
 fn last_names(r: &Resp) -> Vec<String> {
-    r.json["records"].as_array().unwrap().iter().map(|r| r["LastName"].as_str().unwrap().to_string()).collect()
+    r.json["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["LastName"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -40,7 +45,11 @@ async fn where_order_limit_offset() {
     let (org, _) = seeded().await;
     let r = org.query("SELECT Id, LastName FROM Contact WHERE Preferred_Language__c = 'english' ORDER BY LastName").await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(last_names(&r), vec!["Liskov", "Lovelace"], "text equality is case-insensitive");
+    assert_eq!(
+        last_names(&r),
+        vec!["Liskov", "Lovelace"],
+        "text equality is case-insensitive"
+    );
     assert_eq!(r.json["totalSize"], 2);
     assert_eq!(r.json["done"], true);
     assert!(r.json.get("nextRecordsUrl").is_none());
@@ -61,25 +70,40 @@ async fn where_order_limit_offset() {
         assert_eq!(r.status, 200, "{q}: {}", r.text);
         assert_eq!(last_names(&r), want, "{q}");
     }
-    let count = org.query("SELECT COUNT() FROM Contact WHERE Preferred_Language__c = 'English'").await;
-    assert_eq!(count.json, json!({"totalSize": 2, "done": true, "records": []}));
+    let count = org
+        .query("SELECT COUNT() FROM Contact WHERE Preferred_Language__c = 'English'")
+        .await;
+    assert_eq!(
+        count.json,
+        json!({"totalSize": 2, "done": true, "records": []})
+    );
 }
 
 #[tokio::test]
 async fn pagination_follows_next_records_url() {
     let (org, _) = seeded().await;
-    let first = org.query("SELECT Id, LastName FROM Contact ORDER BY LastName").await;
+    let first = org
+        .query("SELECT Id, LastName FROM Contact ORDER BY LastName")
+        .await;
     assert_eq!(first.json["totalSize"], 6);
     assert_eq!(first.json["done"], false);
     assert_eq!(first.json["records"].as_array().unwrap().len(), 4);
     let next = first.json["nextRecordsUrl"].as_str().unwrap();
     assert!(next.starts_with("/services/data/v59.0/query/01g"), "{next}");
-    let second = org.call(Method::GET, &format!("{}{next}", org.base), None).await;
+    let second = org
+        .call(Method::GET, &format!("{}{next}", org.base), None)
+        .await;
     assert_eq!(second.status, 200);
     assert_eq!(second.json["done"], true);
     assert!(second.json.get("nextRecordsUrl").is_none());
     assert_eq!(last_names(&second), vec!["Thompson", "Turing"]);
-    let bogus = org.call(Method::GET, &format!("{}/services/data/v59.0/query/01gXXXXXXXXXXXX-4", org.base), None).await;
+    let bogus = org
+        .call(
+            Method::GET,
+            &format!("{}/services/data/v59.0/query/01gXXXXXXXXXXXX-4", org.base),
+            None,
+        )
+        .await;
     assert_eq!(bogus.status, 400);
     assert_eq!(bogus.error_code(), "INVALID_QUERY_LOCATOR");
 }
@@ -87,10 +111,22 @@ async fn pagination_follows_next_records_url() {
 #[tokio::test]
 async fn query_all_sees_deleted_records() {
     let (org, ids) = seeded().await;
-    assert_eq!(org.delete(&format!("/sobjects/Contact/{}", ids[0])).await.status, 204);
+    assert_eq!(
+        org.delete(&format!("/sobjects/Contact/{}", ids[0]))
+            .await
+            .status,
+        204
+    );
     let live = org.query("SELECT COUNT() FROM Contact").await;
     assert_eq!(live.json["totalSize"], 5);
-    let url = reqwest::Url::parse_with_params(&org.data("/queryAll"), &[("q", "SELECT Id, IsDeleted FROM Contact WHERE IsDeleted = true")]).unwrap();
+    let url = reqwest::Url::parse_with_params(
+        &org.data("/queryAll"),
+        &[(
+            "q",
+            "SELECT Id, IsDeleted FROM Contact WHERE IsDeleted = true",
+        )],
+    )
+    .unwrap();
     let all = org.call(Method::GET, url.as_str(), None).await;
     assert_eq!(all.json["totalSize"], 1);
     assert_eq!(all.json["records"][0]["Id"], ids[0].as_str());
@@ -112,9 +148,16 @@ async fn parent_relationships_render_nested_records() {
     assert_eq!(recs[0]["Who"]["attributes"]["type"], "Contact");
     assert_eq!(recs[0]["Owner"]["Name"], "Ada Adams");
     assert!(recs[1]["Who"].is_null(), "no parent renders as null");
-    let dt = org.query("SELECT Id FROM Event WHERE StartDateTime > 2030-05-01T09:30:00Z").await;
+    let dt = org
+        .query("SELECT Id FROM Event WHERE StartDateTime > 2030-05-01T09:30:00Z")
+        .await;
     assert_eq!(dt.json["totalSize"], 1);
-    let by_id = org.query(&format!("SELECT LastName FROM Contact WHERE Id = '{}'", &ids[2][..15])).await;
+    let by_id = org
+        .query(&format!(
+            "SELECT LastName FROM Contact WHERE Id = '{}'",
+            &ids[2][..15]
+        ))
+        .await;
     assert_eq!(last_names(&by_id), vec!["Turing"], "15-character ids match");
 }
 
@@ -122,15 +165,51 @@ async fn parent_relationships_render_nested_records() {
 async fn query_errors_carry_codes_rows_and_columns() {
     let (org, _) = seeded().await;
     let cases = [
-        ("SELECT Id FRM Contact", "MALFORMED_QUERY", "ERROR at Row:1:Column:11\nunexpected token: 'FRM'"),
-        ("SELECT Id, Nme FROM Contact", "INVALID_FIELD", "ERROR at Row:1:Column:12\nNo such column 'Nme' on entity 'Contact'"),
-        ("SELECT Id FROM Contactz", "INVALID_TYPE", "ERROR at Row:1:Column:16\nsObject type 'Contactz' is not supported"),
-        ("SELECT Id FROM Event WHERE Whoo.Name = 'x'", "INVALID_FIELD", "Didn't understand relationship 'Whoo'"),
-        ("SELECT Id FROM Contact WHERE LastName = 5", "INVALID_QUERY_FILTER_OPERATOR", "must be of type string and should be enclosed in quotes"),
-        ("SELECT Id FROM Contact WHERE Birthdate = '1980-01-01'", "INVALID_QUERY_FILTER_OPERATOR", "must be of type date and should not be enclosed in quotes"),
-        ("SELECT Id FROM Contact WHERE Id = 'zzz'", "INVALID_QUERY_FILTER_OPERATOR", "invalid ID field: zzz"),
-        ("SELECT Id FROM Contact OFFSET 2001", "NUMBER_OUTSIDE_VALID_RANGE", "Maximum SOQL offset allowed is 2000"),
-        ("SELECT Id, Id FROM Contact", "MALFORMED_QUERY", "duplicate field selected: Id"),
+        (
+            "SELECT Id FRM Contact",
+            "MALFORMED_QUERY",
+            "ERROR at Row:1:Column:11\nunexpected token: 'FRM'",
+        ),
+        (
+            "SELECT Id, Nme FROM Contact",
+            "INVALID_FIELD",
+            "ERROR at Row:1:Column:12\nNo such column 'Nme' on entity 'Contact'",
+        ),
+        (
+            "SELECT Id FROM Contactz",
+            "INVALID_TYPE",
+            "ERROR at Row:1:Column:16\nsObject type 'Contactz' is not supported",
+        ),
+        (
+            "SELECT Id FROM Event WHERE Whoo.Name = 'x'",
+            "INVALID_FIELD",
+            "Didn't understand relationship 'Whoo'",
+        ),
+        (
+            "SELECT Id FROM Contact WHERE LastName = 5",
+            "INVALID_QUERY_FILTER_OPERATOR",
+            "must be of type string and should be enclosed in quotes",
+        ),
+        (
+            "SELECT Id FROM Contact WHERE Birthdate = '1980-01-01'",
+            "INVALID_QUERY_FILTER_OPERATOR",
+            "must be of type date and should not be enclosed in quotes",
+        ),
+        (
+            "SELECT Id FROM Contact WHERE Id = 'zzz'",
+            "INVALID_QUERY_FILTER_OPERATOR",
+            "invalid ID field: zzz",
+        ),
+        (
+            "SELECT Id FROM Contact OFFSET 2001",
+            "NUMBER_OUTSIDE_VALID_RANGE",
+            "Maximum SOQL offset allowed is 2000",
+        ),
+        (
+            "SELECT Id, Id FROM Contact",
+            "MALFORMED_QUERY",
+            "duplicate field selected: Id",
+        ),
     ];
     for (q, code, needle) in cases {
         let r = org.query(q).await;

@@ -21,7 +21,10 @@ impl Resp {
     }
     /// The `errorCode` of a Salesforce error array (asserting the array shape).
     pub fn error_code(&self) -> &str {
-        let arr = self.json.as_array().unwrap_or_else(|| panic!("not an error array: {}", self.text));
+        let arr = self
+            .json
+            .as_array()
+            .unwrap_or_else(|| panic!("not an error array: {}", self.text));
         assert_eq!(arr.len(), 1, "{}", self.text);
         assert!(arr[0]["message"].is_string(), "{}", self.text);
         arr[0]["errorCode"].as_str().unwrap()
@@ -35,8 +38,17 @@ pub async fn read(r: reqwest::Response) -> Resp {
     let status = r.status();
     let headers = r.headers().clone();
     let text = r.text().await.unwrap();
-    let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::Null) };
-    Resp { status, headers, text, json }
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    };
+    Resp {
+        status,
+        headers,
+        text,
+        json,
+    }
 }
 
 /// A started mock with a logged-in client.
@@ -61,7 +73,12 @@ impl Org {
         let sf = builder.start().await.expect("mock starts");
         let base = sf.url();
         let http = reqwest::Client::new();
-        let mut org = Self { sf, http, base, token: String::new() };
+        let mut org = Self {
+            sf,
+            http,
+            base,
+            token: String::new(),
+        };
         org.token = org.password_login().await;
         org
     }
@@ -84,7 +101,15 @@ impl Org {
     }
 
     pub async fn form(&self, path: &str, params: &[(&str, &str)]) -> Resp {
-        read(self.http.post(format!("{}{path}", self.base)).form(params).send().await.unwrap()).await
+        read(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .form(params)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// A data-API path under v59.0.
@@ -96,8 +121,18 @@ impl Org {
         self.call_with(method, path, body, &[]).await
     }
 
-    pub async fn call_with(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
-        let url = if path.starts_with("http") { path.to_string() } else { self.data(path) };
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            self.data(path)
+        };
         let mut rb = self.http.request(method, url).bearer_auth(&self.token);
         for (k, v) in headers {
             rb = rb.header(*k, *v);
@@ -131,7 +166,12 @@ impl Org {
 
     /// Create a Contact and return its id.
     pub async fn contact(&self, last: &str, ext: &str) -> String {
-        let r = self.post("/sobjects/Contact", serde_json::json!({"LastName": last, "Patient_External_Id__c": ext})).await;
+        let r = self
+            .post(
+                "/sobjects/Contact",
+                serde_json::json!({"LastName": last, "Patient_External_Id__c": ext}),
+            )
+            .await;
         assert_eq!(r.status, 201, "{}", r.text);
         r.json["id"].as_str().unwrap().to_string()
     }
