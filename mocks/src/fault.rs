@@ -105,6 +105,34 @@ pub struct Verdict {
     pub action: Action,
     /// A label for the history (e.g. the fault's name); defaults to the action's kind.
     pub label: Option<String>,
+    /// How an LLM generation that passes is shaped (ignored by other mocks).
+    pub llm: Option<LlmShaping>,
+}
+
+/// Faults inside an LLM generation: slower first token, slower tokens, a stream that breaks.
+///
+/// Applies when the verdict's action is [`Action::Pass`]; the mock LLM honours it in its
+/// streaming and non-streaming answers alike.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LlmShaping {
+    /// Added to the model's time to first token.
+    pub extra_ttft: Duration,
+    /// Added before every generated token (piece).
+    pub extra_inter_token: Duration,
+    /// After this many content pieces, end the generation with an error: a mid-stream error
+    /// event/line when streaming (HTTP status stays 200), a 500 in the server's shape otherwise.
+    pub error_after_tokens: Option<(u32, String)>,
+    /// After this many content pieces, send half of the next frame and reset the connection.
+    pub cut_after_tokens: Option<u32>,
+    /// After this many content pieces, stop sending and hold the connection open.
+    pub stall_after_tokens: Option<u32>,
+}
+
+impl LlmShaping {
+    /// True when the shaping changes nothing.
+    pub fn is_noop(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Verdict {
@@ -145,9 +173,18 @@ impl Verdict {
         self.label = Some(label.into());
         self
     }
+    /// Serve, but shape the LLM generation.
+    pub fn shape_llm(shaping: LlmShaping) -> Self {
+        Self {
+            llm: Some(shaping),
+            ..Self::default()
+        }
+    }
     /// True if this verdict changes nothing.
     pub fn is_pass(&self) -> bool {
-        self.delay.is_none() && matches!(self.action, Action::Pass)
+        self.delay.is_none()
+            && matches!(self.action, Action::Pass)
+            && self.llm.as_ref().is_none_or(LlmShaping::is_noop)
     }
     /// The label recorded in the history, if the verdict intervened.
     pub fn history_label(&self) -> Option<String> {
@@ -159,7 +196,8 @@ impl Verdict {
         }
         Some(
             match (&self.action, self.delay) {
-                (Action::Pass, _) => "delay",
+                (Action::Pass, Some(_)) => "delay",
+                (Action::Pass, None) => "llm-shaping",
                 (Action::Respond(_), _) => "respond",
                 (Action::Drop, _) => "drop",
                 (Action::Reset, _) => "reset",

@@ -89,12 +89,72 @@ pub struct RequestRecord {
     /// `Retry-After` sent to the client, in milliseconds, when the response carried one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// What an LLM request asked for and got (absent for other dependencies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmExchange>,
+}
+
+/// The LLM-specific part of a request record: model, tokens, timing of the answer, prompt.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LlmExchange {
+    /// The model the request named.
+    pub model: String,
+    /// True when the answer was streamed (SSE or NDJSON).
+    pub streamed: bool,
+    /// Time spent waiting for a generation slot, in microseconds.
+    pub queue_wait_us: u64,
+    /// Monotonic time of the first body byte sent, in microseconds since the mock started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_us: Option<u64>,
+    /// Monotonic time of the last body byte sent, in microseconds since the mock started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_byte_us: Option<u64>,
+    /// Prompt tokens (the mock's documented approximation).
+    pub prompt_tokens: u32,
+    /// Completion tokens sent.
+    pub completion_tokens: u32,
+    /// `finish_reason` / `done_reason` of the first choice, when generation ended normally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    /// The prompt, as the capture policy allows: the text, a digest (`sha256:…`), or absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
 }
 
 impl RequestRecord {
     /// Arrival time as a [`Duration`].
     pub fn at(&self) -> Duration {
         Duration::from_micros(self.at_us)
+    }
+}
+
+/// Pushes its record to the history when finished, or, if dropped first (the client went away
+/// mid-request or mid-stream), with status 0 and error code `CLIENT_CLOSED`.
+pub(crate) struct PendingRecord {
+    pub(crate) history: Arc<History>,
+    pub(crate) clock: crate::clock::Clock,
+    pub(crate) arrived: Duration,
+    pub(crate) record: Option<RequestRecord>,
+}
+
+impl PendingRecord {
+    /// Stamp the latency and push the record.
+    pub(crate) fn finish(&mut self) {
+        if let Some(mut rec) = self.record.take() {
+            rec.latency_us = (self.clock.elapsed().saturating_sub(self.arrived)).as_micros() as u64;
+            self.history.push(rec);
+        }
+    }
+}
+
+impl Drop for PendingRecord {
+    fn drop(&mut self) {
+        if let Some(rec) = self.record.as_mut() {
+            rec.status = 0;
+            rec.error_code
+                .get_or_insert_with(|| "CLIENT_CLOSED".to_string());
+        }
+        self.finish();
     }
 }
 

@@ -16,9 +16,11 @@ use http_body_util::BodyExt;
 
 use super::errors::{ErrorCode, SfError};
 use super::SfState;
-use crate::fault::{Action, CannedResponse, RequestInfo};
-use crate::history::{digest, Dependency, RequestRecord};
+use crate::fault::{Action, RequestInfo};
+use crate::history::{digest, Dependency, PendingRecord, RequestRecord};
 use crate::server::ConnControl;
+pub(crate) use crate::wire::bearer_token;
+use crate::wire::{aborting_response, canned_response, retry_after_ms, retry_count};
 
 /// The caller of a data-API request, as established by the middleware.
 #[derive(Clone, Debug)]
@@ -142,51 +144,11 @@ pub(crate) fn classify(method: &Method, path: &str) -> RouteInfo {
     info
 }
 
-/// The bearer token of a request (`Authorization: Bearer X` or Salesforce's legacy `OAuth X`).
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
 /// A value of an `application/x-www-form-urlencoded` body.
 pub(crate) fn form_value(body: &[u8], key: &str) -> Option<String> {
     form_urlencoded::parse(body)
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())
-}
-
-/// A response whose body fails at once: the server aborts the connection.
-pub(crate) fn aborting_response() -> Response {
-    let stream = futures_util::stream::once(async {
-        Err::<Bytes, _>(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
-    });
-    Response::new(Body::from_stream(stream))
-}
-
-fn canned(c: CannedResponse, conn: Option<Arc<ConnControl>>) -> Response {
-    use futures_util::StreamExt;
-    let mut builder = Response::builder().status(c.status);
-    if let Some(h) = builder.headers_mut() {
-        *h = c.headers;
-    }
-    let body = if c.reset_after_body {
-        let head = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(c.body)]);
-        let fail = futures_util::stream::once(async move {
-            if let Some(conn) = conn {
-                conn.reset();
-            }
-            Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
-        });
-        Body::from_stream(head.chain(fail))
-    } else {
-        Body::from(c.body)
-    };
-    builder
-        .body(body)
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 fn limit_header(st: &SfState) -> HeaderValue {
@@ -327,11 +289,9 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
             body_digest: (!bytes.is_empty()).then(|| digest(&bytes)),
             body_len: bytes.len() as u64,
             fault: verdict.history_label(),
-            retry_count: parts
-                .headers
-                .get("x-stainless-retry-count")
-                .and_then(|v| v.to_str().ok()?.parse().ok()),
+            retry_count: retry_count(&parts.headers),
             retry_after_ms: None,
+            llm: None,
         }),
     };
     if let Some(d) = verdict.delay {
@@ -340,7 +300,7 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
     let conn = parts.extensions.get::<Arc<ConnControl>>().cloned();
     let dropped = matches!(verdict.action, Action::Drop | Action::Reset);
     let response = match verdict.action {
-        Action::Respond(c) => canned(c, conn),
+        Action::Respond(c) => canned_response(c, conn),
         Action::Drop => {
             st.stop.stopped().await;
             aborting_response()
@@ -384,41 +344,4 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
     }
     pending.finish();
     response
-}
-
-/// `Retry-After-Ms`, else `Retry-After` in seconds, as milliseconds.
-pub(crate) fn retry_after_ms(headers: &HeaderMap) -> Option<u64> {
-    let num = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
-    num("retry-after-ms")
-        .map(|ms| ms as u64)
-        .or_else(|| num("retry-after").map(|s| (s * 1000.0) as u64))
-}
-
-/// Pushes its record to the history when finished, or when dropped because the client left.
-pub(crate) struct PendingRecord {
-    pub(crate) history: Arc<crate::history::History>,
-    pub(crate) clock: crate::clock::Clock,
-    pub(crate) arrived: std::time::Duration,
-    pub(crate) record: Option<RequestRecord>,
-}
-
-impl PendingRecord {
-    /// Stamp the latency and push the record.
-    pub(crate) fn finish(&mut self) {
-        if let Some(mut rec) = self.record.take() {
-            rec.latency_us = (self.clock.elapsed().saturating_sub(self.arrived)).as_micros() as u64;
-            self.history.push(rec);
-        }
-    }
-}
-
-impl Drop for PendingRecord {
-    fn drop(&mut self) {
-        if let Some(rec) = self.record.as_mut() {
-            rec.status = 0;
-            rec.error_code
-                .get_or_insert_with(|| "CLIENT_CLOSED".to_string());
-        }
-        self.finish();
-    }
 }

@@ -1,0 +1,963 @@
+//! One request to the mock LLM, end to end:
+//!
+//! 1. sequence number and arrival time; body read under a size limit;
+//! 2. the fault hook's verdict (delay, canned answer, drop, reset, or LLM shaping);
+//! 3. API key check on `/v1`; model lookup; request validation; context-window check;
+//! 4. admission to a generation slot (queue, or 429/503 when full; cold start);
+//! 5. time to first token and per-token decoding on the tokio clock, streamed as SSE or
+//!    NDJSON frames or answered whole;
+//! 6. the history record, pushed when the last byte is sent (or the client leaves).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+
+use super::content::{self, Finish, ToolCall};
+use super::errors::{LlmError, LlmErrorCode};
+use super::perf::Slot;
+use super::request::{self, Api, GenRequest};
+use super::{ollama, openai, tokens, CapturePolicy, LlmState, ServedModel};
+use crate::fault::{Action, LlmShaping, RequestInfo};
+use crate::history::{digest, Dependency, LlmExchange, PendingRecord, RequestRecord};
+use crate::server::ConnControl;
+use crate::wire::{aborting_response, bearer_token, canned_response, retry_after_ms, retry_count};
+
+/// The router: one handler for every path, so every request gets the same treatment.
+pub(crate) fn router(state: Arc<LlmState>) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+/// Which endpoint a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Models,
+    Model,
+    Chat,
+    Completions,
+    Embeddings,
+    OllamaRoot,
+    OllamaTags,
+    OllamaVersion,
+    OllamaPs,
+    OllamaShow,
+    OllamaChat,
+    OllamaGenerate,
+    OllamaEmbed,
+    OllamaEmbeddings,
+    ControlHistory,
+    ControlState,
+    UnknownV1,
+    Unknown,
+}
+
+impl Endpoint {
+    fn classify(method: &Method, path: &str) -> (Self, &'static str) {
+        let p = path.trim_end_matches('/');
+        let get = method == Method::GET || method == Method::HEAD;
+        let post = method == Method::POST;
+        use Endpoint::*;
+        match p {
+            "/v1/models" if get => (Models, "openai.models"),
+            _ if get && p.starts_with("/v1/models/") => (Model, "openai.model"),
+            "/v1/chat/completions" if post => (Chat, "openai.chat"),
+            "/v1/completions" if post => (Completions, "openai.completions"),
+            "/v1/embeddings" if post => (Embeddings, "openai.embeddings"),
+            "" if get => (OllamaRoot, "ollama.root"),
+            "/api/tags" if get => (OllamaTags, "ollama.tags"),
+            "/api/version" if get => (OllamaVersion, "ollama.version"),
+            "/api/ps" if get => (OllamaPs, "ollama.ps"),
+            "/api/show" if post => (OllamaShow, "ollama.show"),
+            "/api/chat" if post => (OllamaChat, "ollama.chat"),
+            "/api/generate" if post => (OllamaGenerate, "ollama.generate"),
+            "/api/embed" if post => (OllamaEmbed, "ollama.embed"),
+            "/api/embeddings" if post => (OllamaEmbeddings, "ollama.embeddings"),
+            "/__crashcart/history" if get => (ControlHistory, "control"),
+            "/__crashcart/state" if get => (ControlState, "control"),
+            _ if p.starts_with("/v1") => (UnknownV1, "openai.unknown"),
+            _ => (Unknown, "unknown"),
+        }
+    }
+
+    fn is_openai(self) -> bool {
+        use Endpoint::*;
+        matches!(
+            self,
+            Models | Model | Chat | Completions | Embeddings | UnknownV1
+        )
+    }
+}
+
+/// Per-request facts the answer needs.
+pub(crate) struct Ctx {
+    pub(crate) state: Arc<LlmState>,
+    pub(crate) seq: u64,
+    pub(crate) shaping: LlmShaping,
+    pub(crate) conn: Option<Arc<ConnControl>>,
+    pub(crate) pending: PendingRecord,
+}
+
+impl Ctx {
+    fn error(&self, e: &LlmError, openai_api: bool) -> Response {
+        if openai_api {
+            e.openai_response(self.state.config.flavour)
+        } else {
+            e.ollama_response()
+        }
+    }
+}
+
+fn peek_model(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        model: Option<String>,
+    }
+    serde_json::from_slice::<Peek>(body).ok()?.model
+}
+
+async fn handle(State(st): State<Arc<LlmState>>, req: Request) -> Response {
+    let seq = st.history.next_seq();
+    let arrived = st.clock.elapsed();
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let (endpoint, operation) = Endpoint::classify(&parts.method, &path);
+    let collected = http_body_util::Limited::new(body, st.config.max_body_bytes)
+        .collect()
+        .await;
+    let (bytes, too_large) = match collected {
+        Ok(c) => (c.to_bytes(), false),
+        Err(_) => (Bytes::new(), true),
+    };
+    let model = peek_model(&bytes);
+    let verdict = st.hook.verdict(&RequestInfo {
+        seq,
+        dependency: Dependency::Llm,
+        method: &parts.method,
+        path: &path,
+        headers: &parts.headers,
+        operation,
+        sobject: None,
+        record: None,
+        client_id: None,
+        user: None,
+        model: model.as_deref(),
+    });
+    let token = bearer_token(&parts.headers).map(str::to_string);
+    let pending = PendingRecord {
+        history: st.history.clone(),
+        clock: st.clock.clone(),
+        arrived,
+        record: Some(RequestRecord {
+            seq,
+            dependency: Dependency::Llm,
+            at_us: arrived.as_micros() as u64,
+            latency_us: 0,
+            method: parts.method.to_string(),
+            path: path.clone(),
+            operation: operation.to_string(),
+            sobject: None,
+            record: None,
+            status: 0,
+            error_code: None,
+            client_id: None,
+            user: None,
+            token_digest: token.as_deref().map(|t| digest(t.as_bytes())),
+            body_digest: (!bytes.is_empty()).then(|| digest(&bytes)),
+            body_len: bytes.len() as u64,
+            fault: verdict.history_label(),
+            retry_count: retry_count(&parts.headers),
+            retry_after_ms: None,
+            llm: model.map(|m| LlmExchange {
+                model: m,
+                ..LlmExchange::default()
+            }),
+        }),
+    };
+    let conn = parts.extensions.get::<Arc<ConnControl>>().cloned();
+    let mut ctx = Ctx {
+        state: st.clone(),
+        seq,
+        shaping: verdict.llm.clone().unwrap_or_default(),
+        conn: conn.clone(),
+        pending,
+    };
+    if let Some(d) = verdict.delay {
+        tokio::time::sleep(d).await;
+    }
+    let response = match verdict.action {
+        Action::Respond(c) => canned_response(c, conn),
+        Action::Drop => {
+            st.stop.stopped().await;
+            aborting_response()
+        }
+        Action::Reset => {
+            if let Some(conn) = conn {
+                conn.reset();
+            }
+            aborting_response()
+        }
+        Action::Pass => {
+            if too_large {
+                let e = LlmError::invalid(
+                    format!(
+                        "Request body too large: the limit is {} bytes.",
+                        st.config.max_body_bytes
+                    ),
+                    None,
+                    None,
+                );
+                let mut r = ctx.error(&e, endpoint.is_openai());
+                *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                r
+            } else {
+                match authorize(&st, endpoint, token.as_deref()) {
+                    Err(e) => ctx.error(&e, true),
+                    // A streamed answer records itself when its last byte is sent.
+                    Ok(()) => match serve(&mut ctx, endpoint, &parts.method, &path, &bytes).await {
+                        Served::Streaming(r) => return r,
+                        Served::Done(r) => r,
+                    },
+                }
+            }
+        }
+    };
+    finish_record(&mut ctx.pending, &response);
+    ctx.pending.finish();
+    response
+}
+
+fn finish_record(pending: &mut PendingRecord, response: &Response) {
+    if let Some(rec) = pending.record.as_mut() {
+        rec.status = response.status().as_u16();
+        rec.error_code = response
+            .extensions()
+            .get::<LlmErrorCode>()
+            .map(|c| c.0.clone());
+        rec.retry_after_ms = retry_after_ms(response.headers());
+    }
+}
+
+fn authorize(st: &LlmState, endpoint: Endpoint, token: Option<&str>) -> Result<(), LlmError> {
+    if !endpoint.is_openai() || st.config.api_keys.is_empty() {
+        return Ok(());
+    }
+    match token {
+        Some(t) if st.config.api_keys.iter().any(|k| k == t) => Ok(()),
+        other => Err(LlmError::auth(other)),
+    }
+}
+
+pub(crate) enum Served {
+    /// The response is complete; record it now.
+    Done(Response),
+    /// The response streams and records itself at its end.
+    Streaming(Response),
+}
+
+async fn serve(
+    ctx: &mut Ctx,
+    endpoint: Endpoint,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> Served {
+    use Endpoint::*;
+    let st = ctx.state.clone();
+    let done = Served::Done;
+    match endpoint {
+        Models => done(openai::models(&st)),
+        Model => {
+            let id = path.trim_end_matches('/').trim_start_matches("/v1/models/");
+            done(match st.model(id) {
+                Some(m) => openai::model(&st, &m.persona),
+                None => ctx.error(&LlmError::model_not_found(id, st.config.flavour), true),
+            })
+        }
+        Chat | Completions => match request::parse_openai(body, endpoint == Chat) {
+            Ok(req) => generate(ctx, req).await,
+            Err(e) => done(ctx.error(&e, true)),
+        },
+        OllamaChat | OllamaGenerate => match request::parse_ollama(body, endpoint == OllamaChat) {
+            Ok(req) => generate(ctx, req).await,
+            Err(e) => done(ctx.error(&e, false)),
+        },
+        Embeddings | OllamaEmbed | OllamaEmbeddings => done(embed(ctx, endpoint, body).await),
+        OllamaRoot => done((StatusCode::OK, "Ollama is running").into_response()),
+        OllamaTags => done(ollama::tags(&st)),
+        OllamaVersion => done(json_ok(&json!({"version": "0.6.3"}))),
+        OllamaPs => done(ollama::ps(&st)),
+        OllamaShow => done(ollama::show(&st, body)),
+        ControlHistory => done(json_ok(&json!(st.history.snapshot()))),
+        ControlState => done(json_ok(&control_state(&st))),
+        UnknownV1 => done(ctx.error(
+            &LlmError {
+                kind: super::errors::ErrorKind::NotFound,
+                message: format!("Invalid URL ({method} {path})"),
+            },
+            true,
+        )),
+        Unknown => done(
+            (
+                StatusCode::NOT_FOUND,
+                [(http::header::CONTENT_TYPE, "text/plain")],
+                "404 page not found",
+            )
+                .into_response(),
+        ),
+    }
+}
+
+pub(crate) fn json_ok(v: &Value) -> Response {
+    (
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(v).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+fn control_state(st: &LlmState) -> Value {
+    let models: Vec<Value> = st
+        .models
+        .iter()
+        .map(
+            |m| json!({"name": m.persona.name, "load": m.runtime.load(), "perf": m.runtime.perf()}),
+        )
+        .collect();
+    json!({"flavour": st.config.flavour.to_string(), "seed": st.config.seed, "requests": st.history.len(), "models": models})
+}
+
+fn model_or_error<'a>(
+    ctx: &'a Ctx,
+    name: &str,
+    openai_api: bool,
+) -> Result<&'a ServedModel, Response> {
+    ctx.state.model(name).ok_or_else(|| {
+        let flavour = if openai_api {
+            ctx.state.config.flavour
+        } else {
+            super::Flavour::Ollama
+        };
+        ctx.error(&LlmError::model_not_found(name, flavour), openai_api)
+    })
+}
+
+async fn embed(ctx: &mut Ctx, endpoint: Endpoint, body: &[u8]) -> Response {
+    let openai_api = endpoint == Endpoint::Embeddings;
+    let m = match request::json_object(body) {
+        Ok(m) => m,
+        Err(e) => return ctx.error(&e, openai_api),
+    };
+    let name = match m.get("model").and_then(Value::as_str) {
+        Some(n) => n.to_string(),
+        None if openai_api => {
+            return ctx.error(
+                &LlmError::invalid("you must provide a model parameter", None, None),
+                true,
+            )
+        }
+        None => {
+            return ctx.error(
+                &LlmError::invalid("model is required", Some("model"), None),
+                false,
+            )
+        }
+    };
+    let served = match model_or_error(ctx, &name, openai_api) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let key = if endpoint == Endpoint::OllamaEmbeddings {
+        "prompt"
+    } else {
+        "input"
+    };
+    let inputs = match request::embedding_inputs(m.get(key), key) {
+        Ok(i) => i,
+        Err(e) => return ctx.error(&e, openai_api),
+    };
+    let persona = served.persona.clone();
+    let runtime = served.runtime.clone();
+    let prompt_tokens: u32 = inputs.iter().map(|i| tokens::count(i)).sum();
+    let longest = inputs.iter().map(|i| tokens::count(i)).max().unwrap_or(0);
+    if longest > persona.context_window {
+        let flavour = if openai_api {
+            ctx.state.config.flavour
+        } else {
+            super::Flavour::Ollama
+        };
+        return ctx.error(
+            &LlmError::context_length(persona.context_window, longest, flavour),
+            openai_api,
+        );
+    }
+    let started = ctx.state.clock.elapsed();
+    let slot = match runtime.admit().await {
+        Ok(s) => s,
+        Err(full) => {
+            let flavour = if openai_api {
+                ctx.state.config.flavour
+            } else {
+                super::Flavour::Ollama
+            };
+            return ctx.error(
+                &LlmError::overloaded(full.retry_after_s, flavour),
+                openai_api,
+            );
+        }
+    };
+    sleep(runtime.ttft(prompt_tokens) + ctx.shaping.extra_ttft).await;
+    let dim = m
+        .get("dimensions")
+        .and_then(Value::as_u64)
+        .map(|d| (d as usize).clamp(1, persona.embedding_dim))
+        .unwrap_or(persona.embedding_dim);
+    let vectors: Vec<Vec<f32>> = inputs
+        .iter()
+        .map(|i| {
+            let mut v = content::embed(
+                ctx.state.config.seed,
+                &persona.name,
+                i,
+                persona.embedding_dim,
+            );
+            v.truncate(dim);
+            v
+        })
+        .collect();
+    let elapsed = ctx.state.clock.elapsed().saturating_sub(started);
+    let load = slot.load;
+    drop(slot);
+    let capture = capture(&ctx.state, &inputs.join("\n"));
+    if let Some(llm) = ctx.pending.record.as_mut().and_then(|r| r.llm.as_mut()) {
+        llm.prompt_tokens = prompt_tokens;
+        llm.prompt = capture;
+        llm.first_byte_us = Some(ctx.state.clock.elapsed().as_micros() as u64);
+        llm.last_byte_us = llm.first_byte_us;
+    }
+    match endpoint {
+        Endpoint::Embeddings => openai::embeddings(
+            &name,
+            &vectors,
+            prompt_tokens,
+            m.get("encoding_format").and_then(Value::as_str) == Some("base64"),
+        ),
+        Endpoint::OllamaEmbeddings => json_ok(&json!({"embedding": vectors[0]})),
+        _ => ollama::embed(&name, &vectors, prompt_tokens, elapsed, load),
+    }
+}
+
+fn capture(st: &LlmState, text: &str) -> Option<String> {
+    match st.config.capture {
+        CapturePolicy::Full => Some(text.to_string()),
+        CapturePolicy::Hashed => Some(format!("sha256:{}", digest(text.as_bytes()))),
+        CapturePolicy::Off => None,
+    }
+}
+
+async fn sleep(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// One generated choice after limits.
+#[derive(Clone, Debug)]
+pub(crate) struct Choice {
+    pub(crate) text: String,
+    pub(crate) tool_calls: Vec<ToolCall>,
+    pub(crate) finish: Finish,
+    pub(crate) tokens: u32,
+}
+
+/// Everything a renderer needs to write a generation's answer.
+#[derive(Clone, Debug)]
+pub(crate) struct Generation {
+    pub(crate) api: Api,
+    /// The model as the client named it.
+    pub(crate) model: String,
+    pub(crate) id: String,
+    pub(crate) created: chrono::DateTime<chrono::Utc>,
+    pub(crate) prompt_tokens: u32,
+    pub(crate) choices: Vec<Choice>,
+    pub(crate) include_usage: bool,
+    pub(crate) fingerprint: String,
+}
+
+impl Generation {
+    pub(crate) fn completion_tokens(&self) -> u32 {
+        self.choices.iter().map(|c| c.tokens).sum()
+    }
+}
+
+/// Measured durations of a generation, for Ollama's timing fields.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Timings {
+    pub(crate) total: Duration,
+    pub(crate) load: Duration,
+    pub(crate) prompt_eval: Duration,
+    pub(crate) eval: Duration,
+    pub(crate) eval_count: u32,
+}
+
+/// A frame of a streamed answer.
+pub(crate) enum Frame {
+    /// Bytes to send at once.
+    Data(Bytes),
+    /// A content piece: decoding `tokens` takes time, then the bytes go out.
+    Piece { bytes: Bytes, tokens: u32 },
+}
+
+fn make_id(st: &LlmState, seq: u64, prefix: &str) -> String {
+    let d = digest(format!("{}:{seq}", st.config.seed).as_bytes());
+    format!("{prefix}{}", &d[..24])
+}
+
+async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
+    let openai_api = !req.api.is_ollama();
+    let flavour = if openai_api {
+        ctx.state.config.flavour
+    } else {
+        super::Flavour::Ollama
+    };
+    let served = match model_or_error(ctx, &req.model, openai_api) {
+        Ok(s) => s,
+        Err(r) => return Served::Done(r),
+    };
+    let persona = served.persona.clone();
+    let runtime = served.runtime.clone();
+    if !persona.can(super::Capability::Completion) {
+        let msg = format!(
+            "\"{}\" does not support {}",
+            req.model,
+            if req.api == Api::OllamaGenerate || req.api == Api::OpenAiCompletion {
+                "generate"
+            } else {
+                "chat"
+            }
+        );
+        return Served::Done(ctx.error(&LlmError::invalid(msg, Some("model"), None), openai_api));
+    }
+    let prompt_tokens = tokens::chat_prompt(req.messages.iter().map(|m| m.content.as_str()));
+    if prompt_tokens > persona.context_window {
+        return Served::Done(ctx.error(
+            &LlmError::context_length(persona.context_window, prompt_tokens, flavour),
+            openai_api,
+        ));
+    }
+    let room = persona.context_window - prompt_tokens;
+    let budget = Some(req.max_tokens.unwrap_or(room).min(room));
+    let choices: Vec<Choice> = (0..req.n)
+        .map(
+            |i| match content::generate(ctx.state.config.seed, &persona, &req, i) {
+                content::Output::Text(t) => {
+                    let (text, finish) = content::limit(&t, &req.stop, budget);
+                    let tokens = tokens::count(&text);
+                    Choice {
+                        text,
+                        tool_calls: vec![],
+                        finish,
+                        tokens,
+                    }
+                }
+                content::Output::ToolCalls(calls) => {
+                    let tokens = calls
+                        .iter()
+                        .map(|c| tokens::count(&c.arguments.to_string()) + 3)
+                        .sum();
+                    Choice {
+                        text: String::new(),
+                        tool_calls: calls,
+                        finish: Finish::ToolCalls,
+                        tokens,
+                    }
+                }
+            },
+        )
+        .collect();
+    let transcript: String = req
+        .messages
+        .iter()
+        .map(|m| format!("{}: {}\n", m.role, m.content))
+        .collect();
+    let captured = capture(&ctx.state, &transcript);
+    if let Some(llm) = ctx.pending.record.as_mut().and_then(|r| r.llm.as_mut()) {
+        llm.prompt_tokens = prompt_tokens;
+        llm.streamed = req.stream;
+        llm.prompt = captured;
+    }
+    let started = ctx.state.clock.elapsed();
+    let slot = match runtime.admit().await {
+        Ok(s) => s,
+        Err(full) => {
+            return Served::Done(ctx.error(
+                &LlmError::overloaded(full.retry_after_s, flavour),
+                openai_api,
+            ))
+        }
+    };
+    if let Some(llm) = ctx.pending.record.as_mut().and_then(|r| r.llm.as_mut()) {
+        llm.queue_wait_us = slot.queue_wait.as_micros() as u64;
+    }
+    let gen = Generation {
+        api: req.api,
+        model: req.model.clone(),
+        id: make_id(
+            &ctx.state,
+            ctx.seq,
+            if req.api == Api::OpenAiCompletion {
+                "cmpl-"
+            } else {
+                "chatcmpl-"
+            },
+        ),
+        created: ctx.state.clock.wall(),
+        prompt_tokens,
+        choices,
+        include_usage: req.include_usage,
+        fingerprint: format!("fp_{}", &digest(persona.name.as_bytes())[..10]),
+    };
+    let ttft = runtime.ttft(prompt_tokens) + ctx.shaping.extra_ttft;
+    let run = Run {
+        ctx_state: ctx.state.clone(),
+        runtime,
+        slot: Some(slot),
+        started,
+        ttft: Some(ttft),
+        prompt_eval: Duration::ZERO,
+        decode_started: None,
+        shaping: ctx.shaping.clone(),
+        pieces_sent: 0,
+        tokens_sent: 0,
+        conn: ctx.conn.clone(),
+        first_byte: None,
+        last_byte: None,
+    };
+    let pending = PendingRecord {
+        history: ctx.pending.history.clone(),
+        clock: ctx.pending.clock.clone(),
+        arrived: ctx.pending.arrived,
+        record: ctx.pending.record.take(),
+    };
+    if req.stream {
+        Served::Streaming(stream_response(run, gen, pending))
+    } else {
+        Served::Done(full_response(run, gen, pending).await)
+    }
+}
+
+/// The timing state of one generation.
+struct Run {
+    ctx_state: Arc<LlmState>,
+    runtime: Arc<super::ModelRuntime>,
+    slot: Option<Slot>,
+    started: Duration,
+    ttft: Option<Duration>,
+    prompt_eval: Duration,
+    decode_started: Option<Duration>,
+    shaping: LlmShaping,
+    pieces_sent: u32,
+    tokens_sent: u32,
+    conn: Option<Arc<ConnControl>>,
+    first_byte: Option<Duration>,
+    last_byte: Option<Duration>,
+}
+
+impl Run {
+    fn now(&self) -> Duration {
+        self.ctx_state.clock.elapsed()
+    }
+
+    /// Wait the time to first token (once).
+    async fn prefill(&mut self) {
+        if let Some(t) = self.ttft.take() {
+            let before = self.now();
+            sleep(t).await;
+            self.prompt_eval = self.now() - before;
+            self.decode_started = Some(self.now());
+        }
+    }
+
+    fn timings(&self) -> Timings {
+        let now = self.now();
+        Timings {
+            total: now.saturating_sub(self.started),
+            load: self.slot.as_ref().map(|s| s.load).unwrap_or_default(),
+            prompt_eval: self.prompt_eval,
+            eval: now.saturating_sub(self.decode_started.unwrap_or(now)),
+            eval_count: self.tokens_sent,
+        }
+    }
+
+    fn sent(&mut self) {
+        let now = self.now();
+        self.first_byte.get_or_insert(now);
+        self.last_byte = Some(now);
+    }
+
+    fn record(
+        &self,
+        pending: &mut PendingRecord,
+        status: u16,
+        finish: Option<&str>,
+        error: Option<&str>,
+    ) {
+        if let Some(rec) = pending.record.as_mut() {
+            rec.status = status;
+            rec.error_code = error.map(str::to_string);
+            if let Some(llm) = rec.llm.as_mut() {
+                llm.completion_tokens = self.tokens_sent;
+                llm.first_byte_us = self.first_byte.map(|d| d.as_micros() as u64);
+                llm.last_byte_us = self.last_byte.map(|d| d.as_micros() as u64);
+                llm.finish_reason = finish.map(str::to_string);
+            }
+        }
+    }
+}
+
+/// What the shaping says to do before piece number `n` (0-based).
+enum Break {
+    None,
+    Error(String),
+    Cut,
+    Stall,
+}
+
+fn break_at(shaping: &LlmShaping, n: u32) -> Break {
+    if let Some((after, msg)) = &shaping.error_after_tokens {
+        if n == *after {
+            return Break::Error(msg.clone());
+        }
+    }
+    if shaping.cut_after_tokens == Some(n) {
+        return Break::Cut;
+    }
+    if shaping.stall_after_tokens == Some(n) {
+        return Break::Stall;
+    }
+    Break::None
+}
+
+async fn full_response(mut run: Run, gen: Generation, mut pending: PendingRecord) -> Response {
+    run.prefill().await;
+    let all_tokens = gen.completion_tokens();
+    let pieces: u32 = gen
+        .choices
+        .iter()
+        .map(|c| tokens::pieces(&c.text).len() as u32 + c.tool_calls.len() as u32)
+        .sum();
+    // Where a shaping fault breaks the generation, only the pieces before it are decoded.
+    let broken = (0..pieces).find_map(|n| match break_at(&run.shaping, n) {
+        Break::None => None,
+        b => Some((n, b)),
+    });
+    let (decode_pieces, decode_tokens) = match &broken {
+        Some((n, _)) => (*n, all_tokens * n / pieces.max(1)),
+        None => (pieces, all_tokens),
+    };
+    sleep(run.runtime.decode(decode_tokens) + run.shaping.extra_inter_token * decode_pieces).await;
+    run.tokens_sent = decode_tokens;
+    let openai_api = !gen.api.is_ollama();
+    let flavour = run.ctx_state.config.flavour;
+    let response = match broken {
+        Some((_, Break::Error(msg))) => {
+            let e = LlmError::internal(msg);
+            run.record(&mut pending, 500, None, Some(e.history_code()));
+            if openai_api {
+                e.openai_response(flavour)
+            } else {
+                e.ollama_response()
+            }
+        }
+        Some((_, Break::Stall)) => {
+            run.ctx_state.stop.stopped().await;
+            return aborting_response();
+        }
+        Some((_, Break::Cut)) => {
+            let body = render_full(&gen, &run.timings());
+            let body = Bytes::from(body.into_bytes());
+            let half = body.slice(..body.len() / 2);
+            run.sent();
+            run.record(&mut pending, 200, None, Some("stream_cut"));
+            let mut r = canned_response(
+                crate::fault::CannedResponse {
+                    status: StatusCode::OK,
+                    headers: json_headers(),
+                    body: half,
+                    reset_after_body: true,
+                },
+                run.conn.clone(),
+            );
+            r.headers_mut().remove(http::header::CONTENT_LENGTH);
+            r
+        }
+        _ => {
+            run.tokens_sent = all_tokens;
+            let body = render_full(&gen, &run.timings());
+            run.sent();
+            let finish = gen.choices.first().map(|c| c.finish.as_str());
+            run.record(&mut pending, 200, finish, None);
+            let mut r = Response::new(Body::from(body));
+            *r.headers_mut() = json_headers();
+            r
+        }
+    };
+    drop(run.slot.take());
+    pending.finish();
+    response
+}
+
+fn json_headers() -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h
+}
+
+fn render_full(gen: &Generation, t: &Timings) -> String {
+    let v = match gen.api {
+        Api::OpenAiChat => openai::chat_full(gen),
+        Api::OpenAiCompletion => openai::completion_full(gen),
+        Api::OllamaChat | Api::OllamaGenerate => ollama::full(gen, t),
+    };
+    serde_json::to_string(&v).unwrap_or_default()
+}
+
+/// The streamed answer: frames paced by the performance model and the shaping.
+struct StreamState {
+    run: Run,
+    gen: Generation,
+    frames: VecDeque<Frame>,
+    pending: PendingRecord,
+    finished: bool,
+    abort_next: bool,
+}
+
+impl StreamState {
+    async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        if self.abort_next {
+            // Half a frame went out: now the connection breaks, mid-token.
+            self.abort_next = false;
+            if let Some(conn) = &self.run.conn {
+                conn.reset();
+            }
+            return Some(Err(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            )));
+        }
+        if self.finished {
+            return None;
+        }
+        self.run.prefill().await;
+        let Some(frame) = self.frames.pop_front() else {
+            // The end: the tail (`[DONE]` or Ollama's final line), then record and free the slot.
+            let tail = match self.gen.api {
+                Api::OllamaChat | Api::OllamaGenerate => {
+                    ollama::final_line(&self.gen, &self.run.timings())
+                }
+                _ => openai::done_event(),
+            };
+            self.run.sent();
+            let finish = self.gen.choices.first().map(|c| c.finish.as_str());
+            self.run.record(&mut self.pending, 200, finish, None);
+            self.end();
+            return Some(Ok(tail));
+        };
+        match frame {
+            Frame::Data(b) => {
+                self.run.sent();
+                Some(Ok(b))
+            }
+            Frame::Piece { bytes, tokens } => {
+                match break_at(&self.run.shaping, self.run.pieces_sent) {
+                    Break::None => {}
+                    Break::Error(msg) => {
+                        let line = match self.gen.api {
+                            Api::OllamaChat | Api::OllamaGenerate => ollama::error_line(&msg),
+                            _ => openai::error_event(&msg),
+                        };
+                        self.run.sent();
+                        self.run
+                            .record(&mut self.pending, 200, None, Some("stream_error"));
+                        self.end();
+                        return Some(Ok(line));
+                    }
+                    Break::Cut => {
+                        self.run.sent();
+                        self.run
+                            .record(&mut self.pending, 200, None, Some("stream_cut"));
+                        self.end();
+                        self.abort_next = true;
+                        return Some(Ok(bytes.slice(..bytes.len() / 2)));
+                    }
+                    Break::Stall => {
+                        self.run.ctx_state.stop.stopped().await;
+                        self.run
+                            .record(&mut self.pending, 200, None, Some("stream_stalled"));
+                        self.end();
+                        return Some(Err(std::io::Error::from(
+                            std::io::ErrorKind::ConnectionReset,
+                        )));
+                    }
+                }
+                sleep(self.run.runtime.decode(tokens) + self.run.shaping.extra_inter_token).await;
+                self.run.pieces_sent += 1;
+                self.run.tokens_sent += tokens;
+                self.run.sent();
+                Some(Ok(bytes))
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        self.finished = true;
+        drop(self.run.slot.take());
+        self.pending.finish();
+    }
+}
+
+fn stream_response(run: Run, gen: Generation, pending: PendingRecord) -> Response {
+    let (frames, content_type) = match gen.api {
+        Api::OpenAiChat => (
+            openai::chat_frames(&gen),
+            "text/event-stream; charset=utf-8",
+        ),
+        Api::OpenAiCompletion => (
+            openai::completion_frames(&gen),
+            "text/event-stream; charset=utf-8",
+        ),
+        Api::OllamaChat | Api::OllamaGenerate => (ollama::frames(&gen), "application/x-ndjson"),
+    };
+    let state = StreamState {
+        run,
+        gen,
+        frames: frames.into(),
+        pending,
+        finished: false,
+        abort_next: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut s| async move {
+        let item = s.next().await?;
+        Some((item, s))
+    });
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    r
+}

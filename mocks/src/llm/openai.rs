@@ -1,0 +1,262 @@
+//! The OpenAI-compatible API's bodies: model list, chat completions and legacy completions
+//! (whole, or as SSE chunks ending in `data: [DONE]`), embeddings (float or base64).
+
+use axum::response::Response;
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::exchange::{json_ok, Choice, Frame, Generation};
+use super::persona::Persona;
+use super::{tokens, LlmState};
+
+fn model_entry(st: &LlmState, p: &Persona) -> Value {
+    json!({
+        "id": p.name,
+        "object": "model",
+        "created": st.clock.wall().timestamp() - 86_400,
+        "owned_by": "crashcart",
+    })
+}
+
+/// `GET /v1/models`.
+pub(crate) fn models(st: &LlmState) -> Response {
+    let data: Vec<Value> = st
+        .models
+        .iter()
+        .map(|m| model_entry(st, &m.persona))
+        .collect();
+    json_ok(&json!({"object": "list", "data": data}))
+}
+
+/// `GET /v1/models/{id}`.
+pub(crate) fn model(st: &LlmState, p: &Persona) -> Response {
+    json_ok(&model_entry(st, p))
+}
+
+fn usage(g: &Generation) -> Value {
+    let c = g.completion_tokens();
+    json!({"prompt_tokens": g.prompt_tokens, "completion_tokens": c, "total_tokens": g.prompt_tokens + c})
+}
+
+fn tool_calls_json(c: &Choice) -> Value {
+    c.tool_calls
+        .iter()
+        .map(|t| json!({"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments.to_string()}}))
+        .collect()
+}
+
+/// A whole `chat.completion`.
+pub(crate) fn chat_full(g: &Generation) -> Value {
+    let choices: Vec<Value> = g
+        .choices
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut message = json!({"role": "assistant", "content": c.text, "refusal": null});
+            if !c.tool_calls.is_empty() {
+                message["content"] = Value::Null;
+                message["tool_calls"] = tool_calls_json(c);
+            }
+            json!({"index": i, "message": message, "logprobs": null, "finish_reason": c.finish.as_str()})
+        })
+        .collect();
+    json!({
+        "id": g.id,
+        "object": "chat.completion",
+        "created": g.created.timestamp(),
+        "model": g.model,
+        "choices": choices,
+        "usage": usage(g),
+        "system_fingerprint": g.fingerprint,
+    })
+}
+
+/// A whole `text_completion`.
+pub(crate) fn completion_full(g: &Generation) -> Value {
+    let choices: Vec<Value> = g
+        .choices
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"text": c.text, "index": i, "logprobs": null, "finish_reason": c.finish.as_str()}))
+        .collect();
+    json!({
+        "id": g.id,
+        "object": "text_completion",
+        "created": g.created.timestamp(),
+        "model": g.model,
+        "system_fingerprint": g.fingerprint,
+        "choices": choices,
+        "usage": usage(g),
+    })
+}
+
+fn event(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+/// The stream's last event.
+pub(crate) fn done_event() -> Bytes {
+    Bytes::from_static(b"data: [DONE]\n\n")
+}
+
+/// An error in the middle of a stream (openai-python raises `APIError` on it).
+pub(crate) fn error_event(message: &str) -> Bytes {
+    event(
+        &json!({"error": {"message": message, "type": "server_error", "param": null, "code": null}}),
+    )
+}
+
+struct Chunker<'a> {
+    g: &'a Generation,
+    object: &'static str,
+}
+
+impl Chunker<'_> {
+    fn chunk(&self, choices: Value) -> Value {
+        let mut v = json!({
+            "id": self.g.id,
+            "object": self.object,
+            "created": self.g.created.timestamp(),
+            "model": self.g.model,
+            "system_fingerprint": self.g.fingerprint,
+            "choices": choices,
+        });
+        if self.g.include_usage {
+            v["usage"] = Value::Null;
+        }
+        v
+    }
+    fn usage_frame(&self) -> Option<Frame> {
+        self.g.include_usage.then(|| {
+            let mut v = self.chunk(json!([]));
+            v["usage"] = usage(self.g);
+            Frame::Data(event(&v))
+        })
+    }
+}
+
+/// The SSE frames of a streamed chat completion (before `[DONE]`).
+pub(crate) fn chat_frames(g: &Generation) -> Vec<Frame> {
+    let ck = Chunker {
+        g,
+        object: "chat.completion.chunk",
+    };
+    let choice = |i: usize, delta: Value, finish: Value| json!([{"index": i, "delta": delta, "logprobs": null, "finish_reason": finish}]);
+    let mut frames = vec![];
+    for (i, c) in g.choices.iter().enumerate() {
+        if c.tool_calls.is_empty() {
+            frames.push(Frame::Data(event(&ck.chunk(choice(
+                i,
+                json!({"role": "assistant", "content": "", "refusal": null}),
+                Value::Null,
+            )))));
+            for piece in tokens::pieces(&c.text) {
+                frames.push(Frame::Piece {
+                    bytes: event(&ck.chunk(choice(i, json!({"content": piece}), Value::Null))),
+                    tokens: tokens::of_piece(piece),
+                });
+            }
+        } else {
+            frames.push(Frame::Data(event(&ck.chunk(choice(
+                i,
+                json!({"role": "assistant", "content": null, "refusal": null}),
+                Value::Null,
+            )))));
+            for (k, t) in c.tool_calls.iter().enumerate() {
+                let head = json!({"tool_calls": [{"index": k, "id": t.id, "type": "function", "function": {"name": t.name, "arguments": ""}}]});
+                frames.push(Frame::Piece {
+                    bytes: event(&ck.chunk(choice(i, head, Value::Null))),
+                    tokens: 1,
+                });
+                let args = t.arguments.to_string();
+                for piece in split_args(&args) {
+                    let delta =
+                        json!({"tool_calls": [{"index": k, "function": {"arguments": piece}}]});
+                    frames.push(Frame::Piece {
+                        bytes: event(&ck.chunk(choice(i, delta, Value::Null))),
+                        tokens: tokens::count(piece).max(1),
+                    });
+                }
+            }
+        }
+        frames.push(Frame::Data(event(&ck.chunk(choice(
+            i,
+            json!({}),
+            json!(c.finish.as_str()),
+        )))));
+    }
+    frames.extend(ck.usage_frame());
+    frames
+}
+
+/// JSON arguments in short fragments, as models stream them.
+fn split_args(args: &str) -> Vec<&str> {
+    let mut out = vec![];
+    let mut start = 0;
+    let mut count = 0;
+    for (i, _) in args.char_indices() {
+        if count == 12 {
+            out.push(&args[start..i]);
+            start = i;
+            count = 0;
+        }
+        count += 1;
+    }
+    if start < args.len() {
+        out.push(&args[start..]);
+    }
+    out
+}
+
+/// The SSE frames of a streamed legacy completion (before `[DONE]`).
+pub(crate) fn completion_frames(g: &Generation) -> Vec<Frame> {
+    let ck = Chunker {
+        g,
+        object: "text_completion",
+    };
+    let mut frames = vec![];
+    for (i, c) in g.choices.iter().enumerate() {
+        for piece in tokens::pieces(&c.text) {
+            frames.push(Frame::Piece {
+                bytes: event(&ck.chunk(
+                    json!([{"text": piece, "index": i, "logprobs": null, "finish_reason": null}]),
+                )),
+                tokens: tokens::of_piece(piece),
+            });
+        }
+        frames.push(Frame::Data(event(&ck.chunk(
+            json!([{"text": "", "index": i, "logprobs": null, "finish_reason": c.finish.as_str()}]),
+        ))));
+    }
+    frames.extend(ck.usage_frame());
+    frames
+}
+
+/// `POST /v1/embeddings`.
+pub(crate) fn embeddings(
+    model: &str,
+    vectors: &[Vec<f32>],
+    prompt_tokens: u32,
+    base64: bool,
+) -> Response {
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    json_ok(&json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }))
+}

@@ -1,0 +1,92 @@
+//! Wire helpers shared by every mock: canned (fault) responses, aborted connections, bearer
+//! tokens and `Retry-After` parsing. Nothing here knows a service's error language.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+use crate::fault::CannedResponse;
+use crate::server::ConnControl;
+
+/// The bearer token of a request (`Authorization: Bearer X`, or Salesforce's legacy `OAuth X`).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// A response whose body fails at once: the server aborts the connection without answering.
+pub fn aborting_response() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+    });
+    Response::new(Body::from_stream(stream))
+}
+
+/// Turn a fault hook's canned response into a real one; with `reset_after_body` the body is
+/// sent and then the connection is reset instead of ending cleanly.
+pub fn canned_response(c: CannedResponse, conn: Option<Arc<ConnControl>>) -> Response {
+    use futures_util::StreamExt;
+    let mut builder = Response::builder().status(c.status);
+    if let Some(h) = builder.headers_mut() {
+        *h = c.headers;
+    }
+    let body = if c.reset_after_body {
+        let head = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(c.body)]);
+        let fail = futures_util::stream::once(async move {
+            if let Some(conn) = conn {
+                conn.reset();
+            }
+            Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+        });
+        Body::from_stream(head.chain(fail))
+    } else {
+        Body::from(c.body)
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `Retry-After-Ms`, else `Retry-After` in seconds, as milliseconds.
+pub fn retry_after_ms(headers: &HeaderMap) -> Option<u64> {
+    let num = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
+    num("retry-after-ms")
+        .map(|ms| ms as u64)
+        .or_else(|| num("retry-after").map(|s| (s * 1000.0) as u64))
+}
+
+/// openai-python's `x-stainless-retry-count` header, when present.
+pub fn retry_count(headers: &HeaderMap) -> Option<u32> {
+    headers
+        .get("x-stainless-retry-count")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_prefers_milliseconds() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(retry_after_ms(&h), Some(2000));
+        h.insert("retry-after-ms", "250".parse().unwrap());
+        assert_eq!(retry_after_ms(&h), Some(250));
+    }
+
+    #[test]
+    fn bearer_accepts_oauth_scheme_and_rejects_empty() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "OAuth abc".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some("abc"));
+        h.insert("authorization", "Bearer ".parse().unwrap());
+        assert_eq!(bearer_token(&h), None);
+    }
+}
