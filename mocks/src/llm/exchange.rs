@@ -640,6 +640,7 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
         conn: ctx.conn.clone(),
         first_byte: None,
         last_byte: None,
+        next_due: None,
     };
     let pending = PendingRecord {
         history: ctx.pending.history.clone(),
@@ -669,6 +670,7 @@ struct Run {
     conn: Option<Arc<ConnControl>>,
     first_byte: Option<Duration>,
     last_byte: Option<Duration>,
+    next_due: Option<tokio::time::Instant>,
 }
 
 impl Run {
@@ -683,7 +685,20 @@ impl Run {
             sleep(t).await;
             self.prompt_eval = self.now() - before;
             self.decode_started = Some(self.now());
+            self.next_due = Some(tokio::time::Instant::now());
         }
+    }
+
+    /// Wait until `d` after the previous piece was due: deadlines accumulate, so timer
+    /// rounding does not add up over a long stream.
+    async fn pace(&mut self, d: Duration) {
+        if d.is_zero() {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let due = self.next_due.unwrap_or(now) + d;
+        self.next_due = Some(due);
+        tokio::time::sleep_until(due).await;
     }
 
     fn timings(&self) -> Timings {
@@ -910,7 +925,8 @@ impl StreamState {
                         )));
                     }
                 }
-                sleep(self.run.runtime.decode(tokens) + self.run.shaping.extra_inter_token).await;
+                let d = self.run.runtime.decode(tokens) + self.run.shaping.extra_inter_token;
+                self.run.pace(d).await;
                 self.run.pieces_sent += 1;
                 self.run.tokens_sent += tokens;
                 self.run.sent();

@@ -10,7 +10,7 @@
 
 /// Tokens of one piece (or any text without inner whitespace).
 fn piece_tokens(piece: &str) -> u32 {
-    let chars = piece.trim_start().chars().count() as u32;
+    let chars = piece.trim().chars().count() as u32;
     chars.div_ceil(4).max(1)
 }
 

@@ -176,3 +176,5 @@ impl Org {
         r.json["id"].as_str().unwrap().to_string()
     }
 }
+
+pub mod llm;
