@@ -32,6 +32,8 @@ pub enum ServeTarget {
     All,
     /// The mock Salesforce.
     Salesforce,
+    /// The mock local LLM (OpenAI-compatible and Ollama APIs).
+    Llm,
 }
 
 /// Arguments of `crashcart serve`.
@@ -40,9 +42,12 @@ pub struct ServeArgs {
     /// Which mock to serve.
     #[arg(value_enum, default_value_t = ServeTarget::All)]
     pub target: ServeTarget,
-    /// Port of the mock Salesforce (0 picks a free port).
+    /// Port of the mock Salesforce, or of the mock LLM with `serve llm` (0 picks a free port).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+    /// Port of the mock LLM when serving everything (0 picks a free port).
+    #[arg(long, default_value_t = 0)]
+    pub llm_port: u16,
     /// Address to bind. Non-loopback addresses need --allow-remote.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
@@ -76,6 +81,22 @@ pub struct ServeArgs {
     /// Also print the connection settings as shell `export` lines on stdout.
     #[arg(long)]
     pub env: bool,
+    /// Which server the LLM's OpenAI-compatible API imitates: openai, vllm, llamacpp, ollama
+    /// (error shapes, and 429 or 503 on overload).
+    #[arg(long, default_value = "openai")]
+    pub flavour: crashcart_mocks::llm::Flavour,
+    /// Extra LLM model personas (YAML or JSON) merged over the built-in ones; repeatable.
+    #[arg(long = "personas")]
+    pub personas: Vec<PathBuf>,
+    /// API key the mock LLM accepts on /v1 (default: the built-in key; "" accepts any request).
+    #[arg(long)]
+    pub llm_api_key: Option<String>,
+    /// What the LLM history keeps of prompts: full, hashed or off.
+    #[arg(long, default_value = "hashed")]
+    pub capture: crashcart_mocks::llm::CapturePolicy,
+    /// Serve every LLM model without delays (no TTFT, decoding or cold start).
+    #[arg(long)]
+    pub zero_delay: bool,
 }
 
 /// Parse the process arguments, run, and return the exit code.

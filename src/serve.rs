@@ -2,12 +2,13 @@
 //! `--env`, the connection settings as shell `export` lines), run until Ctrl-C or SIGTERM,
 //! then shut down cleanly.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crashcart_mocks::salesforce::ConnectionSettings;
-use crashcart_mocks::{MockSalesforce, TlsMaterial};
+use crashcart_mocks::{MockLlm, MockSalesforce, TlsMaterial};
 
 use crate::cli::{ServeArgs, ServeTarget};
 use crate::error::Error;
@@ -37,9 +38,8 @@ fn default_cert_path(port: u16) -> PathBuf {
     std::env::temp_dir().join(format!("crashcart-{}-{port}.pem", std::process::id()))
 }
 
-/// Run `crashcart serve` until a shutdown signal.
-pub async fn run(args: ServeArgs) -> Result<(), Error> {
-    let serve_salesforce = matches!(args.target, ServeTarget::All | ServeTarget::Salesforce);
+/// Start the mock Salesforce as `serve` was asked to, and describe it on stderr.
+async fn start_salesforce(args: &ServeArgs, out: &mut String) -> Result<MockSalesforce, Error> {
     let mut builder = MockSalesforce::builder()
         .seed(args.seed)
         .bind(SocketAddr::new(args.bind, args.port))
@@ -60,47 +60,103 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
     if let Some(t) = &tls {
         builder = builder.tls(t.clone());
     }
-    if !serve_salesforce {
-        return Err(Error::InvalidInput("nothing to serve".into()));
-    }
     let sf = builder.start().await?;
     let url = sf.url();
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "crashcart serve: seed {}", args.seed);
-    let _ = writeln!(err, "salesforce       {url}");
-    let _ = writeln!(err, "  oauth token    {url}/services/oauth2/token");
-    let _ = writeln!(err, "  soap login     {url}/services/Soap/u/{{version}}");
-    let _ = writeln!(err, "  rest           {url}/services/data/");
-    let _ = writeln!(err, "  control        {url}/__crashcart/state");
+    let settings: ConnectionSettings = sf.handle().connection_settings();
+    let _ = writeln!(out, "salesforce       {url}");
+    let _ = writeln!(out, "  oauth token    {url}/services/oauth2/token");
+    let _ = writeln!(out, "  soap login     {url}/services/Soap/u/{{version}}");
+    let _ = writeln!(out, "  rest           {url}/services/data/");
+    let _ = writeln!(out, "  control        {url}/__crashcart/state");
     if let Some(t) = &tls {
         let path = args
             .cert_out
             .clone()
             .unwrap_or_else(|| default_cert_path(sf.local_addr().port()));
         let written = t.write_cert(&path)?;
-        let _ = writeln!(err, "  certificate    {} (trust it: REQUESTS_CA_BUNDLE / SSL_CERT_FILE / NODE_EXTRA_CA_CERTS)", written.display());
+        let _ = writeln!(out, "  certificate    {} (trust it: REQUESTS_CA_BUNDLE / SSL_CERT_FILE / NODE_EXTRA_CA_CERTS)", written.display());
     }
-    let settings: ConnectionSettings = sf.handle().connection_settings();
-    let _ = writeln!(
-        err,
-        "  user           {} / {}",
-        settings.username, settings.password
-    );
-    let _ = writeln!(
-        err,
-        "  connected app  {} / {}",
-        settings.client_id, settings.client_secret
-    );
-    let _ = writeln!(err, "Ctrl-C to stop.");
-    drop(err);
+    let _ = writeln!(out, "  user           {} / {}", settings.username, settings.password);
+    let _ = writeln!(out, "  connected app  {} / {}", settings.client_id, settings.client_secret);
+    Ok(sf)
+}
+
+/// Start the mock LLM as `serve` was asked to, and describe it on stderr.
+async fn start_llm(args: &ServeArgs, port: u16, out: &mut String) -> Result<MockLlm, Error> {
+    let mut builder = MockLlm::builder()
+        .seed(args.seed)
+        .bind(SocketAddr::new(args.bind, port))
+        .allow_non_loopback(args.allow_remote)
+        .flavour(args.flavour)
+        .capture(args.capture);
+    if let Some(key) = &args.llm_api_key {
+        builder = builder.api_keys(if key.is_empty() { vec![] } else { vec![key.clone()] });
+    }
+    for p in &args.personas {
+        builder = builder.personas_file(p);
+    }
+    if args.zero_delay {
+        builder = builder.zero_delay();
+    }
+    let llm = builder.start().await?;
+    let url = llm.url();
+    let settings = llm.handle().connection_settings();
+    let _ = writeln!(out, "llm              {url} (flavour {})", args.flavour);
+    let _ = writeln!(out, "  openai api     {url}/v1   key {}", settings.api_key);
+    let _ = writeln!(out, "  ollama api     {url}/api");
+    let _ = writeln!(out, "  control        {url}/__crashcart/state");
+    let models: Vec<String> = llm.handle().models().into_iter().map(|m| m.name).collect();
+    let _ = writeln!(out, "  models         {}", models.join(", "));
+    Ok(llm)
+}
+
+/// Run `crashcart serve` until a shutdown signal.
+pub async fn run(args: ServeArgs) -> Result<(), Error> {
+    let (serve_sf, serve_llm) = match args.target {
+        ServeTarget::All => (true, true),
+        ServeTarget::Salesforce => (true, false),
+        ServeTarget::Llm => (false, true),
+    };
+    let mut banner = format!("crashcart serve: seed {}\n", args.seed);
+    let mut env = vec![];
+    let sf = if serve_sf {
+        let sf = start_salesforce(&args, &mut banner).await?;
+        env.extend(sf.handle().connection_settings().env_pairs());
+        Some(sf)
+    } else {
+        None
+    };
+    let llm = if serve_llm {
+        let port = if serve_sf { args.llm_port } else { args.port };
+        let llm = match start_llm(&args, port, &mut banner).await {
+            Ok(l) => l,
+            Err(e) => {
+                if let Some(sf) = sf {
+                    sf.shutdown().await;
+                }
+                return Err(e);
+            }
+        };
+        env.extend(llm.handle().connection_settings().env_pairs());
+        Some(llm)
+    } else {
+        None
+    };
+    banner.push_str("Ctrl-C to stop.\n");
+    eprint!("{banner}");
     if args.env {
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(export_lines(&settings.env_pairs()).as_bytes());
+        let _ = out.write_all(export_lines(&env).as_bytes());
         let _ = out.flush();
     }
     crate::shutdown::signal().await;
     eprintln!("crashcart serve: shutting down");
-    sf.shutdown().await;
+    if let Some(sf) = sf {
+        sf.shutdown().await;
+    }
+    if let Some(llm) = llm {
+        llm.shutdown().await;
+    }
     Ok(())
 }
 
