@@ -2,23 +2,13 @@
 //! SOAP, creates a Contact, queries it back with SOQL, updates it, then survives a session
 //! expiry by logging in again. The Python venv comes from tests/python/setup-venv.sh.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
+
+use std::path::Path;
+
+use support::venv_python;
 
 use crashcart_mocks::{MockSalesforce, TlsMaterial};
-
-fn venv_python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(root.join("tests/python/setup-venv.sh"))
-        .output()
-        .expect("tests/python/setup-venv.sh runs (needs python3 with venv)");
-    assert!(
-        out.status.success(),
-        "setting up the Python venv failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simple_salesforce_works_unmodified_and_recovers_from_session_expiry() {

@@ -1,0 +1,113 @@
+"""Drive crashcart's mock LLM with openai-python, unmodified.
+
+Modes:
+  flow   a chat completion, a streamed completion with usage, an embedding (the client's
+         default base64 encoding), a json_schema response parsed by the client into a
+         pydantic model, a forced tool call, and the client's own errors for 404 and 401.
+  retry  one chat completion; the Rust test makes the mock answer the first attempt with 429
+         and Retry-After, so the client must retry on its own.
+
+Prints one JSON object describing what the client saw; the Rust test checks it and the
+mock's own history.
+"""
+
+import argparse
+import json
+from typing import List, Literal
+
+import openai
+from pydantic import BaseModel
+
+NOTE = (
+    "Prepare the visit. Patient reports chest pain since 3 days. She takes metformin 500 mg "
+    "twice daily. Allergic to penicillin. Follow-up booked with Dr. Hopper."
+)
+
+
+class VisitPrep(BaseModel):
+    summary: str
+    urgency: Literal["routine", "soon", "urgent"]
+    medications: List[str]
+    needs_interpreter: bool
+
+
+def flow(client, model):
+    out = {}
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": NOTE}])
+    out["chat"] = {
+        "content": r.choices[0].message.content,
+        "finish_reason": r.choices[0].finish_reason,
+        "usage": r.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"}),
+    }
+    parts, usage, finish = [], None, None
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": NOTE}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"})
+        for c in chunk.choices:
+            if c.delta.content:
+                parts.append(c.delta.content)
+            if c.finish_reason:
+                finish = c.finish_reason
+    out["stream"] = {"content": "".join(parts), "chunks": len(parts), "usage": usage, "finish_reason": finish}
+    e = client.embeddings.create(model="nomic-embed-text", input=["chest pain", "penicillin allergy"])
+    out["embedding"] = {"count": len(e.data), "dim": len(e.data[0].embedding), "first": e.data[0].embedding[:4]}
+    parsed = client.chat.completions.parse(
+        model=model, messages=[{"role": "user", "content": NOTE}], response_format=VisitPrep
+    )
+    out["parsed"] = parsed.choices[0].message.parsed.model_dump()
+    tools = [{
+        "type": "function",
+        "function": {
+            "name": "book_appointment",
+            "parameters": {
+                "type": "object",
+                "properties": {"patient_id": {"type": "string"}, "start": {"type": "string", "format": "date-time"}},
+                "required": ["patient_id", "start"],
+            },
+        },
+    }]
+    t = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": NOTE}], tools=tools, tool_choice="required"
+    )
+    call = t.choices[0].message.tool_calls[0]
+    out["tool_call"] = {"name": call.function.name, "arguments": json.loads(call.function.arguments),
+                        "finish_reason": t.choices[0].finish_reason}
+    try:
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
+        out["not_found"] = None
+    except openai.NotFoundError as err:
+        out["not_found"] = {"status": err.status_code, "code": err.code, "type": err.type}
+    bad = openai.OpenAI(base_url=client.base_url, api_key="sk-wrong-key-000000", max_retries=0)
+    try:
+        bad.models.list()
+        out["auth"] = None
+    except openai.AuthenticationError as err:
+        out["auth"] = {"status": err.status_code, "code": err.code}
+    return out
+
+
+def retry(client, model):
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": NOTE}])
+    return {"content": r.choices[0].message.content}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=["flow", "retry"])
+    p.add_argument("--base-url", required=True)
+    p.add_argument("--api-key", required=True)
+    p.add_argument("--model", required=True)
+    a = p.parse_args()
+    client = openai.OpenAI(base_url=a.base_url, api_key=a.api_key, timeout=20)
+    out = flow(client, a.model) if a.mode == "flow" else retry(client, a.model)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
