@@ -18,7 +18,10 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let llm = rt.block_on(async { Llm::instant() });
         Fixture { rt, llm }
     })
@@ -36,11 +39,24 @@ const PATHS: [&str; 7] = [
 
 fn check(path: &str, body: &[u8]) -> Result<(), TestCaseError> {
     let f = fixture();
-    let r = f.rt.block_on(f.llm.send(Method::POST, path, Some(crashcart_mocks::llm::DEFAULT_API_KEY), Some(body)));
-    prop_assert!(r.status.as_u16() != 500 || !r.body.is_empty(), "empty 500 on {path}");
+    let r = f.rt.block_on(f.llm.send(
+        Method::POST,
+        path,
+        Some(crashcart_mocks::llm::DEFAULT_API_KEY),
+        Some(body),
+    ));
+    prop_assert!(
+        r.status.as_u16() != 500 || !r.body.is_empty(),
+        "empty 500 on {path}"
+    );
     prop_assert!(r.status.as_u16() < 500, "{path}: {} {}", r.status, r.text());
     if !r.status.is_success() {
-        let v: Value = serde_json::from_slice(&r.body).map_err(|e| TestCaseError::fail(format!("{path}: error body is not JSON ({e}): {}", r.text())))?;
+        let v: Value = serde_json::from_slice(&r.body).map_err(|e| {
+            TestCaseError::fail(format!(
+                "{path}: error body is not JSON ({e}): {}",
+                r.text()
+            ))
+        })?;
         if path.starts_with("/v1") {
             prop_assert!(v["error"]["message"].is_string(), "{path}: {v}");
         } else {
@@ -56,13 +72,16 @@ fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_filter("finite", |x| x.is_finite()).prop_map(|x| json!(x)),
+        any::<f64>()
+            .prop_filter("finite", |x| x.is_finite())
+            .prop_map(|x| json!(x)),
         "\\PC{0,12}".prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-z_]{1,10}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map("[a-z_]{1,10}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }

@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 
 use super::errors::{ErrorCode, SfError};
@@ -29,6 +29,16 @@ pub(crate) struct AuthCtx {
     pub(crate) username: String,
     /// API version major number from the path.
     pub(crate) version: u32,
+}
+
+/// The caller of a request, read from the session store once per request.
+#[derive(Debug)]
+struct Caller {
+    client_id: Option<String>,
+    username: String,
+    user_id: String,
+    /// The session is neither expired nor revoked.
+    live: bool,
 }
 
 /// What the middleware learned from the path.
@@ -159,7 +169,11 @@ fn limit_header(st: &SfState) -> HeaderValue {
 }
 
 /// The gates of the data API: version, session, quota. `Ok` carries the caller.
-fn gate(st: &SfState, route: &RouteInfo, headers: &HeaderMap) -> Result<Option<AuthCtx>, Response> {
+fn gate(
+    st: &SfState,
+    route: &RouteInfo,
+    caller: Option<&Caller>,
+) -> Result<Option<AuthCtx>, Response> {
     if route.bad_version {
         return Err(SfError::not_found().into_response());
     }
@@ -180,9 +194,7 @@ fn gate(st: &SfState, route: &RouteInfo, headers: &HeaderMap) -> Result<Option<A
     if version as u64 > st.max_version.load(Ordering::Relaxed) {
         return Err(SfError::not_found().into_response());
     }
-    let now = st.clock.elapsed();
-    let session = bearer_token(headers).and_then(|t| st.auth.lock().check(t, now).ok().cloned());
-    let Some(session) = session else {
+    let Some(session) = caller.filter(|c| c.live) else {
         return Err(SfError::invalid_session().into_response());
     };
     let max = st.api_max.load(Ordering::Relaxed);
@@ -199,8 +211,8 @@ fn gate(st: &SfState, route: &RouteInfo, headers: &HeaderMap) -> Result<Option<A
         return Err(resp);
     }
     Ok(Some(AuthCtx {
-        user_id: session.user_id,
-        username: session.username,
+        user_id: session.user_id.clone(),
+        username: session.username.clone(),
         version,
     }))
 }
@@ -241,11 +253,20 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
         ),
     };
 
-    let token = bearer_token(&parts.headers).map(str::to_string);
-    let session = token
-        .as_deref()
-        .and_then(|t| st.auth.lock().session(t).cloned());
-    let (client_id, user) = match &session {
+    let token = bearer_token(&parts.headers);
+    // One look at the session store: who is calling, and is the session live.
+    let caller = token.and_then(|t| {
+        let now = st.clock.elapsed();
+        let auth = st.auth.lock();
+        let s = auth.session(t)?;
+        Some(Caller {
+            client_id: s.client_id.clone(),
+            username: s.username.clone(),
+            user_id: s.user_id.clone(),
+            live: auth.check(t, now).is_ok(),
+        })
+    });
+    let (client_id, user) = match &caller {
         Some(s) => (s.client_id.clone(), Some(s.username.clone())),
         None if route.operation.starts_with("oauth.") => (
             form_value(&bytes, "client_id"),
@@ -285,7 +306,7 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
             error_code: None,
             client_id,
             user,
-            token_digest: token.as_deref().map(|t| digest(t.as_bytes())),
+            token_digest: token.map(|t| digest(t.as_bytes())),
             body_digest: (!bytes.is_empty()).then(|| digest(&bytes)),
             body_len: bytes.len() as u64,
             fault: verdict.history_label(),
@@ -313,7 +334,7 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
         }
         Action::Pass => match body_error {
             Some(e) => e.into_response(),
-            None => match gate(&st, &route, &parts.headers) {
+            None => match gate(&st, &route, caller.as_ref()) {
                 Err(resp) => resp,
                 Ok(ctx) => {
                     let authed = ctx.is_some();

@@ -172,14 +172,18 @@ pub struct ObjectDef {
     pub key_prefix: String,
     /// Fields in describe order (system fields first).
     pub fields: Vec<FieldDef>,
+    /// Field index by lower-case name.
     by_name: HashMap<String, usize>,
+    /// Field index by canonical name: the common case, looked up without allocating.
+    by_exact: HashMap<String, usize>,
 }
 
 impl ObjectDef {
     /// Find a field by name, case-insensitively.
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
-        self.by_name
-            .get(&name.to_ascii_lowercase())
+        self.by_exact
+            .get(name)
+            .or_else(|| self.by_name.get(&name.to_ascii_lowercase()))
             .map(|&i| &self.fields[i])
     }
 
@@ -203,6 +207,12 @@ impl ObjectDef {
             .iter()
             .enumerate()
             .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
+            .collect();
+        self.by_exact = self
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), i))
             .collect();
     }
 
@@ -406,6 +416,7 @@ impl OrgSchema {
                         key_prefix: prefix.clone(),
                         fields,
                         by_name: HashMap::new(),
+                        by_exact: HashMap::new(),
                     };
                     obj.reindex();
                     self.objects.push(obj);

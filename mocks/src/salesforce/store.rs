@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::errors::SfError;
 use super::ids;
-use super::schema::{FieldType, ObjectDef, OrgSchema};
+use super::schema::{FieldDef, FieldType, ObjectDef, OrgSchema};
 use super::validate::format_datetime;
 
 /// One stored record.
@@ -522,14 +522,12 @@ impl OrgData {
             "attributes".into(),
             serde_json::json!({"type": obj.name, "url": format!("/services/data/v{version}/sobjects/{}/{}", obj.name, record.id)}),
         );
-        let mut put = |name: &str| {
-            if let Some(f) = obj.field(name) {
-                out.insert(f.name.clone(), compute(obj, record, &f.name));
-            }
+        let put = |f: &FieldDef| {
+            out.insert(f.name.clone(), compute_field(obj, record, f));
         };
         match fields {
-            Some(list) => list.iter().for_each(|n| put(n)),
-            None => obj.fields.iter().for_each(|f| put(&f.name)),
+            Some(list) => list.iter().filter_map(|n| obj.field(n)).for_each(put),
+            None => obj.fields.iter().for_each(put),
         }
         Value::Object(out)
     }
@@ -537,9 +535,14 @@ impl OrgData {
 
 /// A field's value, computing compound fields (`Contact.Name` from first and last name).
 pub fn compute(obj: &ObjectDef, record: &Record, field: &str) -> Value {
-    let Some(f) = obj.field(field) else {
-        return Value::Null;
-    };
+    match obj.field(field) {
+        Some(f) => compute_field(obj, record, f),
+        None => Value::Null,
+    }
+}
+
+/// A field's value, for a field already looked up.
+pub fn compute_field(obj: &ObjectDef, record: &Record, f: &FieldDef) -> Value {
     if f.compound.is_empty() {
         return record.get(&f.name).clone();
     }
