@@ -25,9 +25,7 @@ fn bench(c: &mut Criterion) {
     let rt = runtime();
     let (_mock, baseline, record, soql) = rt.block_on(async {
         let baseline = Target::get(format!("{}/constant", start_baseline().await), None);
-        let mut config = crashcart_mocks::salesforce::SalesforceConfig::default();
-        config.daily_api_limit = u64::MAX;
-        let mock = MockSalesforce::builder().config(config).start().await.unwrap();
+        let mock = MockSalesforce::builder().daily_api_limit(u64::MAX).start().await.unwrap();
         let h = mock.handle();
         let mut first = String::new();
         for i in 0..1000 {

@@ -76,8 +76,16 @@ async fn start_salesforce(args: &ServeArgs, out: &mut String) -> Result<MockSale
         let written = t.write_cert(&path)?;
         let _ = writeln!(out, "  certificate    {} (trust it: REQUESTS_CA_BUNDLE / SSL_CERT_FILE / NODE_EXTRA_CA_CERTS)", written.display());
     }
-    let _ = writeln!(out, "  user           {} / {}", settings.username, settings.password);
-    let _ = writeln!(out, "  connected app  {} / {}", settings.client_id, settings.client_secret);
+    let _ = writeln!(
+        out,
+        "  user           {} / {}",
+        settings.username, settings.password
+    );
+    let _ = writeln!(
+        out,
+        "  connected app  {} / {}",
+        settings.client_id, settings.client_secret
+    );
     Ok(sf)
 }
 
@@ -90,7 +98,11 @@ async fn start_llm(args: &ServeArgs, port: u16, out: &mut String) -> Result<Mock
         .flavour(args.flavour)
         .capture(args.capture);
     if let Some(key) = &args.llm_api_key {
-        builder = builder.api_keys(if key.is_empty() { vec![] } else { vec![key.clone()] });
+        builder = builder.api_keys(if key.is_empty() {
+            vec![]
+        } else {
+            vec![key.clone()]
+        });
     }
     for p in &args.personas {
         builder = builder.personas_file(p);

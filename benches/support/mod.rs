@@ -138,11 +138,16 @@ pub async fn start_baseline() -> String {
                 )
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    // Served by the same accept loop as the mocks (hyper, TCP_NODELAY), so the ratio
+    // isolates what a mock does per request from how connections are served.
+    let (stop, _signal) = crashcart_mocks::server::StopHandle::new();
+    let listen = crashcart_mocks::server::ListenConfig::default();
+    let server = crashcart_mocks::server::serve(app, &listen, stop)
         .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("baseline serves") });
+        .expect("baseline binds");
+    let base = server.base_url();
+    // The baseline lives as long as the bench process.
+    std::mem::forget(server);
     base
 }
 

@@ -53,7 +53,9 @@ async fn password_grant_success_has_salesforce_shape() {
 #[tokio::test]
 async fn token_errors_match_salesforce() {
     let org = Org::start().await;
-    let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+    // (form fields, expected error, expected description)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![
                 ("grant_type", "password"),

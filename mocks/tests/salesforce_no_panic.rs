@@ -24,9 +24,7 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let (app, handle) = rt.block_on(async {
-            let mut c = crashcart_mocks::salesforce::SalesforceConfig::default();
-            c.daily_api_limit = u64::MAX;
-            MockSalesforce::builder().config(c).build_in_process("http://mock.test").unwrap()
+            MockSalesforce::builder().daily_api_limit(u64::MAX).build_in_process("http://mock.test").unwrap()
         });
         let token = rt.block_on(async {
             let (status, body) = send(&app, "POST", "/services/oauth2/token", Some("application/x-www-form-urlencoded"), "", "grant_type=password&client_id=3MVG9crashcart.mock.consumer.key&client_secret=crashcart-consumer-secret&username=integration@crashcart.test&password=crashcart-Pa55".into()).await;

@@ -433,11 +433,12 @@ async fn writes_are_validated_against_the_schema() {
 
 #[tokio::test]
 async fn malformed_requests_get_salesforce_shaped_errors() {
-    let org = Org::with(MockSalesforce::builder().config({
-        let mut c = crashcart_mocks::salesforce::SalesforceConfig::default();
-        c.max_body_bytes = 1024;
-        c
-    }))
+    let org = Org::with(MockSalesforce::builder().config(
+        crashcart_mocks::salesforce::SalesforceConfig {
+            max_body_bytes: 1024,
+            ..Default::default()
+        },
+    ))
     .await;
     let raw = |method: Method, path: &str, ct: &str, body: Vec<u8>| {
         org.http

@@ -177,7 +177,7 @@ fn pick(sents: &[String], k: usize, rng: &mut ChaCha8Rng) -> Vec<String> {
             (score * 1000 + rng.random_range(0..1000), i)
         })
         .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_by_key(|s| std::cmp::Reverse(s.0));
     let mut chosen: Vec<usize> = scored.into_iter().take(k).map(|(_, i)| i).collect();
     chosen.sort_unstable();
     chosen.into_iter().map(|i| sents[i].clone()).collect()

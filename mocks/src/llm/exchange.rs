@@ -534,6 +534,7 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
     };
     let persona = served.persona.clone();
     let runtime = served.runtime.clone();
+    let fingerprint = served.fingerprint.clone();
     if !persona.can(super::Capability::Completion) {
         let msg = format!(
             "\"{}\" does not support {}",
@@ -623,7 +624,7 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
         prompt_tokens,
         choices,
         include_usage: req.include_usage,
-        fingerprint: format!("fp_{}", &digest(persona.name.as_bytes())[..10]),
+        fingerprint,
     };
     let ttft = runtime.ttft(prompt_tokens) + ctx.shaping.extra_ttft;
     let run = Run {

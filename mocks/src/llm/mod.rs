@@ -104,6 +104,8 @@ impl Default for LlmConfig {
 pub(crate) struct ServedModel {
     pub(crate) persona: Persona,
     pub(crate) runtime: Arc<ModelRuntime>,
+    /// `system_fingerprint` of its answers.
+    pub(crate) fingerprint: String,
 }
 
 /// Shared state behind every handler.
@@ -212,6 +214,7 @@ impl MockLlmBuilder {
             .map(|p| ServedModel {
                 persona: p.clone(),
                 runtime: ModelRuntime::new(p.perf.clone()),
+                fingerprint: format!("fp_{}", &crate::history::digest(p.name.as_bytes())[..10]),
             })
             .collect();
         let (stop, stop_signal) = StopHandle::new();

@@ -127,12 +127,50 @@ impl Chunker<'_> {
         }
         v
     }
+    /// Events for content pieces of one choice: the chunk is rendered once around a
+    /// placeholder, and each piece is only escaped into it (the stream's hot path).
+    fn piece_template(&self, choices: impl Fn(&str) -> Value) -> PieceTemplate {
+        const MARK: &str = "\u{1}crashcart-piece\u{1}";
+        let rendered = format!("data: {}\n\n", self.chunk(choices(MARK)));
+        let marker = serde_json::to_string(MARK).unwrap_or_default();
+        match rendered.split_once(&marker) {
+            Some((head, tail)) => PieceTemplate {
+                head: head.to_string(),
+                tail: tail.to_string(),
+            },
+            None => PieceTemplate {
+                head: rendered,
+                tail: String::new(),
+            },
+        }
+    }
+
     fn usage_frame(&self) -> Option<Frame> {
         self.g.include_usage.then(|| {
             let mut v = self.chunk(json!([]));
             v["usage"] = usage(self.g);
             Frame::Data(event(&v))
         })
+    }
+}
+
+/// A pre-rendered SSE event with a hole for a JSON string.
+struct PieceTemplate {
+    head: String,
+    tail: String,
+}
+
+impl PieceTemplate {
+    fn frame(&self, piece: &str) -> Frame {
+        let escaped = serde_json::to_string(piece).unwrap_or_default();
+        let mut s = String::with_capacity(self.head.len() + escaped.len() + self.tail.len());
+        s.push_str(&self.head);
+        s.push_str(&escaped);
+        s.push_str(&self.tail);
+        Frame::Piece {
+            bytes: Bytes::from(s),
+            tokens: tokens::of_piece(piece),
+        }
     }
 }
 
@@ -151,11 +189,9 @@ pub(crate) fn chat_frames(g: &Generation) -> Vec<Frame> {
                 json!({"role": "assistant", "content": "", "refusal": null}),
                 Value::Null,
             )))));
+            let template = ck.piece_template(|p| choice(i, json!({"content": p}), Value::Null));
             for piece in tokens::pieces(&c.text) {
-                frames.push(Frame::Piece {
-                    bytes: event(&ck.chunk(choice(i, json!({"content": piece}), Value::Null))),
-                    tokens: tokens::of_piece(piece),
-                });
+                frames.push(template.frame(piece));
             }
         } else {
             frames.push(Frame::Data(event(&ck.chunk(choice(

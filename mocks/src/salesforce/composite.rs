@@ -17,6 +17,9 @@ use super::SfState;
 const MAX_SUBREQUESTS: usize = 25;
 const MAX_COLLECTION: usize = 200;
 
+/// One subrequest of a collection call: method, path segments, body, and the record id.
+type CollectionItem = (Method, Vec<String>, Vec<u8>, Option<String>);
+
 fn halted(message: &str) -> Value {
     json!({"body": [{"errorCode": "PROCESSING_HALTED", "message": message}], "httpHeaders": {}, "httpStatusCode": 400})
 }
@@ -275,87 +278,86 @@ pub(crate) fn collection(
         )
     };
     let empty = HeaderMap::new();
-    let (all_or_none, items): (bool, Vec<(Method, Vec<String>, Vec<u8>, Option<String>)>) =
-        match call.method.as_str() {
-            "DELETE" => {
-                let q = call.query.as_deref().unwrap_or("");
-                let ids: Vec<String> = form_value(q.as_bytes(), "ids")
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                let aon = form_value(q.as_bytes(), "allOrNone")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-                let mut items = vec![];
-                for id in ids {
-                    let Some(obj) = super::ids::normalize(&id)
-                        .and_then(|n| org.schema.object_for_id(&n).map(|o| o.name.clone()))
-                    else {
-                        items.push((
-                            Method::DELETE,
-                            vec!["sobjects".into(), "_".into(), id.clone()],
-                            vec![],
-                            Some(id),
-                        ));
-                        continue;
-                    };
+    let (all_or_none, items): (bool, Vec<CollectionItem>) = match call.method.as_str() {
+        "DELETE" => {
+            let q = call.query.as_deref().unwrap_or("");
+            let ids: Vec<String> = form_value(q.as_bytes(), "ids")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            let aon = form_value(q.as_bytes(), "allOrNone")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let mut items = vec![];
+            for id in ids {
+                let Some(obj) = super::ids::normalize(&id)
+                    .and_then(|n| org.schema.object_for_id(&n).map(|o| o.name.clone()))
+                else {
                     items.push((
                         Method::DELETE,
-                        vec!["sobjects".into(), obj, id.clone()],
+                        vec!["sobjects".into(), "_".into(), id.clone()],
                         vec![],
                         Some(id),
                     ));
-                }
-                (aon, items)
-            }
-            "POST" | "PATCH" => {
-                let Some(b) = body.and_then(Value::as_object) else {
-                    return SfError::json_parser(
-                        "No content to map due to end-of-input at [line:1, column:0]",
-                    )
-                    .into();
+                    continue;
                 };
-                let aon = b.get("allOrNone").and_then(Value::as_bool).unwrap_or(false);
-                let records = b
-                    .get("records")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let mut items = vec![];
-                for rec in records {
-                    let obj = rec
-                        .pointer("/attributes/type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
-                    let mut fields = rec.as_object().cloned().unwrap_or_default();
-                    fields.remove("attributes");
-                    if call.method == Method::POST {
-                        items.push((
-                            Method::POST,
-                            vec!["sobjects".into(), obj],
-                            serde_json::to_vec(&fields).unwrap_or_default(),
-                            None,
-                        ));
-                    } else {
-                        let id = fields
-                            .remove("Id")
-                            .or_else(|| fields.remove("id"))
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default();
-                        items.push((
-                            Method::PATCH,
-                            vec!["sobjects".into(), obj, id.clone()],
-                            serde_json::to_vec(&fields).unwrap_or_default(),
-                            Some(id),
-                        ));
-                    }
-                }
-                (aon, items)
+                items.push((
+                    Method::DELETE,
+                    vec!["sobjects".into(), obj, id.clone()],
+                    vec![],
+                    Some(id),
+                ));
             }
-            m => return SfError::method_not_allowed(m, "GET,POST,PATCH,DELETE").into(),
-        };
+            (aon, items)
+        }
+        "POST" | "PATCH" => {
+            let Some(b) = body.and_then(Value::as_object) else {
+                return SfError::json_parser(
+                    "No content to map due to end-of-input at [line:1, column:0]",
+                )
+                .into();
+            };
+            let aon = b.get("allOrNone").and_then(Value::as_bool).unwrap_or(false);
+            let records = b
+                .get("records")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut items = vec![];
+            for rec in records {
+                let obj = rec
+                    .pointer("/attributes/type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let mut fields = rec.as_object().cloned().unwrap_or_default();
+                fields.remove("attributes");
+                if call.method == Method::POST {
+                    items.push((
+                        Method::POST,
+                        vec!["sobjects".into(), obj],
+                        serde_json::to_vec(&fields).unwrap_or_default(),
+                        None,
+                    ));
+                } else {
+                    let id = fields
+                        .remove("Id")
+                        .or_else(|| fields.remove("id"))
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    items.push((
+                        Method::PATCH,
+                        vec!["sobjects".into(), obj, id.clone()],
+                        serde_json::to_vec(&fields).unwrap_or_default(),
+                        Some(id),
+                    ));
+                }
+            }
+            (aon, items)
+        }
+        m => return SfError::method_not_allowed(m, "GET,POST,PATCH,DELETE").into(),
+    };
     if items.len() > MAX_COLLECTION {
         return limit_error().into();
     }

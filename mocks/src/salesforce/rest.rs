@@ -219,7 +219,7 @@ async fn data_api(
         segs: rest
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| percent_decode(s))
+            .map(percent_decode)
             .collect(),
         query,
         headers: &headers,

@@ -574,7 +574,7 @@ fn build_field(name: &str, raw: RawField) -> Result<FieldDef, String> {
         ftype: raw.ftype,
         length,
         required: raw.required,
-        unique: raw.unique || raw.external_id && raw.unique,
+        unique: raw.unique,
         external_id: raw.external_id,
         case_sensitive: raw.case_sensitive,
         picklist: raw.values,

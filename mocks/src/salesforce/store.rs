@@ -219,7 +219,7 @@ impl OrgData {
                 continue;
             }
             let Some(f) = obj.field(name) else { continue };
-            if f.unique || f.external_id && f.unique {
+            if f.unique {
                 let clash = self
                     .records(&obj.name)
                     .find(|r| {
@@ -270,7 +270,7 @@ impl OrgData {
                         return Err(SfError::new(
                             StatusCode::BAD_REQUEST,
                             "INVALID_CROSS_REFERENCE_KEY",
-                            format!("invalid cross reference id"),
+                            "invalid cross reference id".to_string(),
                         )
                         .with_fields(vec![f.name.clone()]))
                     }

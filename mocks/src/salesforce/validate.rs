@@ -193,7 +193,7 @@ pub fn coerce(f: &FieldDef, v: &Value) -> Result<Value, SfError> {
             }),
             other => Err(deserialize_error("string", other)),
         },
-        FieldType::Autonumber => Err(read_only(&[f.name.clone()])),
+        FieldType::Autonumber => Err(read_only(std::slice::from_ref(&f.name))),
     }
 }
 

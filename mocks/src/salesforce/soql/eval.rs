@@ -379,7 +379,7 @@ impl Ctx<'_> {
             }
             Pred::In(b, negated, list) => {
                 let v = to_cv(b.ftype(), &self.value(obj, r, b));
-                let hit = list.iter().any(|l| *l == v);
+                let hit = list.contains(&v);
                 hit != *negated
             }
             Pred::Like(b, pat) => match self.value(obj, r, b) {
