@@ -3,7 +3,15 @@
 //! Errors *inside* a running mock are never Rust errors: they are answered on the wire in the
 //! real service's error shape (see `salesforce::errors`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Read a data file (org schema, personas), naming the file on failure.
+pub(crate) fn read_data_file(path: &Path) -> Result<String, MockError> {
+    std::fs::read_to_string(path).map_err(|source| MockError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
 
 /// A failure to configure or start a mock server.
 #[derive(Debug, thiserror::Error)]

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
-use crate::fault::CannedResponse;
-use crate::server::ConnControl;
+use crate::fault::{Action, CannedResponse};
+use crate::server::{ConnControl, StopSignal};
 
 /// The bearer token of a request (`Authorization: Bearer X`, or Salesforce's legacy `OAuth X`).
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -51,6 +51,30 @@ pub fn canned_response(c: CannedResponse, conn: Option<Arc<ConnControl>>) -> Res
     builder
         .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Carry out a fault verdict's action: the response to send instead of serving the request
+/// (a canned answer, a connection held until the server stops, or a reset), or `None` for
+/// [`Action::Pass`].
+pub async fn intervene(
+    action: Action,
+    conn: Option<Arc<ConnControl>>,
+    stop: &StopSignal,
+) -> Option<Response> {
+    match action {
+        Action::Pass => None,
+        Action::Respond(c) => Some(canned_response(c, conn)),
+        Action::Drop => {
+            stop.stopped().await;
+            Some(aborting_response())
+        }
+        Action::Reset => {
+            if let Some(conn) = conn {
+                conn.reset();
+            }
+            Some(aborting_response())
+        }
+    }
 }
 
 /// `Retry-After-Ms`, else `Retry-After` in seconds, as milliseconds.

@@ -26,10 +26,12 @@ use super::errors::{LlmError, LlmErrorCode};
 use super::perf::Slot;
 use super::request::{self, Api, GenRequest};
 use super::{ollama, openai, tokens, CapturePolicy, LlmState, ServedModel};
-use crate::fault::{Action, LlmShaping, RequestInfo};
+use crate::fault::{LlmShaping, RequestInfo};
 use crate::history::{digest, Dependency, LlmExchange, PendingRecord, RequestRecord};
 use crate::server::ConnControl;
-use crate::wire::{aborting_response, bearer_token, canned_response, retry_after_ms, retry_count};
+use crate::wire::{
+    aborting_response, bearer_token, canned_response, intervene, retry_after_ms, retry_count,
+};
 
 /// The router: one handler for every path, so every request gets the same treatment.
 pub(crate) fn router(state: Arc<LlmState>) -> Router {
@@ -192,19 +194,9 @@ async fn handle(State(st): State<Arc<LlmState>>, req: Request) -> Response {
     if let Some(d) = verdict.delay {
         tokio::time::sleep(d).await;
     }
-    let response = match verdict.action {
-        Action::Respond(c) => canned_response(c, conn),
-        Action::Drop => {
-            st.stop.stopped().await;
-            aborting_response()
-        }
-        Action::Reset => {
-            if let Some(conn) = conn {
-                conn.reset();
-            }
-            aborting_response()
-        }
-        Action::Pass => {
+    let response = match intervene(verdict.action, conn, &st.stop).await {
+        Some(r) => r,
+        None => {
             if too_large {
                 let e = LlmError::invalid(
                     format!(

@@ -234,20 +234,20 @@ impl MockLlmBuilder {
     }
 
     /// Build the mock without a socket: a router to call in-process (simulation, tests).
-    pub fn build_in_process(self) -> Result<(Router, LlmHandle), MockError> {
+    /// `public_url` is the base URL its connection settings advertise.
+    pub fn build_in_process(self, public_url: &str) -> Result<(Router, LlmHandle), MockError> {
         let (state, _listen, stop) = self.build_state()?;
+        // Without a server nothing will ever stop; keep the sender alive with the state.
         std::mem::forget(stop);
-        Ok((
-            exchange::router(state.clone()),
-            LlmHandle { state, url: None },
-        ))
+        let url = Arc::new(RwLock::new(public_url.trim_end_matches('/').to_string()));
+        Ok((exchange::router(state.clone()), LlmHandle { state, url }))
     }
 
     /// Bind and start serving.
     pub async fn start(self) -> Result<MockLlm, MockError> {
         let (state, listen, stop) = self.build_state()?;
         let server = server::serve(exchange::router(state.clone()), &listen, stop).await?;
-        let url = Some(Arc::new(RwLock::new(server.base_url())));
+        let url = Arc::new(RwLock::new(server.base_url()));
         Ok(MockLlm {
             server,
             handle: LlmHandle { state, url },
@@ -315,7 +315,7 @@ impl LlmConnectionSettings {
 #[derive(Clone, Debug)]
 pub struct LlmHandle {
     state: Arc<LlmState>,
-    url: Option<Arc<RwLock<String>>>,
+    url: Arc<RwLock<String>>,
 }
 
 impl LlmHandle {
@@ -349,9 +349,7 @@ impl LlmHandle {
     }
     /// Advertise another base URL (a chaos proxy in front of the mock) in the settings.
     pub fn set_public_url(&self, url: &str) {
-        if let Some(u) = &self.url {
-            *u.write() = url.trim_end_matches('/').to_string();
-        }
+        *self.url.write() = url.trim_end_matches('/').to_string();
     }
     /// The mock's clock.
     pub fn clock(&self) -> Clock {
@@ -359,11 +357,7 @@ impl LlmHandle {
     }
     /// Connection settings: base URLs, the first API key and the default model.
     pub fn connection_settings(&self) -> LlmConnectionSettings {
-        let base = self
-            .url
-            .as_ref()
-            .map(|u| u.read().clone())
-            .unwrap_or_else(|| "http://127.0.0.1".to_string());
+        let base = self.url.read().clone();
         LlmConnectionSettings {
             openai_base_url: format!("{base}/v1"),
             api_key: self

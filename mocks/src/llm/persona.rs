@@ -147,11 +147,7 @@ impl PersonaSet {
 
     /// Merge a personas file: entries with a known name replace it, others are added.
     pub fn merge_file(&mut self, path: &Path) -> Result<(), MockError> {
-        let text = std::fs::read_to_string(path).map_err(|source| MockError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        self.merge_yaml(&text, path)
+        self.merge_yaml(&crate::error::read_data_file(path)?, path)
     }
 
     /// Merge personas from YAML (or JSON) text.

@@ -20,7 +20,7 @@ use crate::fault::{Action, RequestInfo};
 use crate::history::{digest, Dependency, PendingRecord, RequestRecord};
 use crate::server::ConnControl;
 pub(crate) use crate::wire::bearer_token;
-use crate::wire::{aborting_response, canned_response, retry_after_ms, retry_count};
+use crate::wire::{intervene, retry_after_ms, retry_count};
 
 /// The caller of a data-API request, as established by the middleware.
 #[derive(Clone, Debug)]
@@ -320,19 +320,9 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
     }
     let conn = parts.extensions.get::<Arc<ConnControl>>().cloned();
     let dropped = matches!(verdict.action, Action::Drop | Action::Reset);
-    let response = match verdict.action {
-        Action::Respond(c) => canned_response(c, conn),
-        Action::Drop => {
-            st.stop.stopped().await;
-            aborting_response()
-        }
-        Action::Reset => {
-            if let Some(conn) = conn {
-                conn.reset();
-            }
-            aborting_response()
-        }
-        Action::Pass => match body_error {
+    let response = match intervene(verdict.action, conn, &st.stop).await {
+        Some(r) => r,
+        None => match body_error {
             Some(e) => e.into_response(),
             None => match gate(&st, &route, caller.as_ref()) {
                 Err(resp) => resp,

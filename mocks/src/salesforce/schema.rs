@@ -345,11 +345,7 @@ impl OrgSchema {
 
     /// Merge a schema file (YAML or JSON; JSON is YAML) into this schema.
     pub fn merge_file(&mut self, path: &Path) -> Result<(), MockError> {
-        let text = std::fs::read_to_string(path).map_err(|source| MockError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        self.merge_yaml(&text, path)
+        self.merge_yaml(&crate::error::read_data_file(path)?, path)
     }
 
     /// Merge schema text. Objects that exist are extended; fields that exist are replaced.

@@ -61,7 +61,9 @@ pub struct Llm {
 
 impl Llm {
     pub fn build(builder: MockLlmBuilder) -> Self {
-        let (router, handle) = builder.build_in_process().expect("mock builds");
+        let (router, handle) = builder
+            .build_in_process("http://llm.test")
+            .expect("mock builds");
         Self { router, handle }
     }
 
