@@ -2,6 +2,7 @@
 //!
 //! Module map:
 //! - [`cli`]: the command line (thin: parses arguments, calls the modules below, maps exit codes).
+//! - [`fault`]: the fault model, the engine that applies faults to mocks and network, the schedule.
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling shared by long-running commands.
 //! - [`error`]: harness errors and the documented exit codes.
@@ -12,6 +13,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod fault;
 pub mod serve;
 pub mod shutdown;
 

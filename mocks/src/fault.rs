@@ -126,6 +126,61 @@ pub struct LlmShaping {
     pub cut_after_tokens: Option<u32>,
     /// After this many content pieces, stop sending and hold the connection open.
     pub stall_after_tokens: Option<u32>,
+    /// The answer's text drifts from what was asked (JSON wrapped, keys missing or renamed).
+    pub drift: Option<TextDrift>,
+    /// The answer stops after this many tokens with `finish_reason: "length"`.
+    pub max_tokens: Option<u32>,
+}
+
+/// How an LLM's text answer drifts from the requested shape.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TextDrift {
+    /// Prose before and after the JSON.
+    WrapInProse,
+    /// The JSON inside a Markdown code fence.
+    CodeFence,
+    /// A top-level key of the JSON object is missing.
+    DropKey(String),
+    /// A top-level key of the JSON object is renamed.
+    RenameKey {
+        /// The key asked for.
+        from: String,
+        /// The key sent.
+        to: String,
+    },
+}
+
+impl TextDrift {
+    /// Apply the drift to an answer's text.
+    pub fn apply(&self, text: &str) -> String {
+        match self {
+            Self::WrapInProse => format!(
+                "Sure! Here is the information you asked for:\n{text}\nLet me know if you need anything else."
+            ),
+            Self::CodeFence => format!("```json\n{text}\n```"),
+            Self::DropKey(key) => Self::edit_object(text, |m| {
+                m.shift_remove(key);
+            }),
+            Self::RenameKey { from, to } => Self::edit_object(text, |m| {
+                if let Some(v) = m.shift_remove(from) {
+                    m.insert(to.clone(), v);
+                }
+            }),
+        }
+    }
+
+    fn edit_object(
+        text: &str,
+        edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> String {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(mut m)) => {
+                edit(&mut m);
+                serde_json::Value::Object(m).to_string()
+            }
+            _ => text.to_string(),
+        }
+    }
 }
 
 impl LlmShaping {

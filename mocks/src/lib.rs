@@ -30,7 +30,9 @@ pub mod wire;
 
 pub use clock::Clock;
 pub use error::MockError;
-pub use fault::{Action, CannedResponse, FaultHook, LlmShaping, NoFaults, RequestInfo, Verdict};
+pub use fault::{
+    Action, CannedResponse, FaultHook, LlmShaping, NoFaults, RequestInfo, TextDrift, Verdict,
+};
 pub use history::{Dependency, History, LlmExchange, RequestRecord};
 pub use llm::{LlmHandle, MockLlm};
 pub use salesforce::{MockSalesforce, SalesforceHandle};

@@ -547,11 +547,19 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
         ));
     }
     let room = persona.context_window - prompt_tokens;
-    let budget = Some(req.max_tokens.unwrap_or(room).min(room));
+    let mut budget = req.max_tokens.unwrap_or(room).min(room);
+    if let Some(cap) = ctx.shaping.max_tokens {
+        budget = budget.min(cap);
+    }
+    let budget = Some(budget);
     let choices: Vec<Choice> = (0..req.n)
         .map(
             |i| match content::generate(ctx.state.config.seed, &persona, &req, i) {
                 content::Output::Text(t) => {
+                    let t = match &ctx.shaping.drift {
+                        Some(d) => d.apply(&t),
+                        None => t,
+                    };
                     let (text, finish) = content::limit(&t, &req.stop, budget);
                     let tokens = tokens::count(&text);
                     Choice {

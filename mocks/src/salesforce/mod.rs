@@ -414,6 +414,14 @@ impl SalesforceHandle {
     pub fn set_token_ttl(&self, ttl: Duration) {
         self.state.auth.lock().ttl = ttl;
     }
+    /// The lifetime of tokens issued now.
+    pub fn token_ttl(&self) -> Duration {
+        self.state.auth.lock().ttl
+    }
+    /// The lowest API version still served (versions below answer 410).
+    pub fn retired_below(&self) -> u32 {
+        self.state.retired_below.load(Ordering::Relaxed) as u32
+    }
     /// Mint a refresh token for a user of an app, as if the user had consented in a web flow.
     pub fn mint_refresh_token(&self, client_id: &str, username: &str) -> Option<String> {
         let app = self.state.app(client_id)?;

@@ -179,6 +179,18 @@ impl OrgData {
         self.table(obj).into_iter().flat_map(|t| t.records.values())
     }
 
+    /// Move every record's value of field `from` to field `to` (schema drift: a rename keeps
+    /// the data, as in Salesforce).
+    pub fn rename_field(&mut self, obj: &str, from: &str, to: &str) {
+        if let Some(t) = self.tables.get_mut(obj) {
+            for r in t.records.values_mut() {
+                if let Some(v) = r.fields.shift_remove(from) {
+                    r.fields.insert(to.to_string(), v);
+                }
+            }
+        }
+    }
+
     /// Number of live records of an object.
     pub fn live_count(&self, obj: &str) -> usize {
         self.records(obj).filter(|r| !r.deleted).count()

@@ -1,0 +1,889 @@
+//! The fault engine: turns [`FaultSpec`]s into effects at the layer where each is real.
+//!
+//! - Request faults (latency, errors, resets, governor answers, LLM shaping and drift) become
+//!   rules; the engine is the mocks' [`FaultHook`] and returns a verdict per request.
+//! - State faults (expire tokens, TTL, quota, schema drift, version retirement, LLM slots) are
+//!   applied to the mocks' handles at once and undone when the fault ends.
+//! - Network faults go to a [`NetworkFaults`] backend (the embedded chaos proxy, or an
+//!   external Toxiproxy through `toxiproxy_rust`).
+//!
+//! [`FaultEngine::apply`] returns a [`FaultGuard`]: dropping it removes the fault and undoes
+//! its state. [`FaultEngine::clear_all`] removes everything; dropping the engine does too.
+//! Randomness comes from the engine's seed, one stream per fault.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crashcart_mocks::fault::{LlmShaping, TextDrift};
+use crashcart_mocks::llm::{Flavour, LlmError, LlmHandle};
+use crashcart_mocks::salesforce::schema::{FieldDef, FieldType, ObjectDef};
+use crashcart_mocks::salesforce::{SalesforceHandle, SessionFilter};
+use crashcart_mocks::{Clock, FaultHook, RequestInfo, Verdict};
+use parking_lot::{Mutex, RwLock};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::model::{DependencyName, FaultKind, FaultSpec, OutputDrift, Trigger};
+use super::shape;
+
+/// Where network faults are applied.
+pub trait NetworkFaults: Send + Sync + 'static {
+    /// Apply a network fault in front of `dependency` (every proxied dependency when `None`);
+    /// returns a token that [`NetworkFaults::remove`] takes back.
+    fn apply(
+        &self,
+        dependency: Option<DependencyName>,
+        fault: &FaultKind,
+        label: &str,
+    ) -> Result<Vec<String>, String>;
+    /// Undo what [`NetworkFaults::apply`] did.
+    fn remove(&self, applied: &[String]);
+}
+
+/// A fault the engine refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    /// A parameter is out of range or inconsistent.
+    #[error("fault {label}: {message}")]
+    Invalid {
+        /// The fault's label.
+        label: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The fault needs a dependency the run does not have.
+    #[error("fault {label}: needs {needs}, which this run does not start")]
+    Unavailable {
+        /// The fault's label.
+        label: String,
+        /// What is missing.
+        needs: &'static str,
+    },
+}
+
+/// One event of the fault timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaultEvent {
+    /// Monotonic time on the run's clock, microseconds.
+    pub at_us: u64,
+    /// The fault's id in the engine.
+    pub id: u64,
+    /// Its label.
+    pub fault: String,
+    /// `activated`, `removed`, `flap-on`, `flap-off`.
+    pub event: &'static str,
+}
+
+/// A fault in force, as listed by [`FaultEngine::active`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ActiveFault {
+    /// Engine id.
+    pub id: u64,
+    /// Label.
+    pub label: String,
+    /// The spec.
+    pub spec: FaultSpec,
+    /// Requests it hit so far.
+    pub hits: u64,
+}
+
+/// What must be undone when a fault ends.
+enum Undo {
+    TokenTtl(Duration),
+    Quota(u64),
+    Object(ObjectDef, Option<(String, String)>),
+    Versions(u32),
+    LlmSlots(Vec<(String, usize, usize)>),
+    Network(Vec<String>),
+}
+
+struct Rule {
+    id: u64,
+    label: String,
+    spec: FaultSpec,
+    route: Option<glob::Pattern>,
+    seen: AtomicU64,
+    hits: AtomicU64,
+    enabled: AtomicBool,
+    rng: Mutex<ChaCha8Rng>,
+    undo: Mutex<Option<Undo>>,
+}
+
+/// The dependencies a run has.
+#[derive(Clone, Default)]
+pub struct Dependencies {
+    /// The mock Salesforce.
+    pub salesforce: Option<SalesforceHandle>,
+    /// The mock LLM.
+    pub llm: Option<LlmHandle>,
+    /// Where network faults go.
+    pub network: Option<Arc<dyn NetworkFaults>>,
+}
+
+struct Inner {
+    seed: u64,
+    deps: Dependencies,
+    clock: Clock,
+    rules: RwLock<Vec<Arc<Rule>>>,
+    next_id: AtomicU64,
+    events: Mutex<Vec<FaultEvent>>,
+}
+
+/// The fault engine of a run. Cloning shares it.
+#[derive(Clone)]
+pub struct FaultEngine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for FaultEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultEngine")
+            .field("seed", &self.inner.seed)
+            .field("active", &self.inner.rules.read().len())
+            .finish()
+    }
+}
+
+/// Removes its fault when dropped.
+#[must_use = "the fault is removed when the guard drops"]
+pub struct FaultGuard {
+    engine: Weak<Inner>,
+    id: u64,
+}
+
+impl FaultGuard {
+    /// The fault's id in the engine.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// Keep the fault until the engine clears it (`clear_all`, shutdown).
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for FaultGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.engine.upgrade() {
+            remove(&inner, self.id);
+        }
+    }
+}
+
+/// The hook installed in the mocks; holds the engine weakly so the engine's drop clears.
+struct Hook(Weak<Inner>);
+
+impl FaultHook for Hook {
+    fn verdict(&self, req: &RequestInfo<'_>) -> Verdict {
+        match self.0.upgrade() {
+            Some(inner) => verdict(&inner, req),
+            None => Verdict::pass(),
+        }
+    }
+}
+
+fn stream_seed(seed: u64, label: &str, id: u64) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325 ^ seed;
+    for b in label.bytes().chain(id.to_le_bytes()) {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+impl FaultEngine {
+    /// An engine over these dependencies, installed as their fault hook.
+    pub fn new(seed: u64, deps: Dependencies) -> Self {
+        let clock = deps
+            .salesforce
+            .as_ref()
+            .map(|s| s.clock())
+            .or_else(|| deps.llm.as_ref().map(|l| l.clock()))
+            .unwrap_or_default();
+        let inner = Arc::new(Inner {
+            seed,
+            deps,
+            clock,
+            rules: RwLock::new(vec![]),
+            next_id: AtomicU64::new(1),
+            events: Mutex::new(vec![]),
+        });
+        let hook = Arc::new(Hook(Arc::downgrade(&inner)));
+        if let Some(sf) = &inner.deps.salesforce {
+            sf.set_fault_hook(hook.clone());
+        }
+        if let Some(llm) = &inner.deps.llm {
+            llm.set_fault_hook(hook);
+        }
+        Self { inner }
+    }
+
+    /// The run's clock (the mocks').
+    pub fn clock(&self) -> Clock {
+        self.inner.clock.clone()
+    }
+
+    /// Check a fault without applying it: parameters, route glob, and that the run has the
+    /// dependency it needs.
+    pub fn check(&self, spec: &FaultSpec) -> Result<(), FaultError> {
+        let label = spec.label();
+        validate(spec, &label)?;
+        if let Some(r) = &spec.target.route {
+            glob::Pattern::new(r)
+                .map_err(|e| invalid(&label, format!("target.route {r:?}: {e}")))?;
+        }
+        let deps = &self.inner.deps;
+        let missing = match needs(&spec.fault) {
+            Need::Salesforce if deps.salesforce.is_none() => Some("the mock Salesforce"),
+            Need::Llm if deps.llm.is_none() => Some("the mock LLM"),
+            Need::Network if deps.network.is_none() => Some("a chaos proxy"),
+            _ => None,
+        };
+        match missing {
+            Some(needs) => Err(FaultError::Unavailable { label, needs }),
+            None => Ok(()),
+        }
+    }
+
+    /// Activate a fault now. Drop the guard to remove it.
+    pub fn apply(&self, spec: FaultSpec) -> Result<FaultGuard, FaultError> {
+        let inner = &self.inner;
+        let id = inner.next_id.fetch_add(1, Ordering::SeqCst);
+        let label = spec.label();
+        validate(&spec, &label)?;
+        let route = match &spec.target.route {
+            Some(r) => Some(glob::Pattern::new(r).map_err(|e| FaultError::Invalid {
+                label: label.clone(),
+                message: format!("target.route {r:?}: {e}"),
+            })?),
+            None => None,
+        };
+        let undo = apply_state(inner, &spec, &label)?;
+        let rule = Arc::new(Rule {
+            id,
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(stream_seed(
+                inner.seed, &label, id,
+            ))),
+            label: label.clone(),
+            spec,
+            route,
+            seen: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            enabled: AtomicBool::new(true),
+            undo: Mutex::new(undo),
+        });
+        inner.rules.write().push(rule);
+        event(inner, id, &label, "activated");
+        Ok(FaultGuard {
+            engine: Arc::downgrade(inner),
+            id,
+        })
+    }
+
+    /// Turn an active fault on or off without removing it (flapping).
+    pub fn set_enabled(&self, id: u64, on: bool) {
+        let rule = self.inner.rules.read().iter().find(|r| r.id == id).cloned();
+        if let Some(rule) = rule {
+            if rule.enabled.swap(on, Ordering::SeqCst) != on {
+                if rule.spec.fault.is_network() {
+                    // Network faults live outside the engine: take them out and put them back.
+                    let mut undo = rule.undo.lock();
+                    if on {
+                        *undo = apply_state(&self.inner, &rule.spec, &rule.label)
+                            .ok()
+                            .flatten();
+                    } else if let Some(u) = undo.take() {
+                        run_undo(&self.inner, u);
+                    }
+                }
+                event(
+                    &self.inner,
+                    id,
+                    &rule.label,
+                    if on { "flap-on" } else { "flap-off" },
+                );
+            }
+        }
+    }
+
+    /// Remove one fault by id (what a guard's drop does).
+    pub fn remove(&self, id: u64) -> bool {
+        remove(&self.inner, id)
+    }
+
+    /// Remove every fault and undo every state change.
+    pub fn clear_all(&self) {
+        let rules: Vec<Arc<Rule>> = self.inner.rules.read().clone();
+        for r in rules {
+            remove(&self.inner, r.id);
+        }
+    }
+
+    /// The faults in force.
+    pub fn active(&self) -> Vec<ActiveFault> {
+        self.inner
+            .rules
+            .read()
+            .iter()
+            .map(|r| ActiveFault {
+                id: r.id,
+                label: r.label.clone(),
+                spec: r.spec.clone(),
+                hits: r.hits.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// The fault timeline so far.
+    pub fn events(&self) -> Vec<FaultEvent> {
+        self.inner.events.lock().clone()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Last owner gone: clear state faults and uninstall the hooks.
+        let rules: Vec<Arc<Rule>> = std::mem::take(&mut *self.rules.write());
+        for r in rules {
+            if let Some(u) = r.undo.lock().take() {
+                run_undo(self, u);
+            }
+        }
+        if let Some(sf) = &self.deps.salesforce {
+            sf.clear_fault_hook();
+        }
+        if let Some(llm) = &self.deps.llm {
+            llm.clear_fault_hook();
+        }
+    }
+}
+
+fn event(inner: &Inner, id: u64, label: &str, what: &'static str) {
+    inner.events.lock().push(FaultEvent {
+        at_us: inner.clock.elapsed().as_micros() as u64,
+        id,
+        fault: label.to_string(),
+        event: what,
+    });
+}
+
+fn remove(inner: &Inner, id: u64) -> bool {
+    let rule = {
+        let mut rules = inner.rules.write();
+        let Some(pos) = rules.iter().position(|r| r.id == id) else {
+            return false;
+        };
+        rules.remove(pos)
+    };
+    if let Some(u) = rule.undo.lock().take() {
+        run_undo(inner, u);
+    }
+    event(inner, id, &rule.label, "removed");
+    true
+}
+
+fn invalid(label: &str, message: impl Into<String>) -> FaultError {
+    FaultError::Invalid {
+        label: label.to_string(),
+        message: message.into(),
+    }
+}
+
+fn validate(spec: &FaultSpec, label: &str) -> Result<(), FaultError> {
+    match spec.trigger {
+        Trigger::Probability(p) if !(0.0..=1.0).contains(&p) => {
+            return Err(invalid(
+                label,
+                format!("trigger.probability must be within 0..1, got {p}"),
+            ))
+        }
+        Trigger::EveryNth(0) => return Err(invalid(label, "trigger.every_nth must be at least 1")),
+        _ => {}
+    }
+    match &spec.fault {
+        FaultKind::Latency { latency } => latency.validate().map_err(|m| invalid(label, m)),
+        FaultKind::LlmTiming { ttft, inter_token } => {
+            for l in [ttft, inter_token].into_iter().flatten() {
+                l.validate().map_err(|m| invalid(label, m))?;
+            }
+            Ok(())
+        }
+        FaultKind::HttpError { status, .. } | FaultKind::EmptyResponse { status }
+            if !(100..=599).contains(status) =>
+        {
+            Err(invalid(
+                label,
+                format!("status must be a valid HTTP status, got {status}"),
+            ))
+        }
+        FaultKind::ExpireTokens { share: Some(s), .. } if !(0.0..=1.0).contains(s) => Err(invalid(
+            label,
+            format!("share must be within 0..1, got {s}"),
+        )),
+        FaultKind::LlmSlots { slots: 0, .. } => Err(invalid(label, "slots must be at least 1")),
+        _ => Ok(()),
+    }
+}
+
+enum Need {
+    Salesforce,
+    Llm,
+    Network,
+    Any,
+}
+
+fn needs(kind: &FaultKind) -> Need {
+    use FaultKind::*;
+    match kind {
+        ExpireTokens { .. }
+        | TokenTtl { .. }
+        | RevokeRefreshTokens { .. }
+        | QuotaExhausted
+        | ApiVersionRetired { .. }
+        | FieldRenamed { .. }
+        | FieldRemoved { .. }
+        | FieldTypeChanged { .. }
+        | RequiredFieldAdded { .. }
+        | PicklistValueWithdrawn { .. } => Need::Salesforce,
+        LlmSlots { .. } => Need::Llm,
+        k if k.is_network() => Need::Network,
+        _ => Need::Any,
+    }
+}
+
+fn sf<'a>(inner: &'a Inner, label: &str) -> Result<&'a SalesforceHandle, FaultError> {
+    inner
+        .deps
+        .salesforce
+        .as_ref()
+        .ok_or(FaultError::Unavailable {
+            label: label.to_string(),
+            needs: "the mock Salesforce",
+        })
+}
+
+fn parse_type(s: &str) -> Option<FieldType> {
+    serde_json::from_value(serde_json::json!(s)).ok()
+}
+
+/// Apply the state part of a fault (if any); returns how to undo it.
+fn apply_state(inner: &Inner, spec: &FaultSpec, label: &str) -> Result<Option<Undo>, FaultError> {
+    use FaultKind::*;
+    let drift = |object: &str,
+                 change: &dyn Fn(&mut ObjectDef) -> Result<Option<(String, String)>, String>|
+     -> Result<Option<Undo>, FaultError> {
+        let sf = sf(inner, label)?;
+        sf.with_org_mut(|org| {
+            let obj = org
+                .schema
+                .object_mut(object)
+                .ok_or_else(|| invalid(label, format!("no sObject named {object}")))?;
+            let before = obj.clone();
+            let renamed = change(obj).map_err(|m| invalid(label, m))?;
+            if let Some((from, to)) = &renamed {
+                org.data.rename_field(&before.name, from, to);
+            }
+            Ok(Some(Undo::Object(before, renamed)))
+        })
+    };
+    let field_of = |obj: &ObjectDef, field: &str| -> Result<FieldDef, String> {
+        obj.field(field)
+            .cloned()
+            .ok_or_else(|| format!("{}.{field} does not exist", obj.name))
+    };
+    Ok(match &spec.fault {
+        ExpireTokens {
+            client_id,
+            username,
+            share,
+        } => {
+            sf(inner, label)?.expire_sessions(&SessionFilter {
+                client_id: client_id.clone(),
+                username: username.clone(),
+                share: *share,
+            });
+            None
+        }
+        RevokeRefreshTokens {
+            client_id,
+            username,
+        } => {
+            sf(inner, label)?.revoke_refresh_tokens(&SessionFilter {
+                client_id: client_id.clone(),
+                username: username.clone(),
+                share: None,
+            });
+            None
+        }
+        TokenTtl { ttl } => {
+            let sf = sf(inner, label)?;
+            let before = sf.token_ttl();
+            sf.set_token_ttl(*ttl);
+            Some(Undo::TokenTtl(before))
+        }
+        QuotaExhausted => {
+            let sf = sf(inner, label)?;
+            let (used, max) = sf.api_usage();
+            sf.set_api_usage(max);
+            Some(Undo::Quota(used))
+        }
+        ApiVersionRetired { below } => {
+            let sf = sf(inner, label)?;
+            let before = sf.retired_below();
+            sf.retire_versions_below(*below);
+            Some(Undo::Versions(before))
+        }
+        FieldRenamed { object, field, to } => drift(object, &|obj| {
+            let mut f = field_of(obj, field)?;
+            let from = f.name.clone();
+            obj.remove_field(&from);
+            f.name = to.clone();
+            f.label = to.clone();
+            obj.upsert_field(f);
+            Ok(Some((from, to.clone())))
+        })?,
+        FieldRemoved { object, field } => drift(object, &|obj| {
+            let f = field_of(obj, field)?;
+            obj.remove_field(&f.name);
+            Ok(None)
+        })?,
+        FieldTypeChanged { object, field, to } => drift(object, &|obj| {
+            let mut f = field_of(obj, field)?;
+            f.ftype = parse_type(to).ok_or_else(|| format!("unknown field type {to:?}"))?;
+            obj.upsert_field(f);
+            Ok(None)
+        })?,
+        RequiredFieldAdded { object, field } => drift(object, &|obj| {
+            let mut f = field_of(obj, "LastName")
+                .or_else(|_| field_of(obj, "Name"))
+                .or_else(|_| field_of(obj, "Subject"))?;
+            f.name = field.clone();
+            f.label = field.clone();
+            f.ftype = FieldType::String;
+            f.required = true;
+            f.unique = false;
+            f.external_id = false;
+            f.default = None;
+            f.compound = vec![];
+            f.system = false;
+            obj.upsert_field(f);
+            Ok(None)
+        })?,
+        PicklistValueWithdrawn {
+            object,
+            field,
+            value,
+        } => drift(object, &|obj| {
+            let mut f = field_of(obj, field)?;
+            if !f.picklist.contains(value) {
+                return Err(format!(
+                    "{}.{field} has no picklist value {value:?}",
+                    obj.name
+                ));
+            }
+            f.picklist.retain(|v| v != value);
+            f.restricted = true;
+            obj.upsert_field(f);
+            Ok(None)
+        })?,
+        LlmSlots {
+            model,
+            slots,
+            queue_depth,
+        } => {
+            let llm = inner.deps.llm.as_ref().ok_or(FaultError::Unavailable {
+                label: label.to_string(),
+                needs: "the mock LLM",
+            })?;
+            let names: Vec<String> = match model {
+                Some(m) => vec![llm
+                    .runtime(m)
+                    .map(|_| m.clone())
+                    .ok_or_else(|| invalid(label, format!("no LLM model named {m:?}")))?],
+                None => llm.models().into_iter().map(|p| p.name).collect(),
+            };
+            let mut before = vec![];
+            for n in names {
+                if let Some(rt) = llm.runtime(&n) {
+                    let p = rt.perf();
+                    before.push((n, p.slots, p.queue_depth));
+                    rt.set_slots(*slots);
+                    if let Some(d) = queue_depth {
+                        rt.set_queue_depth(*d);
+                    }
+                }
+            }
+            Some(Undo::LlmSlots(before))
+        }
+        f if f.is_network() => {
+            let net = inner.deps.network.as_ref().ok_or(FaultError::Unavailable {
+                label: label.to_string(),
+                needs: "a chaos proxy",
+            })?;
+            let applied = net
+                .apply(spec.target.dependency, f, label)
+                .map_err(|m| invalid(label, m))?;
+            Some(Undo::Network(applied))
+        }
+        _ => None,
+    })
+}
+
+fn run_undo(inner: &Inner, undo: Undo) {
+    match undo {
+        Undo::TokenTtl(ttl) => {
+            if let Some(sf) = &inner.deps.salesforce {
+                sf.set_token_ttl(ttl);
+            }
+        }
+        Undo::Quota(used) => {
+            if let Some(sf) = &inner.deps.salesforce {
+                sf.set_api_usage(used);
+            }
+        }
+        Undo::Versions(v) => {
+            if let Some(sf) = &inner.deps.salesforce {
+                sf.retire_versions_below(v);
+            }
+        }
+        Undo::Object(before, renamed) => {
+            if let Some(sf) = &inner.deps.salesforce {
+                sf.with_org_mut(|org| {
+                    if let Some((from, to)) = renamed {
+                        org.data.rename_field(&before.name, &to, &from);
+                    }
+                    if let Some(obj) = org.schema.object_mut(&before.name) {
+                        *obj = before;
+                    }
+                });
+            }
+        }
+        Undo::LlmSlots(before) => {
+            if let Some(llm) = &inner.deps.llm {
+                for (name, slots, depth) in before {
+                    if let Some(rt) = llm.runtime(&name) {
+                        rt.set_slots(slots);
+                        rt.set_queue_depth(depth);
+                    }
+                }
+            }
+        }
+        Undo::Network(applied) => {
+            if let Some(net) = &inner.deps.network {
+                net.remove(&applied);
+            }
+        }
+    }
+}
+
+fn matches(rule: &Rule, req: &RequestInfo<'_>) -> bool {
+    let t = &rule.spec.target;
+    t.dependency.is_none_or(|d| d.as_mock() == req.dependency)
+        && rule.route.as_ref().is_none_or(|p| p.matches(req.path))
+        && t.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(req.method.as_str()))
+        && t.operation.as_deref().is_none_or(|o| o == req.operation)
+        && t.sobject
+            .as_deref()
+            .is_none_or(|s| req.sobject.is_some_and(|r| r.eq_ignore_ascii_case(s)))
+        && t.client_id
+            .as_deref()
+            .is_none_or(|c| req.client_id == Some(c))
+        && t.model.as_deref().is_none_or(|m| req.model == Some(m))
+}
+
+/// Does this request trip the rule (counts and draws from the rule's own stream).
+fn fires(rule: &Rule) -> bool {
+    let n = rule.seen.fetch_add(1, Ordering::SeqCst) + 1;
+    match rule.spec.trigger {
+        Trigger::Always => true,
+        Trigger::Probability(p) => rule.rng.lock().random_bool(p.clamp(0.0, 1.0)),
+        Trigger::EveryNth(k) => n % k.max(1) == 0,
+        Trigger::FirstN(k) => n <= k,
+    }
+}
+
+fn llm_flavour(inner: &Inner) -> Flavour {
+    inner
+        .deps
+        .llm
+        .as_ref()
+        .map(|l| l.config().flavour)
+        .unwrap_or_default()
+}
+
+fn is_write(req: &RequestInfo<'_>) -> bool {
+    matches!(
+        req.operation,
+        "sobject.create"
+            | "sobject.update"
+            | "sobject.upsert"
+            | "sobject.delete"
+            | "composite"
+            | "composite.sobjects"
+    )
+}
+
+/// The verdict for one request: every matching, firing rule adds its effect; delays add up,
+/// the first answer wins, LLM shaping merges.
+fn verdict(inner: &Inner, req: &RequestInfo<'_>) -> Verdict {
+    use FaultKind::*;
+    let rules: Vec<Arc<Rule>> = inner.rules.read().clone();
+    let mut v = Verdict::pass();
+    let mut labels: Vec<&str> = vec![];
+    let mut shaping = LlmShaping::default();
+    let mut answered = false;
+    for rule in &rules {
+        if !rule.enabled.load(Ordering::SeqCst)
+            || rule.spec.fault.is_network()
+            || !matches(rule, req)
+        {
+            continue;
+        }
+        // State faults have no per-request effect unless listed below.
+        let per_request = !matches!(
+            rule.spec.fault,
+            ExpireTokens { .. }
+                | TokenTtl { .. }
+                | RevokeRefreshTokens { .. }
+                | QuotaExhausted
+                | ApiVersionRetired { .. }
+                | FieldRenamed { .. }
+                | FieldRemoved { .. }
+                | FieldTypeChanged { .. }
+                | RequiredFieldAdded { .. }
+                | PicklistValueWithdrawn { .. }
+                | LlmSlots { .. }
+        );
+        if !per_request {
+            continue;
+        }
+        // Faults whose meaning is tied to one kind of request skip the others before counting.
+        let applicable = match &rule.spec.fault {
+            InvalidGrant => req.operation == "oauth.token",
+            RowLock { records } => {
+                is_write(req)
+                    && (records.is_empty()
+                        || req.record.is_some_and(|r| records.iter().any(|x| x == r)))
+            }
+            ConcurrentLongRequests => req.dependency == crashcart_mocks::Dependency::Salesforce,
+            LlmTiming { .. }
+            | LlmOutputDrift { .. }
+            | LlmTruncate { .. }
+            | LlmStreamCut { .. }
+            | LlmStreamError { .. }
+            | LlmOverloaded { .. } => req.dependency == crashcart_mocks::Dependency::Llm,
+            _ => true,
+        };
+        if !applicable || !fires(rule) {
+            continue;
+        }
+        rule.hits.fetch_add(1, Ordering::Relaxed);
+        labels.push(&rule.label);
+        let dep = rule.spec.target.dependency.or(match req.dependency {
+            crashcart_mocks::Dependency::Llm => Some(DependencyName::Llm),
+            crashcart_mocks::Dependency::SalesforceAuth => Some(DependencyName::SalesforceAuth),
+            _ => Some(DependencyName::Salesforce),
+        });
+        let mut answer = |v: &mut Verdict, a: crashcart_mocks::Action| {
+            if !answered {
+                v.action = a;
+                answered = true;
+            }
+        };
+        use crashcart_mocks::Action;
+        match &rule.spec.fault {
+            Latency { latency } => {
+                let d = latency.sample(&mut *rule.rng.lock());
+                v.delay = Some(v.delay.unwrap_or_default() + d);
+            }
+            LlmTiming { ttft, inter_token } => {
+                let mut rng = rule.rng.lock();
+                if let Some(l) = ttft {
+                    shaping.extra_ttft += l.sample(&mut *rng);
+                }
+                if let Some(l) = inter_token {
+                    shaping.extra_inter_token += l.sample(&mut *rng);
+                }
+            }
+            HttpError {
+                status,
+                error_code,
+                message,
+                retry_after,
+                retry_after_ms,
+            } => {
+                let r = shape::http_error(
+                    dep,
+                    llm_flavour(inner),
+                    *status,
+                    error_code.as_deref(),
+                    message.as_deref(),
+                );
+                answer(
+                    &mut v,
+                    Action::Respond(shape::with_retry_after(r, *retry_after, *retry_after_ms)),
+                );
+            }
+            EmptyResponse { status } => answer(&mut v, Action::Respond(shape::empty(*status))),
+            MalformedBody => answer(&mut v, Action::Respond(shape::malformed_body())),
+            ResetMidBody => answer(&mut v, Action::Respond(shape::reset_mid_body())),
+            ConnectionReset => answer(&mut v, Action::Reset),
+            Hang => answer(&mut v, Action::Drop),
+            InvalidGrant => answer(&mut v, Action::Respond(shape::invalid_grant())),
+            ConcurrentLongRequests => {
+                answer(&mut v, Action::Respond(shape::concurrent_long_requests()))
+            }
+            RowLock { .. } => answer(
+                &mut v,
+                Action::Respond(shape::unable_to_lock_row(
+                    req.record.unwrap_or("001000000000000AAA"),
+                )),
+            ),
+            LlmOverloaded { retry_after } => {
+                let flavour = llm_flavour(inner);
+                let secs = retry_after.as_millis().div_ceil(1000) as u64;
+                let e = LlmError::overloaded(secs, flavour);
+                let r = crashcart_mocks::CannedResponse::json(
+                    e.status(flavour),
+                    &e.openai_body(flavour),
+                )
+                .with_header("retry-after", &secs.to_string());
+                answer(&mut v, Action::Respond(r));
+            }
+            LlmOutputDrift { drift } => {
+                shaping.drift = Some(match drift {
+                    OutputDrift::WrapInProse => TextDrift::WrapInProse,
+                    OutputDrift::CodeFence => TextDrift::CodeFence,
+                    OutputDrift::DropKey { key } => TextDrift::DropKey(key.clone()),
+                    OutputDrift::RenameKey { from, to } => TextDrift::RenameKey {
+                        from: from.clone(),
+                        to: to.clone(),
+                    },
+                })
+            }
+            LlmTruncate { max_tokens } => {
+                shaping.max_tokens = Some(
+                    shaping
+                        .max_tokens
+                        .map_or(*max_tokens, |m| m.min(*max_tokens)),
+                )
+            }
+            LlmStreamCut { after_tokens } => shaping.cut_after_tokens = Some(*after_tokens),
+            LlmStreamError {
+                after_tokens,
+                message,
+            } => shaping.error_after_tokens = Some((*after_tokens, message.clone())),
+            _ => {}
+        }
+    }
+    if !shaping.is_noop() {
+        v.llm = Some(shaping);
+    }
+    if !labels.is_empty() {
+        v.label = Some(labels.join("+"));
+    }
+    v
+}

@@ -1,0 +1,20 @@
+//! Faults: what crashcart injects, and the engine that injects it.
+//!
+//! - [`model`]: the serde fault model scenarios name (kinds, targets, triggers, timing).
+//! - [`engine`]: applies faults to the mocks (hook and state) and the network; guards undo.
+//! - [`schedule`]: activates and removes faults on the run's clock.
+//! - [`latency`]: sampling the latency distributions from a seeded RNG.
+//! - [`shape`]: error answers in each dependency's own language.
+
+pub mod engine;
+pub mod latency;
+pub mod model;
+pub mod schedule;
+pub mod shape;
+
+pub use engine::{
+    ActiveFault, Dependencies, FaultEngine, FaultError, FaultEvent, FaultGuard, NetworkFaults,
+};
+pub use model::{
+    DependencyName, Direction, FaultKind, FaultSpec, Latency, OutputDrift, Target, Trigger,
+};
