@@ -39,6 +39,10 @@ pub fn canned_response(c: CannedResponse, conn: Option<Arc<ConnControl>>) -> Res
     let body = if c.reset_after_body {
         let head = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(c.body)]);
         let fail = futures_util::stream::once(async move {
+            // Let the server flush the head and the partial body first (it flushes when the
+            // body is pending), and give the client a moment to read them: otherwise the RST
+            // overtakes the data and the client sees no answer at all.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             if let Some(conn) = conn {
                 conn.reset();
             }

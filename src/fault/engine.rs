@@ -89,11 +89,14 @@ pub struct ActiveFault {
     pub hits: u64,
 }
 
+/// A field renamed by a drift fault: (from, to).
+type Renamed = Option<(String, String)>;
+
 /// What must be undone when a fault ends.
 enum Undo {
     TokenTtl(Duration),
     Quota(u64),
-    Object(ObjectDef, Option<(String, String)>),
+    Object(Box<ObjectDef>, Renamed),
     Versions(u32),
     LlmSlots(Vec<(String, usize, usize)>),
     Network(Vec<String>),
@@ -471,7 +474,7 @@ fn parse_type(s: &str) -> Option<FieldType> {
 fn apply_state(inner: &Inner, spec: &FaultSpec, label: &str) -> Result<Option<Undo>, FaultError> {
     use FaultKind::*;
     let drift = |object: &str,
-                 change: &dyn Fn(&mut ObjectDef) -> Result<Option<(String, String)>, String>|
+                 change: &dyn Fn(&mut ObjectDef) -> Result<Renamed, String>|
      -> Result<Option<Undo>, FaultError> {
         let sf = sf(inner, label)?;
         sf.with_org_mut(|org| {
@@ -484,7 +487,7 @@ fn apply_state(inner: &Inner, spec: &FaultSpec, label: &str) -> Result<Option<Un
             if let Some((from, to)) = &renamed {
                 org.data.rename_field(&before.name, from, to);
             }
-            Ok(Some(Undo::Object(before, renamed)))
+            Ok(Some(Undo::Object(Box::new(before), renamed)))
         })
     };
     let field_of = |obj: &ObjectDef, field: &str| -> Result<FieldDef, String> {
@@ -654,7 +657,7 @@ fn run_undo(inner: &Inner, undo: Undo) {
                         org.data.rename_field(&before.name, &to, &from);
                     }
                     if let Some(obj) = org.schema.object_mut(&before.name) {
-                        *obj = before;
+                        *obj = *before;
                     }
                 });
             }
@@ -700,7 +703,7 @@ fn fires(rule: &Rule) -> bool {
     match rule.spec.trigger {
         Trigger::Always => true,
         Trigger::Probability(p) => rule.rng.lock().random_bool(p.clamp(0.0, 1.0)),
-        Trigger::EveryNth(k) => n % k.max(1) == 0,
+        Trigger::EveryNth(k) => n.is_multiple_of(k.max(1)),
         Trigger::FirstN(k) => n <= k,
     }
 }

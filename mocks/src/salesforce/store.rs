@@ -182,7 +182,7 @@ impl OrgData {
     /// Move every record's value of field `from` to field `to` (schema drift: a rename keeps
     /// the data, as in Salesforce).
     pub fn rename_field(&mut self, obj: &str, from: &str, to: &str) {
-        if let Some(t) = self.tables.get_mut(obj) {
+        if let Some(t) = self.tables.get_mut(&obj.to_ascii_lowercase()) {
             for r in t.records.values_mut() {
                 if let Some(v) = r.fields.shift_remove(from) {
                     r.fields.insert(to.to_string(), v);

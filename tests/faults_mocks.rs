@@ -1,0 +1,745 @@
+//! Each fault kind that lives in the mocks, seen from a plain HTTP client: the wire behaviour
+//! it documents, and its removal (guard drop, clear_all, engine drop).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crashcart::fault::{
+    Dependencies, DependencyName, FaultEngine, FaultKind, FaultSpec, Latency, OutputDrift, Target,
+    Trigger,
+};
+use crashcart_mocks::llm::{Flavour, DEFAULT_API_KEY};
+use crashcart_mocks::{MockLlm, MockSalesforce};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+struct Rig {
+    sf: MockSalesforce,
+    llm: MockLlm,
+    http: reqwest::Client,
+    token: String,
+    engine: FaultEngine,
+}
+
+const V: &str = "/services/data/v59.0";
+
+impl Rig {
+    async fn start() -> Self {
+        Self::with_flavour(Flavour::OpenAi).await
+    }
+    async fn with_flavour(flavour: Flavour) -> Self {
+        let sf = MockSalesforce::builder().seed(4).start().await.unwrap();
+        let llm = MockLlm::builder()
+            .seed(4)
+            .zero_delay()
+            .flavour(flavour)
+            .start()
+            .await
+            .unwrap();
+        let engine = FaultEngine::new(
+            42,
+            Dependencies {
+                salesforce: Some(sf.handle().clone()),
+                llm: Some(llm.handle().clone()),
+                network: None,
+            },
+        );
+        let http = reqwest::Client::new();
+        let mut rig = Self {
+            sf,
+            llm,
+            http,
+            token: String::new(),
+            engine,
+        };
+        rig.token = rig.login().await.1["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        rig
+    }
+    async fn login(&self) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}/services/oauth2/token", self.sf.url()))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "3MVG9crashcart.mock.consumer.key"),
+                ("client_secret", "crashcart-consumer-secret"),
+                ("username", "integration@crashcart.test"),
+                ("password", "crashcart-Pa55"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+    async fn sf_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut rb = self
+            .http
+            .request(method, format!("{}{V}{path}", self.sf.url()))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.unwrap();
+        let (s, h) = (r.status(), r.headers().clone());
+        let text = r.text().await.unwrap_or_default();
+        (
+            s,
+            h,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+    async fn get(&self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        self.sf_call(reqwest::Method::GET, path, None).await
+    }
+    async fn chat(&self, body: Value) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let r = self
+            .http
+            .post(format!("{}/v1/chat/completions", self.llm.url()))
+            .bearer_auth(DEFAULT_API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (s, h) = (r.status(), r.headers().clone());
+        (s, h, r.text().await.unwrap_or_default())
+    }
+}
+
+fn on(dep: DependencyName) -> Target {
+    Target {
+        dependency: Some(dep),
+        ..Target::default()
+    }
+}
+
+fn error_code(v: &Value) -> &str {
+    v[0]["errorCode"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn http_errors_speak_each_dependencys_language_with_retry_after() {
+    let rig = Rig::start().await;
+    let g = rig
+        .engine
+        .apply(
+            FaultSpec::now(FaultKind::HttpError {
+                status: 503,
+                error_code: None,
+                message: None,
+                retry_after: Some(Duration::from_millis(1500)),
+                retry_after_ms: Some(1500),
+            })
+            .target(Target {
+                dependency: Some(DependencyName::Salesforce),
+                route: Some("/services/data/*/sobjects/Contact*".into()),
+                ..Target::default()
+            })
+            .named("sf-down"),
+        )
+        .unwrap();
+    let (s, h, body) = rig
+        .sf_call(
+            reqwest::Method::POST,
+            "/sobjects/Contact",
+            Some(json!({"LastName": "X"})),
+        )
+        .await;
+    assert_eq!(s, 503);
+    assert_eq!(error_code(&body), "SERVER_UNAVAILABLE");
+    assert_eq!(h["retry-after"], "2", "rounded up to whole seconds");
+    assert_eq!(h["retry-after-ms"], "1500");
+    assert_eq!(rig.get("/limits").await.0, 200, "other routes pass");
+    let rec = rig
+        .sf
+        .handle()
+        .history()
+        .snapshot()
+        .into_iter()
+        .find(|r| r.operation == "sobject.create")
+        .unwrap();
+    assert_eq!(rec.fault.as_deref(), Some("sf-down"));
+    drop(g);
+    assert_eq!(
+        rig.sf_call(
+            reqwest::Method::POST,
+            "/sobjects/Contact",
+            Some(json!({"LastName": "X"}))
+        )
+        .await
+        .0,
+        201
+    );
+
+    // The LLM answers in its server flavour's shape.
+    let _g = rig
+        .engine
+        .apply(
+            FaultSpec::now(FaultKind::HttpError {
+                status: 500,
+                error_code: None,
+                message: Some("GPU fell off the bus".into()),
+                retry_after: None,
+                retry_after_ms: None,
+            })
+            .target(on(DependencyName::Llm)),
+        )
+        .unwrap();
+    let (s, _, body) = rig
+        .chat(json!({"model": "instant", "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(s, 500);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["message"], "GPU fell off the bus");
+    assert_eq!(v["error"]["type"], "server_error");
+
+    // The token endpoint answers in OAuth's shape.
+    let _g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::InvalidGrant))
+        .unwrap();
+    assert_eq!(
+        rig.login().await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid_grant", "error_description": "authentication failure"})
+        )
+    );
+}
+
+#[tokio::test]
+async fn triggers_every_nth_first_n_and_seeded_probability() {
+    let rig = Rig::start().await;
+    let fault = || FaultKind::HttpError {
+        status: 500,
+        error_code: None,
+        message: None,
+        retry_after: None,
+        retry_after_ms: None,
+    };
+    let limits = Target {
+        route: Some("*/limits".into()),
+        ..Target::default()
+    };
+    let g = rig
+        .engine
+        .apply(
+            FaultSpec::now(fault())
+                .target(limits.clone())
+                .trigger(Trigger::EveryNth(3)),
+        )
+        .unwrap();
+    let mut seen = vec![];
+    for _ in 0..6 {
+        seen.push(rig.get("/limits").await.0.as_u16());
+    }
+    assert_eq!(seen, [200, 200, 500, 200, 200, 500]);
+    drop(g);
+    let g = rig
+        .engine
+        .apply(
+            FaultSpec::now(fault())
+                .target(limits.clone())
+                .trigger(Trigger::FirstN(2)),
+        )
+        .unwrap();
+    let mut seen = vec![];
+    for _ in 0..4 {
+        seen.push(rig.get("/limits").await.0.as_u16());
+    }
+    assert_eq!(seen, [500, 500, 200, 200]);
+    drop(g);
+    // The same seed draws the same sequence; another seed another one.
+    let mut runs = vec![];
+    for seed in [7, 7, 8] {
+        let engine = FaultEngine::new(
+            seed,
+            Dependencies {
+                salesforce: Some(rig.sf.handle().clone()),
+                ..Dependencies::default()
+            },
+        );
+        let _g = engine
+            .apply(
+                FaultSpec::now(fault())
+                    .target(limits.clone())
+                    .trigger(Trigger::Probability(0.5))
+                    .named("coin"),
+            )
+            .unwrap();
+        let mut seen = vec![];
+        for _ in 0..24 {
+            seen.push(rig.get("/limits").await.0 == 500);
+        }
+        runs.push(seen);
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert_ne!(runs[0], runs[2]);
+    let hits = runs[0].iter().filter(|h| **h).count();
+    assert!((4..=20).contains(&hits), "{hits} of 24");
+}
+
+#[tokio::test]
+async fn empty_malformed_reset_and_hang() {
+    let rig = Rig::start().await;
+    let limits = Target {
+        route: Some("*/limits".into()),
+        ..Target::default()
+    };
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::EmptyResponse { status: 502 }).target(limits.clone()))
+        .unwrap();
+    let (s, _, body) = rig.get("/limits").await;
+    assert_eq!((s.as_u16(), body), (502, Value::String(String::new())));
+    drop(g);
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::MalformedBody).target(limits.clone()))
+        .unwrap();
+    let r = rig
+        .http
+        .get(format!("{}{V}/limits", rig.sf.url()))
+        .bearer_auth(&rig.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.is_err(), "the body is not JSON");
+    drop(g);
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::ResetMidBody).target(limits.clone()))
+        .unwrap();
+    let r = rig
+        .http
+        .get(format!("{}{V}/limits", rig.sf.url()))
+        .bearer_auth(&rig.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.is_err(), "the body breaks off");
+    drop(g);
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::ConnectionReset).target(limits.clone()))
+        .unwrap();
+    let e = rig
+        .http
+        .get(format!("{}{V}/limits", rig.sf.url()))
+        .bearer_auth(&rig.token)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        e.is_request() || e.is_connect() || e.to_string().contains("connection"),
+        "{e}"
+    );
+    drop(g);
+    let _g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::Hang).target(limits))
+        .unwrap();
+    let e = rig
+        .http
+        .get(format!("{}{V}/limits", rig.sf.url()))
+        .bearer_auth(&rig.token)
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+}
+
+#[tokio::test]
+async fn token_faults_expire_sessions_and_shorten_the_ttl() {
+    let rig = Rig::start().await;
+    assert_eq!(rig.get("/limits").await.0, 200);
+    let _g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::ExpireTokens {
+            client_id: None,
+            username: None,
+            share: None,
+        }))
+        .unwrap();
+    let (s, _, body) = rig.get("/limits").await;
+    assert_eq!((s.as_u16(), error_code(&body)), (401, "INVALID_SESSION_ID"));
+    let before = rig.sf.handle().token_ttl();
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::TokenTtl {
+            ttl: Duration::from_secs(5),
+        }))
+        .unwrap();
+    assert_eq!(rig.login().await.0, 200);
+    assert_eq!(rig.sf.handle().token_ttl(), Duration::from_secs(5));
+    drop(g);
+    assert_eq!(
+        rig.sf.handle().token_ttl(),
+        before,
+        "restored when the fault ends"
+    );
+}
+
+#[tokio::test]
+async fn governor_limits_quota_long_requests_and_row_locks() {
+    let rig = Rig::start().await;
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::QuotaExhausted))
+        .unwrap();
+    let (s, h, body) = rig.get("/limits").await;
+    assert_eq!(
+        (s.as_u16(), error_code(&body)),
+        (403, "REQUEST_LIMIT_EXCEEDED")
+    );
+    let (_, max) = rig.sf.handle().api_usage();
+    assert_eq!(
+        h["sforce-limit-info"],
+        format!("api-usage={max}/{max}").as_str()
+    );
+    drop(g);
+    let (s, h, _) = rig.get("/limits").await;
+    assert_eq!(s, 200);
+    assert_ne!(
+        h["sforce-limit-info"],
+        format!("api-usage={max}/{max}").as_str(),
+        "usage restored"
+    );
+
+    let g = rig
+        .engine
+        .apply(
+            FaultSpec::now(FaultKind::ConcurrentLongRequests).target(Target {
+                operation: Some("query".into()),
+                ..Target::default()
+            }),
+        )
+        .unwrap();
+    let (s, _, body) = rig.get("/query?q=SELECT+Id+FROM+Contact").await;
+    assert_eq!(
+        (s.as_u16(), body[0]["message"].as_str().unwrap()),
+        (403, "ConcurrentPerOrgLongTxn Limit exceeded.")
+    );
+    drop(g);
+
+    let (_, _, created) = rig
+        .sf_call(
+            reqwest::Method::POST,
+            "/sobjects/Contact",
+            Some(json!({"LastName": "Locked"})),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let _g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::RowLock {
+            records: vec![id.clone()],
+        }))
+        .unwrap();
+    let (s, _, body) = rig
+        .sf_call(
+            reqwest::Method::PATCH,
+            &format!("/sobjects/Contact/{id}"),
+            Some(json!({"FirstName": "Ada"})),
+        )
+        .await;
+    assert_eq!((s.as_u16(), error_code(&body)), (400, "UNABLE_TO_LOCK_ROW"));
+    assert!(body[0]["message"].as_str().unwrap().ends_with(&id));
+    assert_eq!(
+        rig.get(&format!("/sobjects/Contact/{id}")).await.0,
+        200,
+        "reads are not locked"
+    );
+}
+
+#[tokio::test]
+async fn schema_drift_changes_describe_and_queries_and_is_undone() {
+    let rig = Rig::start().await;
+    let (_, _, created) = rig
+        .sf_call(
+            reqwest::Method::POST,
+            "/sobjects/Contact",
+            Some(json!({"LastName": "Drift", "Patient_External_Id__c": "CC-D-1"})),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let fields = |d: &Value| {
+        d["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::FieldRenamed {
+            object: "Contact".into(),
+            field: "Patient_External_Id__c".into(),
+            to: "Patient_Ext_Id__c".into(),
+        }))
+        .unwrap();
+    let (_, _, describe) = rig.get("/sobjects/Contact/describe").await;
+    assert!(fields(&describe).contains(&"Patient_Ext_Id__c".to_string()));
+    assert!(!fields(&describe).contains(&"Patient_External_Id__c".to_string()));
+    let (s, _, body) = rig
+        .get("/query?q=SELECT+Patient_External_Id__c+FROM+Contact")
+        .await;
+    assert_eq!((s.as_u16(), error_code(&body)), (400, "INVALID_FIELD"));
+    let (_, _, rec) = rig.get(&format!("/sobjects/Contact/{id}")).await;
+    assert_eq!(
+        rec["Patient_Ext_Id__c"], "CC-D-1",
+        "the data moved with the rename"
+    );
+    drop(g);
+    let (_, _, rec) = rig.get(&format!("/sobjects/Contact/{id}")).await;
+    assert_eq!(rec["Patient_External_Id__c"], "CC-D-1");
+
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::RequiredFieldAdded {
+            object: "Contact".into(),
+            field: "Consent__c".into(),
+        }))
+        .unwrap();
+    let (s, _, body) = rig
+        .sf_call(
+            reqwest::Method::POST,
+            "/sobjects/Contact",
+            Some(json!({"LastName": "NoConsent"})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), error_code(&body)),
+        (400, "REQUIRED_FIELD_MISSING")
+    );
+    drop(g);
+
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::ApiVersionRetired { below: 60 }))
+        .unwrap();
+    let (s, _, body) = rig.get("/limits").await;
+    assert_eq!(
+        (s.as_u16(), error_code(&body)),
+        (410, "UNSUPPORTED_API_VERSION")
+    );
+    drop(g);
+    assert_eq!(rig.get("/limits").await.0, 200);
+
+    let err = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::FieldRemoved {
+            object: "Contact".into(),
+            field: "Nope__c".into(),
+        }))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("Contact.Nope__c does not exist"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn picklist_value_withdrawn() {
+    let rig = Rig::start().await;
+    let (_, _, describe) = rig.get("/sobjects/Contact/describe").await;
+    let field = describe["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["type"] == "picklist" && !f["picklistValues"].as_array().unwrap().is_empty())
+        .expect("Contact has a picklist")
+        .clone();
+    let name = field["name"].as_str().unwrap().to_string();
+    let value = field["picklistValues"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::PicklistValueWithdrawn {
+            object: "Contact".into(),
+            field: name.clone(),
+            value: value.clone(),
+        }))
+        .unwrap();
+    let (s, _, body) = rig
+        .sf_call(
+            reqwest::Method::POST,
+            "/sobjects/Contact",
+            Some(json!({"LastName": "P", name: value})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), error_code(&body)),
+        (400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")
+    );
+}
+
+#[tokio::test]
+async fn llm_drift_truncation_overload_and_slots() {
+    let rig = Rig::start().await;
+    let ask = json!({"model": "instant", "messages": [{"role": "user", "content": "Patient reports chest pain since 3 days. She takes metformin 500 mg."}], "response_format": {"type": "json_object"}});
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::LlmOutputDrift {
+            drift: OutputDrift::CodeFence,
+        }))
+        .unwrap();
+    let content = serde_json::from_str::<Value>(&rig.chat(ask.clone()).await.2).unwrap()["choices"]
+        [0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content.starts_with("```json\n") && content.ends_with("\n```"),
+        "{content}"
+    );
+    drop(g);
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::LlmOutputDrift {
+            drift: OutputDrift::RenameKey {
+                from: "summary".into(),
+                to: "summary_text".into(),
+            },
+        }))
+        .unwrap();
+    let v: Value = serde_json::from_str(&rig.chat(ask.clone()).await.2).unwrap();
+    let inner: Value =
+        serde_json::from_str(v["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert!(
+        inner.get("summary").is_none() && inner["summary_text"].is_string(),
+        "{inner}"
+    );
+    drop(g);
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::LlmTruncate { max_tokens: 4 }))
+        .unwrap();
+    let v: Value = serde_json::from_str(&rig.chat(ask.clone()).await.2).unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() <= 4);
+    drop(g);
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::LlmOverloaded {
+            retry_after: Duration::from_secs(3),
+        }))
+        .unwrap();
+    let (s, h, _) = rig.chat(ask.clone()).await;
+    assert_eq!((s.as_u16(), h["retry-after"].to_str().unwrap()), (429, "3"));
+    drop(g);
+    let g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::LlmSlots {
+            model: Some("llama3.1:8b".into()),
+            slots: 1,
+            queue_depth: Some(0),
+        }))
+        .unwrap();
+    assert_eq!(
+        rig.llm
+            .handle()
+            .runtime("llama3.1:8b")
+            .unwrap()
+            .load()
+            .slots,
+        1
+    );
+    drop(g);
+    assert_eq!(
+        rig.llm
+            .handle()
+            .runtime("llama3.1:8b")
+            .unwrap()
+            .load()
+            .slots,
+        4,
+        "restored"
+    );
+    // The same overload in the llama.cpp flavour is a 503.
+    let rig = Rig::with_flavour(Flavour::LlamaCpp).await;
+    let _g = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::LlmOverloaded {
+            retry_after: Duration::from_millis(1200),
+        }))
+        .unwrap();
+    let (s, h, body) = rig.chat(ask).await;
+    assert_eq!((s.as_u16(), h["retry-after"].to_str().unwrap()), (503, "2"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["type"],
+        "unavailable_error"
+    );
+}
+
+#[tokio::test]
+async fn clear_all_and_engine_drop_remove_everything() {
+    let rig = Rig::start().await;
+    let before_ttl = rig.sf.handle().token_ttl();
+    rig.engine
+        .apply(FaultSpec::now(FaultKind::QuotaExhausted))
+        .unwrap()
+        .forget();
+    rig.engine
+        .apply(FaultSpec::now(FaultKind::TokenTtl {
+            ttl: Duration::from_secs(1),
+        }))
+        .unwrap()
+        .forget();
+    let g = rig
+        .engine
+        .apply(
+            FaultSpec::now(FaultKind::Latency {
+                latency: Latency::Fixed {
+                    value: Duration::from_secs(30),
+                },
+            })
+            .target(on(DependencyName::Llm)),
+        )
+        .unwrap();
+    assert_eq!(rig.engine.active().len(), 3);
+    assert_eq!(rig.get("/limits").await.0, 403);
+    rig.engine.clear_all();
+    assert!(rig.engine.active().is_empty());
+    assert_eq!(rig.get("/limits").await.0, 200);
+    assert_eq!(rig.sf.handle().token_ttl(), before_ttl);
+    drop(g); // after clear_all: a no-op
+    let events: Vec<&str> = rig.engine.events().iter().map(|e| e.event).collect();
+    assert_eq!(events.iter().filter(|e| **e == "activated").count(), 3);
+    assert_eq!(events.iter().filter(|e| **e == "removed").count(), 3);
+    // Dropping the engine (shutdown) clears its faults and uninstalls its hook.
+    rig.engine
+        .apply(FaultSpec::now(FaultKind::QuotaExhausted))
+        .unwrap()
+        .forget();
+    let Rig {
+        sf,
+        engine,
+        http,
+        token,
+        ..
+    } = rig;
+    drop(engine);
+    let r = http
+        .get(format!("{}{V}/limits", sf.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = Arc::new(());
+}
