@@ -3,6 +3,7 @@
 //! Module map:
 //! - [`cli`]: the command line (thin: parses arguments, calls the modules below, maps exit codes).
 //! - [`fault`]: the fault model, the engine that applies faults to mocks and network, the schedule.
+//! - [`proxy`]: the TCP chaos proxy with Toxiproxy's HTTP API, and the engine's network backends.
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling shared by long-running commands.
 //! - [`error`]: harness errors and the documented exit codes.
@@ -14,6 +15,7 @@
 pub mod cli;
 pub mod error;
 pub mod fault;
+pub mod proxy;
 pub mod serve;
 pub mod shutdown;
 
