@@ -54,11 +54,13 @@ impl Target {
 }
 
 /// What a drive measured.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Drive {
     pub elapsed: Duration,
     /// Response body bytes received in all.
     pub bytes: u64,
+    /// Per-request latency, microseconds.
+    pub latency_us: hdrhistogram::Histogram<u64>,
 }
 
 /// Send `total` requests over `concurrency` workers, each reading its whole body.
@@ -74,10 +76,12 @@ pub async fn drive(client: &HttpClient, target: &Target, total: u64, concurrency
         let target = target.clone();
         let uri: http::Uri = target.url.parse().expect("valid URL");
         tasks.push(tokio::spawn(async move {
+            let mut hist = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
             while left
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
                 .is_ok()
             {
+                let sent = Instant::now();
                 let mut req = http::Request::builder()
                     .method(target.method.clone())
                     .uri(uri.clone());
@@ -99,15 +103,19 @@ pub async fn drive(client: &HttpClient, target: &Target, total: u64, concurrency
                 );
                 let body = resp.into_body().collect().await.expect("body").to_bytes();
                 bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+                let _ = hist.record(sent.elapsed().as_micros() as u64);
             }
+            hist
         }));
     }
+    let mut latency_us = hdrhistogram::Histogram::<u64>::new(3).expect("histogram");
     for t in tasks {
-        t.await.expect("worker");
+        let _ = latency_us.add(t.await.expect("worker"));
     }
     Drive {
         elapsed: start.elapsed(),
         bytes: bytes.load(Ordering::Relaxed),
+        latency_us,
     }
 }
 
