@@ -22,6 +22,43 @@ pub struct Cli {
 pub enum Command {
     /// Run the mock dependencies as servers until Ctrl-C (for game days and manual testing).
     Serve(ServeArgs),
+    /// Add, list or clear faults of a running `crashcart serve` (live game days).
+    #[command(subcommand)]
+    Fault(FaultCommand),
+}
+
+/// `crashcart fault …`.
+#[derive(Debug, Subcommand)]
+pub enum FaultCommand {
+    /// Add faults from YAML/JSON files (`-` reads stdin): one fault or a list.
+    Add {
+        /// Files with fault specs.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The API of the running `crashcart serve`.
+        #[arg(long, default_value = "http://127.0.0.1:8474", env = "CRASHCART_API")]
+        api: String,
+    },
+    /// List the faults in force.
+    List {
+        /// The API of the running `crashcart serve`.
+        #[arg(long, default_value = "http://127.0.0.1:8474", env = "CRASHCART_API")]
+        api: String,
+    },
+    /// Remove one fault by id, or all.
+    Clear {
+        /// The fault's id (all when absent).
+        id: Option<u64>,
+        /// The API of the running `crashcart serve`.
+        #[arg(long, default_value = "http://127.0.0.1:8474", env = "CRASHCART_API")]
+        api: String,
+    },
+    /// Print the fault timeline (activations, removals, flaps).
+    Events {
+        /// The API of the running `crashcart serve`.
+        #[arg(long, default_value = "http://127.0.0.1:8474", env = "CRASHCART_API")]
+        api: String,
+    },
 }
 
 /// Which mocks `serve` starts.
@@ -97,6 +134,13 @@ pub struct ServeArgs {
     /// Serve every LLM model without delays (no TTFT, decoding or cold start).
     #[arg(long)]
     pub zero_delay: bool,
+    /// Port of the Toxiproxy-compatible API and the fault control API (Toxiproxy's own port
+    /// by default; 0 picks a free port).
+    #[arg(long, default_value_t = crate::proxy::api::DEFAULT_API_PORT)]
+    pub api_port: u16,
+    /// Do not put chaos proxies in front of the mocks (no network faults, no API).
+    #[arg(long)]
+    pub no_proxy: bool,
 }
 
 /// Parse the process arguments, run, and return the exit code.
@@ -130,6 +174,7 @@ pub fn main() -> i32 {
     let result: Result<i32, Error> = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => crate::serve::run(args).await.map(|()| exit_code::OK),
+            Command::Fault(cmd) => crate::fault_cli::run(cmd).await.map(|()| exit_code::OK),
         }
     });
     match result {

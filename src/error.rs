@@ -30,6 +30,9 @@ pub enum Error {
     /// A mock could not be configured or started.
     #[error(transparent)]
     Mock(#[from] MockError),
+    /// The run was aborted or could not go on (unreachable server, internal failure).
+    #[error("{0}")]
+    Aborted(String),
     /// An I/O failure.
     #[error("{context}: {source}")]
     Io {
@@ -50,7 +53,7 @@ impl Error {
             | Error::Mock(MockError::Invalid { .. })
             | Error::Mock(MockError::Read { .. })
             | Error::Mock(MockError::JwtKey(_)) => exit_code::INVALID_INPUT,
-            Error::Mock(_) | Error::Io { .. } => exit_code::ABORTED,
+            Error::Mock(_) | Error::Io { .. } | Error::Aborted(_) => exit_code::ABORTED,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - [`cli`]: the command line (thin: parses arguments, calls the modules below, maps exit codes).
 //! - [`fault`]: the fault model, the engine that applies faults to mocks and network, the schedule.
 //! - [`proxy`]: the TCP chaos proxy with Toxiproxy's HTTP API, and the engine's network backends.
+//! - [`control`]: the live fault control API of `crashcart serve`; [`fault_cli`]: `crashcart fault`.
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling shared by long-running commands.
 //! - [`error`]: harness errors and the documented exit codes.
@@ -13,8 +14,10 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod control;
 pub mod error;
 pub mod fault;
+pub mod fault_cli;
 pub mod proxy;
 pub mod serve;
 pub mod shutdown;

@@ -8,7 +8,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crashcart_mocks::salesforce::ConnectionSettings;
+use std::sync::Arc;
+
+use crashcart_mocks::server::{ListenConfig, RunningServer, StopHandle};
 use crashcart_mocks::{MockLlm, MockSalesforce, TlsMaterial};
+
+use crate::control::Control;
+use crate::fault::{Dependencies, FaultEngine};
+use crate::proxy::network::EmbeddedNetwork;
+use crate::proxy::ChaosProxy;
 
 use crate::cli::{ServeArgs, ServeTarget};
 use crate::error::Error;
@@ -122,6 +130,81 @@ async fn start_llm(args: &ServeArgs, port: u16, out: &mut String) -> Result<Mock
     Ok(llm)
 }
 
+/// The chaos proxies, fault engine and API of a `serve`: what stands in front of the mocks.
+struct Chaos {
+    proxy: ChaosProxy,
+    control: Control,
+    api: RunningServer,
+}
+
+/// Put a proxy named `name` in front of `direct` (a mock's base URL) and return its URL.
+async fn front(
+    proxy: &ChaosProxy,
+    name: &str,
+    direct: &str,
+    bind: std::net::IpAddr,
+) -> Result<String, Error> {
+    let (scheme, upstream) = direct.split_once("://").unwrap_or(("http", direct));
+    let listen = SocketAddr::new(bind, 0).to_string();
+    let info = proxy
+        .create(name, &listen, upstream, true)
+        .await
+        .map_err(|e| Error::InvalidInput(format!("proxy {name}: {e}")))?;
+    Ok(format!("{scheme}://{}", info.listen))
+}
+
+async fn start_chaos(
+    args: &ServeArgs,
+    sf: Option<&MockSalesforce>,
+    llm: Option<&MockLlm>,
+    banner: &mut String,
+) -> Result<Chaos, Error> {
+    let proxy = ChaosProxy::new(args.seed, args.allow_remote);
+    if let Some(sf) = sf {
+        let url = front(&proxy, "salesforce", &sf.url(), args.bind).await?;
+        sf.handle().set_public_url(&url);
+        let _ = writeln!(banner, "salesforce proxy {url}   (clients use this: network faults apply; instance_url points here)");
+    }
+    if let Some(llm) = llm {
+        let url = front(&proxy, "llm", &llm.url(), args.bind).await?;
+        llm.handle().set_public_url(&url);
+        let _ = writeln!(
+            banner,
+            "llm proxy        {url}   (OPENAI_BASE_URL and OLLAMA_HOST point here)"
+        );
+    }
+    let engine = FaultEngine::new(
+        args.seed,
+        Dependencies {
+            salesforce: sf.map(|s| s.handle().clone()),
+            llm: llm.map(|l| l.handle().clone()),
+            network: Some(Arc::new(EmbeddedNetwork::new(proxy.clone()))),
+        },
+    );
+    let control = Control::new(engine);
+    let router =
+        crate::proxy::api::router(proxy.clone()).merge(crate::control::router(control.clone()));
+    let (stop, _signal) = StopHandle::new();
+    let listen = ListenConfig {
+        bind: SocketAddr::new(args.bind, args.api_port),
+        allow_non_loopback: args.allow_remote,
+        tls: None,
+    };
+    let api = crashcart_mocks::server::serve(router, &listen, stop).await.map_err(|e| match e {
+        crashcart_mocks::MockError::Bind { addr, source } => Error::InvalidInput(format!(
+            "cannot bind the API on {addr}: {source} (another Toxiproxy or crashcart? pass --api-port 0 or another port)"
+        )),
+        other => Error::Mock(other),
+    })?;
+    let base = api.base_url();
+    let _ = writeln!(banner, "api              {base}   (Toxiproxy API: /proxies, /reset; faults: /faults, /faults/events)");
+    Ok(Chaos {
+        proxy,
+        control,
+        api,
+    })
+}
+
 /// Run `crashcart serve` until a shutdown signal.
 pub async fn run(args: ServeArgs) -> Result<(), Error> {
     let (serve_sf, serve_llm) = match args.target {
@@ -130,30 +213,49 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         ServeTarget::Llm => (false, true),
     };
     let mut banner = format!("crashcart serve: seed {}\n", args.seed);
-    let mut env = vec![];
     let sf = if serve_sf {
-        let sf = start_salesforce(&args, &mut banner).await?;
-        env.extend(sf.handle().connection_settings().env_pairs());
-        Some(sf)
+        Some(start_salesforce(&args, &mut banner).await?)
     } else {
         None
     };
     let llm = if serve_llm {
         let port = if serve_sf { args.llm_port } else { args.port };
-        let llm = match start_llm(&args, port, &mut banner).await {
-            Ok(l) => l,
+        match start_llm(&args, port, &mut banner).await {
+            Ok(l) => Some(l),
             Err(e) => {
                 if let Some(sf) = sf {
                     sf.shutdown().await;
                 }
                 return Err(e);
             }
-        };
-        env.extend(llm.handle().connection_settings().env_pairs());
-        Some(llm)
+        }
     } else {
         None
     };
+    let chaos = if args.no_proxy {
+        None
+    } else {
+        match start_chaos(&args, sf.as_ref(), llm.as_ref(), &mut banner).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                if let Some(sf) = sf {
+                    sf.shutdown().await;
+                }
+                if let Some(llm) = llm {
+                    llm.shutdown().await;
+                }
+                return Err(e);
+            }
+        }
+    };
+    // Connection settings after the proxies: clients are pointed at them.
+    let mut env = vec![];
+    if let Some(sf) = &sf {
+        env.extend(sf.handle().connection_settings().env_pairs());
+    }
+    if let Some(llm) = &llm {
+        env.extend(llm.handle().connection_settings().env_pairs());
+    }
     banner.push_str("Ctrl-C to stop.\n");
     eprint!("{banner}");
     if args.env {
@@ -162,7 +264,12 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         let _ = out.flush();
     }
     crate::shutdown::signal().await;
-    eprintln!("crashcart serve: shutting down");
+    eprintln!("crashcart serve: shutting down (clearing faults)");
+    if let Some(chaos) = chaos {
+        chaos.control.clear();
+        chaos.proxy.shutdown();
+        chaos.api.shutdown().await;
+    }
     if let Some(sf) = sf {
         sf.shutdown().await;
     }
