@@ -6,6 +6,7 @@
 //! - [`proxy`]: the TCP chaos proxy with Toxiproxy's HTTP API, and the engine's network backends.
 //! - [`control`]: the live fault control API of `crashcart serve`; [`fault_cli`]: `crashcart fault`.
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
+//! - `wiremock_faults` (feature `wiremock`): the fault kinds as wiremock-rs responders.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling shared by long-running commands.
 //! - [`error`]: harness errors and the documented exit codes.
 //!
@@ -21,5 +22,7 @@ pub mod fault_cli;
 pub mod proxy;
 pub mod serve;
 pub mod shutdown;
+#[cfg(feature = "wiremock")]
+pub mod wiremock_faults;
 
 pub use error::{exit_code, Error};

@@ -102,15 +102,45 @@ enum Undo {
     Network(Vec<String>),
 }
 
+/// How often a fault hits: counts matching requests and draws from its own seeded stream.
+#[derive(Debug)]
+pub struct TriggerState {
+    trigger: Trigger,
+    seen: AtomicU64,
+    /// The fault's random stream (also used to sample its latencies).
+    pub rng: Mutex<ChaCha8Rng>,
+}
+
+impl TriggerState {
+    /// A fresh state with its own stream.
+    pub fn new(trigger: Trigger, seed: u64) -> Self {
+        Self {
+            trigger,
+            seen: AtomicU64::new(0),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+        }
+    }
+
+    /// Count one matching request; true when the fault hits it.
+    pub fn fires(&self) -> bool {
+        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
+        match self.trigger {
+            Trigger::Always => true,
+            Trigger::Probability(p) => self.rng.lock().random_bool(p.clamp(0.0, 1.0)),
+            Trigger::EveryNth(k) => n.is_multiple_of(k.max(1)),
+            Trigger::FirstN(k) => n <= k,
+        }
+    }
+}
+
 struct Rule {
     id: u64,
     label: String,
     spec: FaultSpec,
     route: Option<glob::Pattern>,
-    seen: AtomicU64,
+    trigger: TriggerState,
     hits: AtomicU64,
     enabled: AtomicBool,
-    rng: Mutex<ChaCha8Rng>,
     undo: Mutex<Option<Undo>>,
 }
 
@@ -187,7 +217,8 @@ impl FaultHook for Hook {
     }
 }
 
-fn stream_seed(seed: u64, label: &str, id: u64) -> u64 {
+/// A fault's own random stream: from the run's seed, its label and its id.
+pub fn stream_seed(seed: u64, label: &str, id: u64) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325 ^ seed;
     for b in label.bytes().chain(id.to_le_bytes()) {
         h = (h ^ b as u64).wrapping_mul(0x100000001b3);
@@ -265,13 +296,10 @@ impl FaultEngine {
         let undo = apply_state(inner, &spec, &label)?;
         let rule = Arc::new(Rule {
             id,
-            rng: Mutex::new(ChaCha8Rng::seed_from_u64(stream_seed(
-                inner.seed, &label, id,
-            ))),
+            trigger: TriggerState::new(spec.trigger, stream_seed(inner.seed, &label, id)),
             label: label.clone(),
             spec,
             route,
-            seen: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             enabled: AtomicBool::new(true),
             undo: Mutex::new(undo),
@@ -697,17 +725,6 @@ fn matches(rule: &Rule, req: &RequestInfo<'_>) -> bool {
         && t.model.as_deref().is_none_or(|m| req.model == Some(m))
 }
 
-/// Does this request trip the rule (counts and draws from the rule's own stream).
-fn fires(rule: &Rule) -> bool {
-    let n = rule.seen.fetch_add(1, Ordering::SeqCst) + 1;
-    match rule.spec.trigger {
-        Trigger::Always => true,
-        Trigger::Probability(p) => rule.rng.lock().random_bool(p.clamp(0.0, 1.0)),
-        Trigger::EveryNth(k) => n.is_multiple_of(k.max(1)),
-        Trigger::FirstN(k) => n <= k,
-    }
-}
-
 fn llm_flavour(inner: &Inner) -> Flavour {
     inner
         .deps
@@ -780,7 +797,7 @@ fn verdict(inner: &Inner, req: &RequestInfo<'_>) -> Verdict {
             | LlmOverloaded { .. } => req.dependency == crashcart_mocks::Dependency::Llm,
             _ => true,
         };
-        if !applicable || !fires(rule) {
+        if !applicable || !rule.trigger.fires() {
             continue;
         }
         rule.hits.fetch_add(1, Ordering::Relaxed);
@@ -799,11 +816,11 @@ fn verdict(inner: &Inner, req: &RequestInfo<'_>) -> Verdict {
         use crashcart_mocks::Action;
         match &rule.spec.fault {
             Latency { latency } => {
-                let d = latency.sample(&mut *rule.rng.lock());
+                let d = latency.sample(&mut *rule.trigger.rng.lock());
                 v.delay = Some(v.delay.unwrap_or_default() + d);
             }
             LlmTiming { ttft, inter_token } => {
-                let mut rng = rule.rng.lock();
+                let mut rng = rule.trigger.rng.lock();
                 if let Some(l) = ttft {
                     shaping.extra_ttft += l.sample(&mut *rng);
                 }

@@ -14,6 +14,7 @@ pub mod shape;
 
 pub use engine::{
     ActiveFault, Dependencies, FaultEngine, FaultError, FaultEvent, FaultGuard, NetworkFaults,
+    TriggerState,
 };
 pub use model::{
     DependencyName, Direction, FaultKind, FaultSpec, Latency, OutputDrift, Target, Trigger,
