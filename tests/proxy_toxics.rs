@@ -398,3 +398,80 @@ async fn engine_network_faults_go_through_the_proxy_and_guards_remove_them() {
     engine.clear_all();
     assert!(rig.proxy.info("salesforce").unwrap().toxics.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_drives_an_external_toxiproxy_through_toxiproxy_rust() {
+    use crashcart::proxy::network::ToxiproxyNetwork;
+    let rig = Rig::start().await;
+    // Our own Toxiproxy API stands in for a Toxiproxy server on another host.
+    let server = api::serve(rig.proxy.clone(), "127.0.0.1:0".parse().unwrap(), false)
+        .await
+        .unwrap();
+    let net = Arc::new(ToxiproxyNetwork::new(server.local_addr()));
+    let engine = FaultEngine::new(
+        5,
+        Dependencies {
+            salesforce: Some(rig.sf.handle().clone()),
+            llm: None,
+            network: Some(net),
+        },
+    );
+    let on_sf = Target {
+        dependency: Some(DependencyName::Salesforce),
+        ..Target::default()
+    };
+    let slow = engine
+        .apply(
+            FaultSpec::now(FaultKind::NetworkLatency {
+                latency: Duration::from_millis(300),
+                jitter: None,
+                direction: Direction::Downstream,
+            })
+            .target(on_sf.clone()),
+        )
+        .unwrap();
+    let limit = engine
+        .apply(
+            FaultSpec::now(FaultKind::Bandwidth {
+                rate_kb: 100_000,
+                direction: Direction::Upstream,
+            })
+            .target(on_sf.clone()),
+        )
+        .unwrap();
+    let t = Instant::now();
+    assert_eq!(rig.versions(LONG).await.unwrap().0, 200);
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    drop(slow);
+    let names: Vec<String> = rig
+        .proxy
+        .info("salesforce")
+        .unwrap()
+        .toxics
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["bandwidth_upstream"],
+        "the other fault's toxic is back after the removal"
+    );
+    drop(limit);
+    assert!(rig.proxy.info("salesforce").unwrap().toxics.is_empty());
+    let g = engine
+        .apply(FaultSpec::now(FaultKind::RefuseConnections).target(on_sf.clone()))
+        .unwrap();
+    assert!(!rig.proxy.info("salesforce").unwrap().enabled);
+    drop(g);
+    assert!(rig.proxy.info("salesforce").unwrap().enabled);
+    let e = engine
+        .apply(FaultSpec::now(FaultKind::ResetPeer { after: None }).target(on_sf))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("cannot create reset_peer"), "{e}");
+    server.shutdown().await;
+}
