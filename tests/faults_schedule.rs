@@ -190,3 +190,180 @@ async fn dropping_the_schedule_removes_active_faults_and_bad_specs_refuse_it_who
         "nothing of a refused schedule was applied"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn latency_faults_delay_by_their_distribution() {
+    let (org, sf) = Org::start().await;
+    let engine = FaultEngine::new(
+        1,
+        Dependencies {
+            salesforce: Some(sf),
+            ..Dependencies::default()
+        },
+    );
+    let _g = engine
+        .apply(
+            FaultSpec::now(FaultKind::Latency {
+                latency: crashcart::fault::Latency::Fixed {
+                    value: Duration::from_millis(1500),
+                },
+            })
+            .target(Target {
+                route: Some("*/limits".into()),
+                ..Target::default()
+            }),
+        )
+        .unwrap();
+    let t = Instant::now();
+    assert_eq!(org.limits().await, 200);
+    assert_eq!(t.elapsed(), Duration::from_millis(1500));
+    drop(_g);
+    let _g = engine
+        .apply(
+            FaultSpec::now(FaultKind::Latency {
+                latency: crashcart::fault::Latency::Uniform {
+                    min: Duration::from_millis(100),
+                    max: Duration::from_millis(300),
+                },
+            })
+            .target(Target {
+                route: Some("*/limits".into()),
+                ..Target::default()
+            }),
+        )
+        .unwrap();
+    let mut seen = vec![];
+    for _ in 0..20 {
+        let t = Instant::now();
+        org.limits().await;
+        seen.push(t.elapsed());
+    }
+    assert!(
+        seen.iter()
+            .all(|d| *d >= Duration::from_millis(100) && *d <= Duration::from_millis(301)),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().collect::<std::collections::BTreeSet<_>>().len() > 5,
+        "spread: {seen:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn llm_timing_separates_time_to_first_token_and_inter_token_delay() {
+    let (app, llm) = crashcart_mocks::MockLlm::builder()
+        .zero_delay()
+        .build_in_process("http://llm.test")
+        .unwrap();
+    let engine = FaultEngine::new(
+        1,
+        Dependencies {
+            llm: Some(llm.clone()),
+            ..Dependencies::default()
+        },
+    );
+    let fixed = |ms| {
+        Some(crashcart::fault::Latency::Fixed {
+            value: Duration::from_millis(ms),
+        })
+    };
+    let _g = engine
+        .apply(FaultSpec::now(FaultKind::LlmTiming {
+            ttft: fixed(2000),
+            inter_token: fixed(50),
+        }))
+        .unwrap();
+    let body = serde_json::json!({"model": "instant", "stream": true, "messages": [{"role": "user", "content": "Patient reports a cough for two weeks. No fever."}]});
+    let req = http::Request::post("/v1/chat/completions")
+        .header(
+            "authorization",
+            format!("Bearer {}", crashcart_mocks::llm::DEFAULT_API_KEY),
+        )
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    let rec = &llm.history().snapshot()[0];
+    let x = rec.llm.as_ref().unwrap();
+    assert_eq!(x.first_byte_us.unwrap() - rec.at_us, 2_000_000, "TTFT");
+    let pieces = text.matches("\"content\":").count() as u64 - 1; // minus the role chunk
+    assert_eq!(
+        x.last_byte_us.unwrap() - x.first_byte_us.unwrap(),
+        50_000 * pieces,
+        "inter-token"
+    );
+    assert_eq!(rec.fault.as_deref(), Some("llm_timing"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn revoked_refresh_tokens_and_cut_streams() {
+    let (org, sf) = Org::start().await;
+    let token = sf
+        .mint_refresh_token(
+            "3MVG9crashcart.mock.consumer.key",
+            "integration@crashcart.test",
+        )
+        .unwrap();
+    let engine = FaultEngine::new(
+        1,
+        Dependencies {
+            salesforce: Some(sf),
+            ..Dependencies::default()
+        },
+    );
+    let _g = engine
+        .apply(FaultSpec::now(FaultKind::RevokeRefreshTokens {
+            client_id: None,
+            username: None,
+        }))
+        .unwrap();
+    let req = http::Request::post("/services/oauth2/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!("grant_type=refresh_token&client_id=3MVG9crashcart.mock.consumer.key&client_secret=crashcart-consumer-secret&refresh_token={token}")))
+        .unwrap();
+    let resp = org.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: serde_json::Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(v["error"], "invalid_grant");
+
+    let (app, llm) = crashcart_mocks::MockLlm::builder()
+        .zero_delay()
+        .build_in_process("http://llm.test")
+        .unwrap();
+    let engine = FaultEngine::new(
+        1,
+        Dependencies {
+            llm: Some(llm.clone()),
+            ..Dependencies::default()
+        },
+    );
+    let _g = engine
+        .apply(FaultSpec::now(FaultKind::LlmStreamCut { after_tokens: 2 }))
+        .unwrap();
+    let body = serde_json::json!({"model": "instant", "stream": true, "messages": [{"role": "user", "content": "Patient reports a cough for two weeks. No fever."}]});
+    let req = http::Request::post("/v1/chat/completions")
+        .header(
+            "authorization",
+            format!("Bearer {}", crashcart_mocks::llm::DEFAULT_API_KEY),
+        )
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert!(
+        resp.into_body().collect().await.is_err(),
+        "the stream breaks"
+    );
+    assert_eq!(
+        llm.history().snapshot()[0].error_code.as_deref(),
+        Some("stream_cut")
+    );
+}
