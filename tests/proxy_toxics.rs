@@ -386,6 +386,26 @@ async fn engine_network_faults_go_through_the_proxy_and_guards_remove_them() {
     assert!(rig.versions(LONG).await.unwrap_err().is_connect());
     drop(g);
     assert_eq!(rig.versions(LONG).await.unwrap().0, 200);
+    // Flapping a network fault takes its toxics out and puts them back.
+    let g = engine
+        .apply(
+            FaultSpec::now(FaultKind::Partition {
+                direction: Direction::Upstream,
+            })
+            .target(on_sf.clone()),
+        )
+        .unwrap();
+    engine.set_enabled(g.id(), false);
+    assert!(rig.proxy.info("salesforce").unwrap().toxics.is_empty());
+    assert_eq!(rig.versions(LONG).await.unwrap().0, 200);
+    engine.set_enabled(g.id(), true);
+    assert_eq!(rig.proxy.info("salesforce").unwrap().toxics.len(), 1);
+    assert!(rig
+        .versions(Duration::from_millis(300))
+        .await
+        .unwrap_err()
+        .is_timeout());
+    drop(g);
     engine
         .apply(FaultSpec::now(FaultKind::NetworkLatency {
             latency: Duration::from_millis(50),

@@ -215,6 +215,14 @@ async fn write_side(
         let list = current(&set, stream, &mut active);
         let stopped = list.iter().any(|t| t.ty() == ToxicType::Timeout);
         let end = deadline(&list, &active);
+        // A deadline already past acts now: the timer would fire only on its next tick, and a
+        // fast upstream's answer could slip through first.
+        if let Some((at, reset)) = end {
+            if at <= Instant::now() {
+                ctl.close(reset);
+                break;
+            }
+        }
         tokio::select! {
             chunk = rx.recv() => match chunk {
                 Some((arrived, data)) => {
