@@ -4,7 +4,8 @@
 //! Measured:
 //! - `direct` vs `proxied`: requests per second and p50/p99 latency, closed loop over 32
 //!   keep-alive connections to a bare-axum upstream, no toxic (target: proxied ≥ 70% of
-//!   direct throughput);
+//!   direct throughput); the same against the mock Salesforce; and, as the ceiling, a
+//!   minimal proxy that only does `tokio::io::copy_bidirectional`;
 //! - a 100 ms downstream latency toxic: the distribution of (proxied latency − median direct
 //!   latency − 100 ms) over sequential requests (target: p99 error ≤ 3 ms);
 //! - fault activation precision: 100 faults scheduled 20 ms apart on the wall clock, the
@@ -29,9 +30,10 @@ const CONCURRENCY: u64 = 32;
 
 fn bench(c: &mut Criterion) {
     let rt = runtime();
-    let (proxy, direct, proxied, _sf, sf_direct, sf_proxied) = rt.block_on(async {
+    let (proxy, direct, proxied, _sf, sf_direct, sf_proxied, minimal) = rt.block_on(async {
         let base = start_baseline().await;
         let upstream = base.trim_start_matches("http://").to_string();
+        let minimal = minimal_proxy(upstream.clone()).await;
         let proxy = ChaosProxy::new(1, false);
         let info = proxy
             .create("bench", "127.0.0.1:0", &upstream, true)
@@ -80,6 +82,7 @@ fn bench(c: &mut Criterion) {
             sf,
             Load::get(format!("{}{path}", url_of(&sf_info.upstream)), Some(&token)),
             Load::get(format!("http://{}{path}", sf_info.listen), Some(&token)),
+            Load::get(format!("http://{minimal}/constant"), None),
         )
     });
     let http = client(CONCURRENCY as usize);
@@ -98,18 +101,20 @@ fn bench(c: &mut Criterion) {
     let run = |t: &Load| rt.block_on(drive(&http, t, 10_000, CONCURRENCY));
     let _ = run(&direct);
     let mut rounds = vec![];
+    let mut ceiling = vec![];
     let (mut d_lat, mut p_lat) = (None, None);
     for _ in 0..7 {
         let d = run(&direct);
         let p = run(&proxied);
-        rounds.push((
-            10_000.0 / d.elapsed.as_secs_f64(),
-            10_000.0 / p.elapsed.as_secs_f64(),
-        ));
+        let m = run(&minimal);
+        let rate = |x: &support::Drive| 10_000.0 / x.elapsed.as_secs_f64();
+        rounds.push((rate(&d), rate(&p)));
+        ceiling.push((rate(&d), rate(&m)));
         d_lat = Some(d.latency_us);
         p_lat = Some(p.latency_us);
     }
     let (d_rps, p_rps, ratio) = support::medians(&rounds);
+    let (_, m_rps, m_ratio) = support::medians(&ceiling);
     let (d_lat, p_lat) = (d_lat.unwrap(), p_lat.unwrap());
     println!("\nproxy throughput, bare-axum upstream (7 rounds of 10,000 requests, {CONCURRENCY} connections; medians):");
     println!(
@@ -118,6 +123,7 @@ fn bench(c: &mut Criterion) {
         d_lat.value_at_quantile(0.99)
     );
     println!("  proxied : {p_rps:>9.0} req/s  p50 {:>5} µs  p99 {:>5} µs  ({:.0}% of direct; target >= 70%)", p_lat.value_at_quantile(0.5), p_lat.value_at_quantile(0.99), 100.0 * ratio);
+    println!("  minimal : {m_rps:>9.0} req/s  ({:.0}% of direct: tokio::io::copy_bidirectional and nothing else, the ceiling of a proxy hop here)", 100.0 * m_ratio);
     let mut rounds = vec![];
     for _ in 0..7 {
         let d = run(&sf_direct);
@@ -225,6 +231,25 @@ fn bench(c: &mut Criterion) {
         errors.value_at_quantile(0.99),
         errors.max()
     );
+}
+
+/// The least a TCP proxy can do: accept and `copy_bidirectional`. Returns its address.
+async fn minimal_proxy(upstream: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let _ = client.set_nodelay(true);
+                if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = up.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                }
+            });
+        }
+    });
+    addr
 }
 
 fn url_of(addr: &str) -> String {

@@ -103,13 +103,45 @@ pub async fn run(
 type Halves = (Option<OwnedReadHalf>, Option<OwnedWriteHalf>);
 
 async fn direction(
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    mut rd: OwnedReadHalf,
+    mut wr: OwnedWriteHalf,
     stream: Stream,
-    toxics: watch::Receiver<ToxicSet>,
+    mut toxics: watch::Receiver<ToxicSet>,
     ctl: Arc<LinkCtl>,
     seed: u64,
 ) -> Halves {
+    // Fast path: while no toxic is set on this stream, copy chunks straight through.
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        if toxics
+            .borrow_and_update()
+            .iter()
+            .any(|t| t.stream == stream)
+        {
+            break;
+        }
+        tokio::select! {
+            r = rd.read(&mut buf) => match r {
+                Ok(0) | Err(_) => {
+                    let _ = wr.shutdown().await;
+                    return (Some(rd), Some(wr));
+                }
+                Ok(n) => {
+                    if wr.write_all(&buf[..n]).await.is_err() {
+                        return (Some(rd), Some(wr));
+                    }
+                }
+            },
+            changed = toxics.changed() => {
+                if changed.is_err() {
+                    ctl.close(false);
+                    return (Some(rd), Some(wr));
+                }
+            }
+            _ = ctl.wait_closed() => return (Some(rd), Some(wr)),
+        }
+    }
+    // A toxic arrived: from now on a reader stamps chunks and a writer applies the toxics.
     let (tx, rx) = mpsc::channel::<(Instant, Bytes)>(64);
     let reader = read_side(rd, tx, ctl.clone());
     let writer = write_side(wr, rx, stream, toxics, ctl.clone(), seed);
