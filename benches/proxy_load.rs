@@ -49,22 +49,7 @@ fn bench(c: &mut Criterion) {
             .handle()
             .insert("Contact", serde_json::json!({"LastName": "Synthetic"}))
             .unwrap();
-        let token: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/services/oauth2/token", sf.url()))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", "3MVG9crashcart.mock.consumer.key"),
-                ("client_secret", "crashcart-consumer-secret"),
-                ("username", "integration@crashcart.test"),
-                ("password", "crashcart-Pa55"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = token["access_token"].as_str().unwrap().to_string();
+        let token = support::salesforce_token(&sf.url()).await;
         let sf_info = proxy
             .create(
                 "salesforce",

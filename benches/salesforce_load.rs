@@ -40,22 +40,7 @@ fn bench(c: &mut Criterion) {
                 first = id;
             }
         }
-        let token: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/services/oauth2/token", mock.url()))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", "3MVG9crashcart.mock.consumer.key"),
-                ("client_secret", "crashcart-consumer-secret"),
-                ("username", "integration@crashcart.test"),
-                ("password", "crashcart-Pa55"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = token["access_token"].as_str().unwrap().to_string();
+        let token = support::salesforce_token(&mock.url()).await;
         let record = Target::get(format!("{}/services/data/v59.0/sobjects/Contact/{first}", mock.url()), Some(&token));
         let q = "SELECT Id, FirstName, LastName, Patient_External_Id__c FROM Contact WHERE Preferred_Language__c IN ('English', 'Spanish') ORDER BY LastName";
         let soql_url = reqwest::Url::parse_with_params(&format!("{}/services/data/v59.0/query", mock.url()), &[("q", q)]).unwrap();

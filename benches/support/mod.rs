@@ -180,3 +180,26 @@ pub fn medians(rounds: &[(f64, f64)]) -> (f64, f64, f64) {
         median(rounds.iter().map(|r| r.1 / r.0).collect()),
     )
 }
+
+/// Log in to a mock Salesforce with the password grant of its default app and user.
+pub async fn salesforce_token(base_url: &str) -> String {
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base_url}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "3MVG9crashcart.mock.consumer.key"),
+            ("client_secret", "crashcart-consumer-secret"),
+            ("username", "integration@crashcart.test"),
+            ("password", "crashcart-Pa55"),
+        ])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token JSON");
+    token["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}

@@ -457,6 +457,7 @@ fn validate(spec: &FaultSpec, label: &str) -> Result<(), FaultError> {
     }
 }
 
+/// What a fault acts on besides requests: a mock's state, or the network.
 enum Need {
     Salesforce,
     Llm,
@@ -762,21 +763,9 @@ fn verdict(inner: &Inner, req: &RequestInfo<'_>) -> Verdict {
         {
             continue;
         }
-        // State faults have no per-request effect unless listed below.
-        let per_request = !matches!(
-            rule.spec.fault,
-            ExpireTokens { .. }
-                | TokenTtl { .. }
-                | RevokeRefreshTokens { .. }
-                | QuotaExhausted
-                | ApiVersionRetired { .. }
-                | FieldRenamed { .. }
-                | FieldRemoved { .. }
-                | FieldTypeChanged { .. }
-                | RequiredFieldAdded { .. }
-                | PicklistValueWithdrawn { .. }
-                | LlmSlots { .. }
-        );
+        // State faults act on the mock, not per request (they are what `needs` ties to a
+        // dependency's state).
+        let per_request = matches!(needs(&rule.spec.fault), Need::Any);
         if !per_request {
             continue;
         }
