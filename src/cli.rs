@@ -25,6 +25,25 @@ pub enum Command {
     /// Add, list or clear faults of a running `crashcart serve` (live game days).
     #[command(subcommand)]
     Fault(FaultCommand),
+    /// Print the JSON Schema of scenario files (for editors).
+    Schema,
+    /// Check scenario files without running them; every problem of every file is listed.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a scenario's resolved timeline without running it (a dry run).
+    Plan {
+        /// The scenario.
+        file: PathBuf,
+        /// The seed to resolve with (default: the scenario's, else 0).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `crashcart fault …`.
@@ -143,6 +162,31 @@ pub struct ServeArgs {
     pub no_proxy: bool,
 }
 
+/// `crashcart validate`: every file, every problem; exit 2 if any file has one.
+fn validate(files: &[PathBuf]) -> Result<i32, Error> {
+    let mut bad = 0;
+    for f in files {
+        match crate::scenario::load(f) {
+            Ok(s) => println!(
+                "{}: ok ({}: {} faults, {} SLOs)",
+                f.display(),
+                s.name,
+                s.raw.faults.len(),
+                s.raw.slos.len()
+            ),
+            Err(e) => {
+                bad += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    Ok(if bad > 0 {
+        exit_code::INVALID_INPUT
+    } else {
+        exit_code::OK
+    })
+}
+
 /// Parse the process arguments, run, and return the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -175,6 +219,30 @@ pub fn main() -> i32 {
         match cli.command {
             Command::Serve(args) => crate::serve::run(args).await.map(|()| exit_code::OK),
             Command::Fault(cmd) => crate::fault_cli::run(cmd).await.map(|()| exit_code::OK),
+            Command::Schema => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::scenario::json_schema())
+                        .unwrap_or_default()
+                );
+                Ok(exit_code::OK)
+            }
+            Command::Validate { files } => validate(&files),
+            Command::Plan { file, seed, json } => {
+                crate::scenario::load(&file).map_err(Error::from).map(|s| {
+                    let seed = seed.or(s.raw.seed).unwrap_or(0);
+                    let plan = crate::scenario::plan::plan(&s, seed);
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&plan).unwrap_or_default()
+                        );
+                    } else {
+                        print!("{plan}");
+                    }
+                    exit_code::OK
+                })
+            }
         }
     });
     match result {

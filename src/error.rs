@@ -27,6 +27,9 @@ pub enum Error {
     /// The user asked for something invalid.
     #[error("{0}")]
     InvalidInput(String),
+    /// A scenario file is invalid (every problem listed).
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::ScenarioError),
     /// A mock could not be configured or started.
     #[error(transparent)]
     Mock(#[from] MockError),
@@ -47,7 +50,7 @@ impl Error {
     /// The exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::InvalidInput(_) => exit_code::INVALID_INPUT,
+            Error::InvalidInput(_) | Error::Scenario(_) => exit_code::INVALID_INPUT,
             Error::Mock(MockError::NonLoopback(_))
             | Error::Mock(MockError::Parse { .. })
             | Error::Mock(MockError::Invalid { .. })

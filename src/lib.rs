@@ -5,6 +5,7 @@
 //! - [`fault`]: the fault model, the engine that applies faults to mocks and network, the schedule.
 //! - [`proxy`]: the TCP chaos proxy with Toxiproxy's HTTP API, and the engine's network backends.
 //! - [`control`]: the live fault control API of `crashcart serve`; [`fault_cli`]: `crashcart fault`.
+//! - [`scenario`]: scenario files: model, validation, templates and data, the dry-run plan.
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
 //! - `wiremock_faults` (feature `wiremock`): the fault kinds as wiremock-rs responders.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling shared by long-running commands.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod fault;
 pub mod fault_cli;
 pub mod proxy;
+pub mod scenario;
 pub mod serve;
 pub mod shutdown;
 #[cfg(feature = "wiremock")]

@@ -261,12 +261,8 @@ impl FaultEngine {
     /// Check a fault without applying it: parameters, route glob, and that the run has the
     /// dependency it needs.
     pub fn check(&self, spec: &FaultSpec) -> Result<(), FaultError> {
+        check_spec(spec)?;
         let label = spec.label();
-        validate(spec, &label)?;
-        if let Some(r) = &spec.target.route {
-            glob::Pattern::new(r)
-                .map_err(|e| invalid(&label, format!("target.route {r:?}: {e}")))?;
-        }
         let deps = &self.inner.deps;
         let missing = match needs(&spec.fault) {
             Need::Salesforce if deps.salesforce.is_none() => Some("the mock Salesforce"),
@@ -412,6 +408,16 @@ fn remove(inner: &Inner, id: u64) -> bool {
     }
     event(inner, id, &rule.label, "removed");
     true
+}
+
+/// Check a fault's parameters and route glob, without an engine (scenario validation).
+pub fn check_spec(spec: &FaultSpec) -> Result<(), FaultError> {
+    let label = spec.label();
+    validate(spec, &label)?;
+    if let Some(r) = &spec.target.route {
+        glob::Pattern::new(r).map_err(|e| invalid(&label, format!("target.route {r:?}: {e}")))?;
+    }
+    Ok(())
 }
 
 fn invalid(label: &str, message: impl Into<String>) -> FaultError {

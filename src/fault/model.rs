@@ -17,10 +17,11 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The dependency a fault aims at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DependencyName {
     /// Salesforce's data APIs.
@@ -43,7 +44,7 @@ impl DependencyName {
 }
 
 /// Which requests a fault applies to. Every field given must match.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// The dependency.
@@ -70,7 +71,7 @@ pub struct Target {
 }
 
 /// How often a matching request is hit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Trigger {
     /// Every matching request.
@@ -85,37 +86,43 @@ pub enum Trigger {
 }
 
 /// A random duration.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "distribution", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Latency {
     /// Always the same.
     Fixed {
         /// The delay.
         #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
         value: Duration,
     },
     /// Uniform between `min` and `max`.
     Uniform {
         /// Lower bound.
         #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
         min: Duration,
         /// Upper bound.
         #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
         max: Duration,
     },
     /// Normal, truncated at zero.
     Normal {
         /// Mean.
         #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
         mean: Duration,
         /// Standard deviation.
         #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
         std_dev: Duration,
     },
     /// Log-normal with this median; `sigma` is the shape (0.5 is a moderate tail).
     Lognormal {
         /// Median.
         #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
         median: Duration,
         /// Shape.
         sigma: f64,
@@ -124,6 +131,7 @@ pub enum Latency {
     Pareto {
         /// Scale: the smallest value.
         #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
         min: Duration,
         /// Shape.
         alpha: f64,
@@ -131,7 +139,7 @@ pub enum Latency {
 }
 
 /// How an LLM's JSON answer drifts from what the client asked for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OutputDrift {
     /// "Here is the JSON you asked for: {…} Let me know…"
@@ -153,7 +161,7 @@ pub enum OutputDrift {
 }
 
 /// Which direction of a TCP connection a network fault affects.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Client → dependency.
@@ -166,7 +174,7 @@ pub enum Direction {
 }
 
 /// Every fault crashcart knows.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FaultKind {
     // ---- tokens (Salesforce) ----
@@ -186,6 +194,7 @@ pub enum FaultKind {
     TokenTtl {
         /// The lifetime.
         #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
         ttl: Duration,
     },
     /// Revoke refresh tokens (and their sessions).
@@ -230,6 +239,7 @@ pub enum FaultKind {
         message: Option<String>,
         /// Send `Retry-After` (whole seconds, rounded up).
         #[serde(default, with = "humantime_serde")]
+        #[schemars(with = "Option<String>")]
         retry_after: Option<Duration>,
         /// Send `Retry-After-Ms`.
         #[serde(default)]
@@ -277,6 +287,7 @@ pub enum FaultKind {
     LlmOverloaded {
         /// The `Retry-After`.
         #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
         retry_after: Duration,
     },
 
@@ -361,6 +372,7 @@ pub enum FaultKind {
     ResetPeer {
         /// Delay before the reset.
         #[serde(default, with = "humantime_serde")]
+        #[schemars(with = "Option<String>")]
         after: Option<Duration>,
     },
     /// Refuse new connections (the proxy stops listening) and close open ones.
@@ -369,9 +381,11 @@ pub enum FaultKind {
     NetworkLatency {
         /// Latency.
         #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
         latency: Duration,
         /// Jitter (uniform ±).
         #[serde(default, with = "humantime_serde")]
+        #[schemars(with = "Option<String>")]
         jitter: Option<Duration>,
         /// Which way.
         #[serde(default)]
@@ -394,6 +408,7 @@ pub enum FaultKind {
         size_variation: u32,
         /// Delay between slices.
         #[serde(default, with = "humantime_serde")]
+        #[schemars(with = "Option<String>")]
         delay: Option<Duration>,
         /// Which way.
         #[serde(default)]
@@ -403,12 +418,14 @@ pub enum FaultKind {
     SlowClose {
         /// Delay before close.
         #[serde(with = "humantime_serde")]
+        #[schemars(with = "String")]
         delay: Duration,
     },
     /// Data stops; the connection closes after `after` (never when absent).
     NetworkTimeout {
         /// When to close.
         #[serde(default, with = "humantime_serde")]
+        #[schemars(with = "Option<String>")]
         after: Option<Duration>,
         /// Which way.
         #[serde(default)]
@@ -455,23 +472,26 @@ impl FaultKind {
 }
 
 /// Turn a fault on and off on a period while it is active.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Flap {
     /// On for this long.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub on: Duration,
     /// Then off for this long.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub off: Duration,
 }
 
 /// Apply the fault again and again.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Repeat {
     /// Period between starts.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub every: Duration,
     /// How many times in all (forever while the run lasts when absent).
     #[serde(default)]
@@ -479,7 +499,7 @@ pub struct Repeat {
 }
 
 /// One fault of a scenario: what, where, how often, when.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// A name for reports and the history (default: the kind).
@@ -495,9 +515,11 @@ pub struct FaultSpec {
     pub trigger: Trigger,
     /// When it starts, from the start of the run.
     #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
     pub at: Option<Duration>,
     /// How long it lasts (until the end of the run when absent).
     #[serde(default, rename = "for", with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
     pub duration: Option<Duration>,
     /// Start it again periodically.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,19 @@
+//! Scenarios: the YAML files a game day or a CI gate runs.
+//!
+//! - [`raw`]: the file's serde types, and the JSON Schema editors use (`crashcart schema`).
+//! - [`validate`]: every problem of a file at once, by key path or line and column; the
+//!   checked [`Scenario`].
+//! - [`template`]: `{{…}}` placeholders and the seeded synthetic patient data they draw on.
+//! - [`plan`]: the resolved timeline of a scenario (`crashcart plan`).
+
+pub mod plan;
+pub mod raw;
+pub mod template;
+pub mod validate;
+
+pub use validate::{load, Problem, Scenario, ScenarioError, SutKind};
+
+/// The JSON Schema of scenario files.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(raw::RawScenario)).unwrap_or_default()
+}

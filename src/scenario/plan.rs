@@ -1,0 +1,156 @@
+//! The resolved timeline of a scenario, without running it (`crashcart plan`): when each
+//! fault instance starts and ends (repeats and flaps unrolled), the workload, the SLOs.
+
+use std::time::Duration;
+
+use super::raw::RawSlo;
+use super::validate::{Scenario, SutKind};
+use crate::fault::schedule::starts;
+
+/// One line of the plan.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PlanEvent {
+    /// Offset from the start of the run, milliseconds.
+    pub at_ms: u64,
+    /// What happens.
+    pub what: String,
+}
+
+/// The resolved timeline.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Plan {
+    /// Scenario name.
+    pub name: String,
+    /// The seed (the given one, or the one a run would print).
+    pub seed: u64,
+    /// Run length, milliseconds.
+    pub duration_ms: u64,
+    /// Operations expected (open loop), or the concurrency (closed loop).
+    pub workload: String,
+    /// Events in time order.
+    pub events: Vec<PlanEvent>,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// Resolve a scenario's timeline with `seed`.
+pub fn plan(s: &Scenario, seed: u64) -> Plan {
+    let raw = &s.raw;
+    let end = raw.duration;
+    let mut events = vec![];
+    let sut = match &s.sut {
+        SutKind::Command { .. } => format!(
+            "start the SUT, wait for readiness (up to {})",
+            humantime::format_duration(s.ready_timeout)
+        ),
+        SutKind::Url(u) => format!("reach the running SUT at {u}"),
+        SutKind::Reference => "start the reference integration".to_string(),
+    };
+    events.push(PlanEvent {
+        at_ms: 0,
+        what: sut,
+    });
+    let ops: Vec<String> = raw
+        .workload
+        .operations
+        .iter()
+        .map(|o| format!("{} {} {} (weight {})", o.name, o.method, o.path, o.weight))
+        .collect();
+    let workload = match (raw.workload.rate, raw.workload.concurrency) {
+        (Some(r), _) => format!(
+            "open loop at {r}/s: about {} operations",
+            (r * end.as_secs_f64()).round() as u64
+        ),
+        (_, Some(c)) => format!("closed loop at concurrency {c}"),
+        _ => "none".into(),
+    };
+    events.push(PlanEvent {
+        at_ms: 0,
+        what: format!(
+            "workload starts: {workload}; operations: {}",
+            ops.join("; ")
+        ),
+    });
+    for f in &raw.faults {
+        let label = f.label();
+        let length = f.duration.or(f.repeat.map(|r| r.every));
+        for start in starts(f, end) {
+            let stop = length.map(|l| (start + l).min(end)).unwrap_or(end);
+            events.push(PlanEvent {
+                at_ms: ms(start),
+                what: format!("fault {label} on ({})", f.fault.name()),
+            });
+            if let Some(flap) = f.flap {
+                let mut t = start + flap.on;
+                while t < stop {
+                    events.push(PlanEvent {
+                        at_ms: ms(t),
+                        what: format!("fault {label} flaps off"),
+                    });
+                    t += flap.off;
+                    if t >= stop {
+                        break;
+                    }
+                    events.push(PlanEvent {
+                        at_ms: ms(t),
+                        what: format!("fault {label} flaps on"),
+                    });
+                    t += flap.on;
+                }
+            }
+            events.push(PlanEvent {
+                at_ms: ms(stop),
+                what: format!("fault {label} off"),
+            });
+        }
+    }
+    events.push(PlanEvent {
+        at_ms: ms(end),
+        what: "workload ends; faults cleared; SUT stopped; SLOs checked".into(),
+    });
+    for slo in &raw.slos {
+        let name = serde_json::to_value(slo)
+            .ok()
+            .and_then(|v| v.get("check").and_then(|c| c.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        let extra = match slo {
+            RawSlo::CircuitBreaker { dependency, .. } => format!(" ({dependency})"),
+            _ => String::new(),
+        };
+        events.push(PlanEvent {
+            at_ms: ms(end),
+            what: format!("check SLO {name}{extra}"),
+        });
+    }
+    events.sort_by_key(|e| e.at_ms);
+    Plan {
+        name: s.name.clone(),
+        seed,
+        duration_ms: ms(end),
+        workload,
+        events,
+    }
+}
+
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "scenario {} (seed {}, {})",
+            self.name,
+            self.seed,
+            humantime::format_duration(Duration::from_millis(self.duration_ms))
+        )?;
+        for e in &self.events {
+            writeln!(
+                f,
+                "  {:>10}  {}",
+                humantime::format_duration(Duration::from_millis(e.at_ms)).to_string(),
+                e.what
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,316 @@
+//! The scenario file as written: serde types for YAML, with a JSON Schema for editors
+//! (`crashcart schema`). [`super::validate`] turns them into checked domain types.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::fault::FaultSpec;
+
+/// A game-day scenario.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    /// A short name, used for reports (default: the file name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the scenario proves, for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Seed of every random choice (fault draws, data, mocks); random and printed when absent.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// How long the workload runs.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub duration: Duration,
+    /// The mocks' configuration.
+    #[serde(default)]
+    pub mocks: RawMocks,
+    /// The system under test.
+    pub sut: RawSut,
+    /// The traffic sent to the SUT.
+    pub workload: RawWorkload,
+    /// The fault schedule.
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+    /// The SLOs checked at the end.
+    #[serde(default)]
+    pub slos: Vec<RawSlo>,
+    /// When to stop early.
+    #[serde(default)]
+    pub abort: RawAbort,
+}
+
+/// The mocks' configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMocks {
+    /// The mock Salesforce.
+    #[serde(default)]
+    pub salesforce: RawSalesforce,
+    /// The mock LLM.
+    #[serde(default)]
+    pub llm: RawLlm,
+}
+
+/// The mock Salesforce's configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSalesforce {
+    /// Extra org schema files (relative to the scenario), merged over the built-in one.
+    #[serde(default)]
+    pub schema: Vec<PathBuf>,
+    /// Daily API request quota.
+    #[serde(default)]
+    pub daily_api_limit: Option<u64>,
+    /// Access-token lifetime.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub token_ttl: Option<Duration>,
+    /// Serve HTTPS (self-signed; the SUT gets `SSL_CERT_FILE` and `REQUESTS_CA_BUNDLE`).
+    #[serde(default)]
+    pub tls: bool,
+}
+
+/// The mock LLM's configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLlm {
+    /// Server flavour of the OpenAI-compatible API: openai, vllm, llamacpp, ollama.
+    #[serde(default)]
+    pub flavour: Option<String>,
+    /// Extra persona files (relative to the scenario).
+    #[serde(default)]
+    pub personas: Vec<PathBuf>,
+    /// Serve only these models (the first is `LLM_MODEL`).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// No delays at all.
+    #[serde(default)]
+    pub zero_delay: bool,
+    /// Prompt capture: full, hashed, off.
+    #[serde(default)]
+    pub capture: Option<String>,
+}
+
+/// The system under test: a command crashcart starts, or a URL of a running system.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSut {
+    /// Command and arguments (a string runs through `sh -c`).
+    #[serde(default)]
+    pub command: Option<Command>,
+    /// Working directory of the command (relative to the scenario).
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Readiness URL: answers 2xx when the SUT is ready (`${PORT}` is replaced).
+    #[serde(default)]
+    pub ready: Option<String>,
+    /// How long to wait for readiness.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub ready_timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL at the end.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub grace: Option<Duration>,
+    /// Base URL of an already running SUT (instead of `command`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Run the built-in reference integration instead of a command.
+    #[serde(default)]
+    pub reference: bool,
+}
+
+/// A command line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Command {
+    /// Run through `sh -c`.
+    Shell(String),
+    /// Program and arguments.
+    Argv(Vec<String>),
+}
+
+/// The traffic sent to the SUT.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    /// Open loop: operations started per second, whatever the SUT does.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Closed loop: operations in flight at once.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// Per-operation timeout (an operation past it is `info`: outcome unknown).
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Duration>,
+    /// The operations, picked by weight.
+    pub operations: Vec<RawOperation>,
+}
+
+/// One kind of operation of the workload.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOperation {
+    /// Its name in reports.
+    pub name: String,
+    /// Relative weight when picking.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// HTTP method.
+    #[serde(default = "post")]
+    pub method: String,
+    /// Path on the SUT; templates like `{{key}}` and `{{patient.external_id}}` are filled.
+    pub path: String,
+    /// JSON body, templated the same way.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+    /// What a successful operation leaves in Salesforce (for the consistency SLO).
+    #[serde(default)]
+    pub effects: Vec<RawEffect>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+/// A record an operation is expected to leave.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEffect {
+    /// The sObject.
+    pub object: String,
+    /// Fields that identify the record, templated (`{Booking_Key__c: "{{key}}"}`).
+    #[serde(rename = "match")]
+    pub matches: BTreeMap<String, String>,
+    /// How many such records a successful operation leaves.
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+/// One SLO: the checker's name and its thresholds.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "check", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawSlo {
+    /// Retries toward a dependency.
+    Retry {
+        /// Which dependency (default: every one).
+        #[serde(default)]
+        dependency: Option<String>,
+        /// Attempts per logical operation at most.
+        #[serde(default)]
+        max_attempts: Option<u32>,
+        /// Smallest gap between attempts.
+        #[serde(default, with = "humantime_serde")]
+        #[schemars(with = "Option<String>")]
+        min_gap: Option<Duration>,
+        /// Gaps must grow from one attempt to the next.
+        #[serde(default)]
+        exponential: bool,
+        /// Retry gaps across operations must not be synchronised.
+        #[serde(default)]
+        jitter: bool,
+        /// After a 429/503 with Retry-After, the next attempt waits at least that long.
+        #[serde(default = "yes")]
+        honour_retry_after: bool,
+        /// No retry after a non-retryable error (400s, MALFORMED_QUERY, INVALID_FIELD).
+        #[serde(default = "yes")]
+        no_retry_of_non_retryable: bool,
+        /// All calls ÷ first attempts at most.
+        #[serde(default)]
+        max_amplification: Option<f64>,
+    },
+    /// A circuit breaker in front of a dependency.
+    CircuitBreaker {
+        /// Which dependency.
+        dependency: String,
+        /// After this many failures in an outage...
+        #[serde(default = "five")]
+        after_failures: u32,
+        /// ...at most this many more calls while it lasts.
+        max_calls: u32,
+        /// Half-open probes at least this far apart.
+        #[serde(default, with = "humantime_serde")]
+        #[schemars(with = "Option<String>")]
+        probe_gap: Option<Duration>,
+        /// Normal traffic within this long after the outage ends.
+        #[serde(default, with = "humantime_serde")]
+        #[schemars(with = "Option<String>")]
+        resume_within: Option<Duration>,
+    },
+    /// Token handling.
+    Token {
+        /// After INVALID_SESSION_ID, a new token within this many requests.
+        #[serde(default = "five")]
+        refresh_within_requests: u32,
+        /// Token requests per expiry event at most.
+        #[serde(default = "five")]
+        max_refreshes_per_expiry: u32,
+    },
+    /// Behaviour under rate limits.
+    RateLimit {
+        /// After a limit answer, requests per second at most until it lifts.
+        max_rate_while_limited: f64,
+    },
+    /// Consistency of the records the workload leaves.
+    Consistency {
+        /// A failed operation must be compensated within this long.
+        #[serde(default, with = "humantime_serde")]
+        #[schemars(with = "Option<String>")]
+        compensate_within: Option<Duration>,
+    },
+    /// The SUT stops sending fields the org rejects after a drift.
+    SchemaDrift {
+        /// Rejected writes after the first, per drift, at most.
+        #[serde(default = "five")]
+        max_rejected_after_drift: u32,
+    },
+    /// Success and latency of the workload.
+    Availability {
+        /// Share of operations that succeed, at least.
+        #[serde(default)]
+        min_success_ratio: Option<f64>,
+        /// p99 latency at most.
+        #[serde(default, with = "humantime_serde")]
+        #[schemars(with = "Option<String>")]
+        p99: Option<Duration>,
+        /// Back to the success ratio within this long after each fault ends.
+        #[serde(default, with = "humantime_serde")]
+        #[schemars(with = "Option<String>")]
+        recover_within: Option<Duration>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn five() -> u32 {
+    5
+}
+
+/// When to stop a run early.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAbort {
+    /// Abort when the SUT's readiness URL fails for this long.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub unhealthy_for: Option<Duration>,
+    /// Abort when the share of failed operations (over the last 10 s) passes this.
+    #[serde(default)]
+    pub error_ratio_above: Option<f64>,
+}

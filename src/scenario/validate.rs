@@ -1,0 +1,346 @@
+//! From a raw scenario to a checked one: every problem is collected (not only the first),
+//! each naming its key path (`faults[2].target.route`); parse errors name line and column.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::fault::engine::check_spec;
+
+use super::raw::{Command, RawScenario, RawSlo};
+use super::template;
+
+/// One problem in a scenario file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: a key path (`workload.operations[0].path`), or `line L column C`.
+    pub at: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// A scenario file that cannot be used, with every problem found.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{}", render(.file, .problems))]
+pub struct ScenarioError {
+    /// The file.
+    pub file: PathBuf,
+    /// What is wrong with it.
+    pub problems: Vec<Problem>,
+}
+
+fn render(file: &Path, problems: &[Problem]) -> String {
+    let mut s = format!(
+        "{}: {} problem{}",
+        file.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        s.push_str(&format!("\n  {}: {p}", file.display()));
+    }
+    s
+}
+
+/// How the SUT is reached.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SutKind {
+    /// crashcart starts this command.
+    Command {
+        /// The command.
+        command: Command,
+        /// Its working directory.
+        cwd: PathBuf,
+        /// The readiness URL (with `${PORT}`).
+        ready: String,
+    },
+    /// An already running system.
+    Url(String),
+    /// The built-in reference integration.
+    Reference,
+}
+
+/// A checked scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Its name.
+    pub name: String,
+    /// The raw form, checked.
+    pub raw: RawScenario,
+    /// How the SUT is reached.
+    pub sut: SutKind,
+    /// Time to wait for readiness.
+    pub ready_timeout: Duration,
+    /// Grace between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+struct Collector(Vec<Problem>);
+
+impl Collector {
+    fn add(&mut self, at: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            at: at.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Read, parse and check a scenario file.
+pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ScenarioError {
+        file: file.to_path_buf(),
+        problems: vec![Problem {
+            at: "file".into(),
+            message: format!("cannot read: {e}"),
+        }],
+    })?;
+    parse(&text, file)
+}
+
+/// Parse and check scenario text; `file` names it in errors and anchors relative paths.
+pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
+    let raw: RawScenario = serde_saphyr::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg.strip_prefix("error: ").unwrap_or(&msg).to_string();
+        let (at, message) = match msg.split_once(": ") {
+            Some((at, m)) if at.starts_with("line ") => (at.to_string(), m.to_string()),
+            _ => ("document".to_string(), msg.clone()),
+        };
+        ScenarioError {
+            file: file.to_path_buf(),
+            problems: vec![Problem { at, message }],
+        }
+    })?;
+    check(raw, file)
+}
+
+/// Check a parsed scenario.
+pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
+    let mut c = Collector(vec![]);
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    if raw.duration.is_zero() {
+        c.add("duration", "must be above zero");
+    }
+    // Mocks.
+    for (i, p) in raw.mocks.salesforce.schema.iter().enumerate() {
+        if !dir.join(p).is_file() {
+            c.add(
+                format!("mocks.salesforce.schema[{i}]"),
+                format!("no such file: {}", dir.join(p).display()),
+            );
+        }
+    }
+    for (i, p) in raw.mocks.llm.personas.iter().enumerate() {
+        if !dir.join(p).is_file() {
+            c.add(
+                format!("mocks.llm.personas[{i}]"),
+                format!("no such file: {}", dir.join(p).display()),
+            );
+        }
+    }
+    if let Some(f) = &raw.mocks.llm.flavour {
+        if let Err(e) = f.parse::<crashcart_mocks::llm::Flavour>() {
+            c.add("mocks.llm.flavour", e);
+        }
+    }
+    if let Some(cp) = &raw.mocks.llm.capture {
+        if let Err(e) = cp.parse::<crashcart_mocks::llm::CapturePolicy>() {
+            c.add("mocks.llm.capture", e);
+        }
+    }
+    // SUT.
+    let s = &raw.sut;
+    let given = [s.command.is_some(), s.url.is_some(), s.reference]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if given != 1 {
+        c.add(
+            "sut",
+            "give exactly one of `command`, `url` or `reference: true`",
+        );
+    }
+    let sut = if let Some(cmd) = &s.command {
+        if matches!(cmd, Command::Argv(v) if v.is_empty())
+            || matches!(cmd, Command::Shell(t) if t.trim().is_empty())
+        {
+            c.add("sut.command", "must not be empty");
+        }
+        if s.ready.is_none() {
+            c.add(
+                "sut.ready",
+                "a started SUT needs a readiness URL (e.g. http://127.0.0.1:${PORT}/health)",
+            );
+        }
+        SutKind::Command {
+            command: cmd.clone(),
+            cwd: dir.join(s.cwd.clone().unwrap_or_default()),
+            ready: s.ready.clone().unwrap_or_default(),
+        }
+    } else if let Some(u) = &s.url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            c.add("sut.url", format!("must be an http(s) URL, got {u:?}"));
+        }
+        SutKind::Url(u.clone())
+    } else {
+        SutKind::Reference
+    };
+    if let Some(r) = &s.ready {
+        if !(r.starts_with("http://") || r.starts_with("https://")) {
+            c.add("sut.ready", format!("must be an http(s) URL, got {r:?}"));
+        }
+    }
+    // Workload.
+    let w = &raw.workload;
+    match (w.rate, w.concurrency) {
+        (Some(_), Some(_)) | (None, None) => c.add(
+            "workload",
+            "give exactly one of `rate` (open loop) or `concurrency` (closed loop)",
+        ),
+        (Some(r), None) if !(r.is_finite() && r > 0.0) => c.add(
+            "workload.rate",
+            format!("must be a number above zero, got {r}"),
+        ),
+        (None, Some(0)) => c.add("workload.concurrency", "must be at least 1"),
+        _ => {}
+    }
+    if w.operations.is_empty() {
+        c.add("workload.operations", "at least one operation");
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, op) in w.operations.iter().enumerate() {
+        let at = format!("workload.operations[{i}]");
+        if !names.insert(op.name.clone()) {
+            c.add(format!("{at}.name"), format!("{:?} is used twice", op.name));
+        }
+        if op.weight == 0 {
+            c.add(format!("{at}.weight"), "must be at least 1");
+        }
+        if http::Method::from_bytes(op.method.as_bytes()).is_err() {
+            c.add(
+                format!("{at}.method"),
+                format!("not an HTTP method: {:?}", op.method),
+            );
+        }
+        if !op.path.starts_with('/') {
+            c.add(format!("{at}.path"), "must start with /");
+        }
+        for e in template::check(&op.path) {
+            c.add(format!("{at}.path"), e);
+        }
+        if let Some(b) = &op.body {
+            for e in template::check(&b.to_string()) {
+                c.add(format!("{at}.body"), e);
+            }
+        }
+        for (j, eff) in op.effects.iter().enumerate() {
+            if eff.matches.is_empty() {
+                c.add(
+                    format!("{at}.effects[{j}].match"),
+                    "at least one field identifies the record",
+                );
+            }
+            for (k, v) in &eff.matches {
+                for e in template::check(v) {
+                    c.add(format!("{at}.effects[{j}].match.{k}"), e);
+                }
+            }
+        }
+    }
+    // Faults.
+    for (i, f) in raw.faults.iter().enumerate() {
+        let at = format!("faults[{i}]");
+        if let Err(e) = check_spec(f) {
+            c.add(at.clone(), e.to_string());
+        }
+        if let Some(start) = f.at {
+            if start >= raw.duration {
+                c.add(
+                    format!("{at}.at"),
+                    format!(
+                        "starts at {} but the run lasts {}",
+                        humantime::format_duration(start),
+                        humantime::format_duration(raw.duration)
+                    ),
+                );
+            }
+        }
+    }
+    // SLOs.
+    for (i, slo) in raw.slos.iter().enumerate() {
+        let at = format!("slos[{i}]");
+        match slo {
+            RawSlo::Retry {
+                max_amplification: Some(a),
+                ..
+            } if *a < 1.0 => c.add(
+                format!("{at}.max_amplification"),
+                "must be at least 1 (every call counts once)",
+            ),
+            RawSlo::Retry {
+                dependency: Some(d),
+                ..
+            }
+            | RawSlo::CircuitBreaker { dependency: d, .. }
+                if !["salesforce", "salesforce-auth", "llm"].contains(&d.as_str()) =>
+            {
+                c.add(
+                    format!("{at}.dependency"),
+                    format!("unknown dependency {d:?} (salesforce, salesforce-auth, llm)"),
+                )
+            }
+            RawSlo::Availability {
+                min_success_ratio: Some(r),
+                ..
+            } if !(0.0..=1.0).contains(r) => {
+                c.add(format!("{at}.min_success_ratio"), "must be within 0 and 1")
+            }
+            RawSlo::RateLimit {
+                max_rate_while_limited,
+            } if *max_rate_while_limited <= 0.0 => {
+                c.add(format!("{at}.max_rate_while_limited"), "must be above zero")
+            }
+            RawSlo::Consistency { .. }
+                if raw.workload.operations.iter().all(|o| o.effects.is_empty()) =>
+            {
+                c.add(
+                    at.clone(),
+                    "the consistency check needs `effects` on at least one operation",
+                )
+            }
+            _ => {}
+        }
+    }
+    if let Some(r) = raw.abort.error_ratio_above {
+        if !(0.0..=1.0).contains(&r) {
+            c.add("abort.error_ratio_above", "must be within 0 and 1");
+        }
+    }
+    if !c.0.is_empty() {
+        return Err(ScenarioError {
+            file: file.to_path_buf(),
+            problems: c.0,
+        });
+    }
+    let name = raw.name.clone().unwrap_or_else(|| {
+        file.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into())
+    });
+    Ok(Scenario {
+        file: file.to_path_buf(),
+        name,
+        ready_timeout: raw.sut.ready_timeout.unwrap_or(Duration::from_secs(30)),
+        grace: raw.sut.grace.unwrap_or(Duration::from_secs(5)),
+        sut,
+        raw,
+    })
+}
