@@ -198,7 +198,7 @@ fn bench(c: &mut Criterion) {
         for e in engine.events() {
             let i: i64 = e.fault.trim_start_matches('f').parse().unwrap();
             let planned = origin_us
-                + match e.event {
+                + match e.event.as_str() {
                     "activated" => 20_000 * (i + 1),
                     "removed" => 20_000 * (i + 1) + 10_000,
                     _ => continue,

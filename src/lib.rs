@@ -6,6 +6,8 @@
 //! - [`proxy`]: the TCP chaos proxy with Toxiproxy's HTTP API, and the engine's network backends.
 //! - [`control`]: the live fault control API of `crashcart serve`; [`fault_cli`]: `crashcart fault`.
 //! - [`scenario`]: scenario files: model, validation, templates and data, the dry-run plan.
+//! - [`record`]: the one timeline of a run (mock requests, faults, workload, SUT logs) as JSONL.
+//! - [`checks`]: the SLO checkers, pure functions of timeline, final state and scenario.
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
 //! - `wiremock_faults` (feature `wiremock`): the fault kinds as wiremock-rs responders.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling shared by long-running commands.
@@ -15,12 +17,14 @@
 
 #![warn(missing_docs)]
 
+pub mod checks;
 pub mod cli;
 pub mod control;
 pub mod error;
 pub mod fault;
 pub mod fault_cli;
 pub mod proxy;
+pub mod record;
 pub mod scenario;
 pub mod serve;
 pub mod shutdown;

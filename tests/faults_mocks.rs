@@ -718,7 +718,8 @@ async fn clear_all_and_engine_drop_remove_everything() {
     assert_eq!(rig.get("/limits").await.0, 200);
     assert_eq!(rig.sf.handle().token_ttl(), before_ttl);
     drop(g); // after clear_all: a no-op
-    let events: Vec<&str> = rig.engine.events().iter().map(|e| e.event).collect();
+    let all = rig.engine.events();
+    let events: Vec<&str> = all.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(events.iter().filter(|e| **e == "activated").count(), 3);
     assert_eq!(events.iter().filter(|e| **e == "removed").count(), 3);
     // Dropping the engine (shutdown) clears its faults and uninstalls its hook.

@@ -64,7 +64,7 @@ pub enum FaultError {
 }
 
 /// One event of the fault timeline.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct FaultEvent {
     /// Monotonic time on the run's clock, microseconds.
     pub at_us: u64,
@@ -72,8 +72,14 @@ pub struct FaultEvent {
     pub id: u64,
     /// Its label.
     pub fault: String,
+    /// Its kind (`partition`, `expire_tokens`, …).
+    #[serde(default)]
+    pub kind: String,
+    /// The dependency it targets, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<DependencyName>,
     /// `activated`, `removed`, `flap-on`, `flap-off`.
-    pub event: &'static str,
+    pub event: String,
 }
 
 /// A fault in force, as listed by [`FaultEngine::active`].
@@ -300,8 +306,8 @@ impl FaultEngine {
             enabled: AtomicBool::new(true),
             undo: Mutex::new(undo),
         });
+        event(inner, &rule, "activated");
         inner.rules.write().push(rule);
-        event(inner, id, &label, "activated");
         Ok(FaultGuard {
             engine: Arc::downgrade(inner),
             id,
@@ -324,12 +330,7 @@ impl FaultEngine {
                         run_undo(&self.inner, u);
                     }
                 }
-                event(
-                    &self.inner,
-                    id,
-                    &rule.label,
-                    if on { "flap-on" } else { "flap-off" },
-                );
+                event(&self.inner, &rule, if on { "flap-on" } else { "flap-off" });
             }
         }
     }
@@ -386,12 +387,14 @@ impl Drop for Inner {
     }
 }
 
-fn event(inner: &Inner, id: u64, label: &str, what: &'static str) {
+fn event(inner: &Inner, rule: &Rule, what: &str) {
     inner.events.lock().push(FaultEvent {
         at_us: inner.clock.elapsed().as_micros() as u64,
-        id,
-        fault: label.to_string(),
-        event: what,
+        id: rule.id,
+        fault: rule.label.clone(),
+        kind: rule.spec.fault.name(),
+        dependency: rule.spec.target.dependency,
+        event: what.to_string(),
     });
 }
 
@@ -406,7 +409,7 @@ fn remove(inner: &Inner, id: u64) -> bool {
     if let Some(u) = rule.undo.lock().take() {
         run_undo(inner, u);
     }
-    event(inner, id, &rule.label, "removed");
+    event(inner, &rule, "removed");
     true
 }
 

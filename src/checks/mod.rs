@@ -1,0 +1,106 @@
+//! SLO checkers: pure functions of (timeline, final mock state, scenario) that return the
+//! measured value, the target, a verdict and the evidence (the offending requests, operations
+//! or records).
+//!
+//! - [`traffic`]: what the SUT did to its dependencies: retry, circuit breaker, token,
+//!   rate limit, schema drift.
+//! - [`outcome`]: what the workload saw and left behind: availability and latency,
+//!   consistency and rollback.
+
+pub mod outcome;
+pub mod traffic;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::Timeline;
+use crate::scenario::raw::{RawOperation, RawSlo};
+
+/// A checker's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Met.
+    Pass,
+    /// Not met.
+    Fail,
+    /// Nothing to judge (no traffic of the kind the SLO is about).
+    Skip,
+}
+
+/// The result of one SLO.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SloResult {
+    /// The checker (`retry`, `token`, …), with its dependency when it has one.
+    pub slo: String,
+    /// The target, in words.
+    pub target: String,
+    /// What was measured, in words.
+    pub measured: String,
+    /// Met or not.
+    pub verdict: Verdict,
+    /// The offending requests, operations or records (the first few).
+    pub evidence: Vec<String>,
+}
+
+/// At most this many evidence lines per SLO.
+pub const MAX_EVIDENCE: usize = 10;
+
+impl SloResult {
+    pub(crate) fn new(slo: impl Into<String>, target: impl Into<String>) -> Self {
+        Self {
+            slo: slo.into(),
+            target: target.into(),
+            measured: String::new(),
+            verdict: Verdict::Pass,
+            evidence: vec![],
+        }
+    }
+    pub(crate) fn fail(&mut self, evidence: impl Into<String>) {
+        self.verdict = Verdict::Fail;
+        if self.evidence.len() < MAX_EVIDENCE {
+            self.evidence.push(evidence.into());
+        }
+    }
+    pub(crate) fn skip(mut self, why: impl Into<String>) -> Self {
+        self.verdict = Verdict::Skip;
+        self.measured = why.into();
+        self
+    }
+}
+
+/// The mocks' state at the end of a run, as the checkers need it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FinalState {
+    /// Every record of each sObject, live and deleted (`IsDeleted`), as the REST API renders it.
+    pub records: BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+/// Run every SLO of a scenario.
+pub fn check_all(
+    slos: &[RawSlo],
+    operations: &[RawOperation],
+    seed: u64,
+    timeline: &Timeline,
+    state: &FinalState,
+) -> Vec<SloResult> {
+    slos.iter()
+        .map(|slo| match slo {
+            RawSlo::Retry { .. } => traffic::retry(timeline, slo),
+            RawSlo::CircuitBreaker { .. } => traffic::circuit_breaker(timeline, slo),
+            RawSlo::Token { .. } => traffic::token(timeline, slo),
+            RawSlo::RateLimit { .. } => traffic::rate_limit(timeline, slo),
+            RawSlo::SchemaDrift { .. } => traffic::schema_drift(timeline, slo),
+            RawSlo::Availability { .. } => outcome::availability(timeline, slo),
+            RawSlo::Consistency { .. } => {
+                outcome::consistency(timeline, state, operations, seed, slo)
+            }
+        })
+        .collect()
+}
+
+/// Seconds with millisecond precision, for messages.
+pub(crate) fn secs(us: u64) -> String {
+    format!("{:.3}s", us as f64 / 1e6)
+}

@@ -1,0 +1,951 @@
+//! Checkers over what the SUT sent to its dependencies (the mocks' request records).
+
+use std::collections::BTreeMap;
+
+use crashcart_mocks::RequestRecord;
+
+use super::{secs, SloResult, Verdict};
+use crate::fault::FaultEvent;
+use crate::record::Timeline;
+use crate::scenario::raw::RawSlo;
+
+/// Two identical requests further apart than this are different logical operations.
+pub const RETRY_WINDOW_US: u64 = 60_000_000;
+
+fn failed(r: &RequestRecord) -> bool {
+    r.status == 0 || r.status >= 400
+}
+
+/// Non-retryable answers: malformed or invalid requests (a retry cannot succeed).
+pub fn non_retryable(r: &RequestRecord) -> bool {
+    matches!(r.status, 400 | 404 | 405 | 422)
+        && r.error_code.as_deref() != Some("UNABLE_TO_LOCK_ROW")
+}
+
+fn on_dependency<'a>(
+    t: &'a Timeline,
+    dep: Option<&'a str>,
+) -> impl Iterator<Item = &'a RequestRecord> + 'a {
+    t.requests().filter(move |r| {
+        r.dependency.as_str() != "control" && dep.is_none_or(|d| r.dependency.as_str() == d)
+    })
+}
+
+fn describe(r: &RequestRecord) -> String {
+    format!(
+        "#{} {} {} at {} → {}{}",
+        r.seq,
+        r.method,
+        r.path,
+        secs(r.at_us),
+        r.status,
+        r.error_code
+            .as_deref()
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default()
+    )
+}
+
+/// Logical operations: identical requests (method, path, body) retried after a failure
+/// within [`RETRY_WINDOW_US`] belong to one operation.
+pub fn logical_operations<'a>(
+    requests: impl Iterator<Item = &'a RequestRecord>,
+) -> Vec<Vec<&'a RequestRecord>> {
+    let mut open: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    let mut groups: Vec<Vec<&RequestRecord>> = vec![];
+    for r in requests {
+        let key = (
+            r.method.clone(),
+            r.path.clone(),
+            r.body_digest.clone().unwrap_or_default(),
+        );
+        let joins = open.get(&key).and_then(|&g| {
+            let last = groups[g].last()?;
+            (failed(last) && r.at_us.saturating_sub(last.at_us) <= RETRY_WINDOW_US).then_some(g)
+        });
+        match joins {
+            Some(g) => groups[g].push(r),
+            None => {
+                groups.push(vec![r]);
+                open.insert(key, groups.len() - 1);
+            }
+        }
+    }
+    groups
+}
+
+/// Gap from the end of an attempt to the start of the next, microseconds.
+fn gap(a: &RequestRecord, b: &RequestRecord) -> u64 {
+    b.at_us.saturating_sub(a.at_us + a.latency_us)
+}
+
+/// The retry SLO.
+pub fn retry(t: &Timeline, slo: &RawSlo) -> SloResult {
+    let RawSlo::Retry {
+        dependency,
+        max_attempts,
+        min_gap,
+        exponential,
+        jitter,
+        honour_retry_after,
+        no_retry_of_non_retryable,
+        max_amplification,
+    } = slo
+    else {
+        unreachable!("dispatched by kind")
+    };
+    let name = format!(
+        "retry{}",
+        dependency
+            .as_deref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default()
+    );
+    let mut target = vec![];
+    if let Some(m) = max_attempts {
+        target.push(format!("≤ {m} attempts"));
+    }
+    if let Some(g) = min_gap {
+        target.push(format!("gaps ≥ {}", humantime::format_duration(*g)));
+    }
+    if *exponential {
+        target.push("growing gaps".into());
+    }
+    if *jitter {
+        target.push("jittered".into());
+    }
+    if *honour_retry_after {
+        target.push("Retry-After honoured".into());
+    }
+    if *no_retry_of_non_retryable {
+        target.push("no retry of 4xx".into());
+    }
+    if let Some(a) = max_amplification {
+        target.push(format!("amplification ≤ {a}"));
+    }
+    let mut res = SloResult::new(name, target.join(", "));
+    let groups = logical_operations(on_dependency(t, dependency.as_deref()));
+    let calls: usize = groups.iter().map(Vec::len).sum();
+    if calls == 0 {
+        return res.skip("no calls to the dependency");
+    }
+    let amplification = calls as f64 / groups.len() as f64;
+    let most = groups.iter().map(Vec::len).max().unwrap_or(0);
+    res.measured = format!(
+        "{} operations, {calls} calls, amplification {amplification:.2}, at most {most} attempts",
+        groups.len()
+    );
+    // Mean gap per retry index, across operations (robust to jitter), and first-retry gaps.
+    let mut by_index: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
+    let mut first_gaps = vec![];
+    for g in &groups {
+        if let Some(m) = max_attempts {
+            if g.len() > *m as usize {
+                res.fail(format!(
+                    "{} attempts at {} {} (first {})",
+                    g.len(),
+                    g[0].method,
+                    g[0].path,
+                    describe(g[0])
+                ));
+            }
+        }
+        for (i, w) in g.windows(2).enumerate() {
+            let d = gap(w[0], w[1]);
+            if i == 0 {
+                first_gaps.push(d);
+            }
+            let e = by_index.entry(i).or_default();
+            e.0 += d;
+            e.1 += 1;
+            if let Some(mg) = min_gap {
+                if d < mg.as_micros() as u64 {
+                    res.fail(format!(
+                        "retry after {} (< {}): {}",
+                        secs(d),
+                        humantime::format_duration(*mg),
+                        describe(w[1])
+                    ));
+                }
+            }
+            if *honour_retry_after && matches!(w[0].status, 429 | 503) {
+                if let Some(ra) = w[0].retry_after_ms {
+                    let need = ra * 1000;
+                    if d + 5_000 < need * 98 / 100 {
+                        res.fail(format!(
+                            "retried {} after Retry-After {}ms: {}",
+                            secs(d),
+                            ra,
+                            describe(w[1])
+                        ));
+                    }
+                }
+            }
+            if *no_retry_of_non_retryable && non_retryable(w[0]) {
+                res.fail(format!(
+                    "retried a non-retryable {}: {}",
+                    w[0].status,
+                    describe(w[1])
+                ));
+            }
+        }
+    }
+    if *exponential {
+        let means: Vec<(usize, f64)> = by_index
+            .iter()
+            .map(|(i, (sum, n))| (*i, *sum as f64 / *n as f64))
+            .collect();
+        for w in means.windows(2) {
+            if w[1].1 < w[0].1 * 0.9 {
+                res.fail(format!("mean gap before retry {} is {} but before retry {} it was {}: gaps do not grow", w[1].0 + 1, secs(w[1].1 as u64), w[0].0 + 1, secs(w[0].1 as u64)));
+            }
+        }
+    }
+    if *jitter && first_gaps.len() >= 3 {
+        let mean = first_gaps.iter().sum::<u64>() as f64 / first_gaps.len() as f64;
+        let var = first_gaps
+            .iter()
+            .map(|g| (*g as f64 - mean).powi(2))
+            .sum::<f64>()
+            / first_gaps.len() as f64;
+        let cv = if mean > 0.0 { var.sqrt() / mean } else { 0.0 };
+        if cv < 0.05 {
+            res.fail(format!(
+                "first retries of {} operations are synchronised (gap {} ± {:.1}%): no jitter",
+                first_gaps.len(),
+                secs(mean as u64),
+                cv * 100.0
+            ));
+        }
+    }
+    if let Some(a) = max_amplification {
+        if amplification > *a {
+            res.fail(format!("amplification {amplification:.2} > {a}"));
+        }
+    }
+    res
+}
+
+/// Windows `[start, end)` during which a fault of one of `kinds` (or any kind when empty) was
+/// active on `dependency` (or on every dependency); a fault that never ended lasts to `end`.
+pub fn fault_windows(
+    faults: &[&FaultEvent],
+    dependency: Option<&str>,
+    kinds: &[&str],
+    end: u64,
+) -> Vec<(u64, u64, String)> {
+    let mut open: BTreeMap<u64, (u64, String)> = BTreeMap::new();
+    let mut out = vec![];
+    for f in faults {
+        let dep_ok = match (f.dependency, dependency) {
+            (None, _) | (_, None) => true,
+            (Some(fd), Some(d)) => {
+                fd.as_mock().as_str() == d
+                    || (d == "salesforce" && fd.as_mock().as_str() == "salesforce-auth")
+            }
+        };
+        if !dep_ok || !(kinds.is_empty() || kinds.contains(&f.kind.as_str())) {
+            continue;
+        }
+        match f.event.as_str() {
+            "activated" | "flap-on" => {
+                open.insert(f.id, (f.at_us, f.fault.clone()));
+            }
+            "removed" | "flap-off" => {
+                if let Some((s, l)) = open.remove(&f.id) {
+                    out.push((s, f.at_us, l));
+                }
+            }
+            _ => {}
+        }
+    }
+    out.extend(open.into_values().map(|(s, l)| (s, end, l)));
+    out.sort();
+    out
+}
+
+/// Faults whose failures a mock sees (network faults stop requests before they arrive).
+const OUTAGE_KINDS: [&str; 6] = [
+    "http_error",
+    "connection_reset",
+    "hang",
+    "empty_response",
+    "llm_overloaded",
+    "reset_mid_body",
+];
+
+/// The circuit-breaker SLO.
+pub fn circuit_breaker(t: &Timeline, slo: &RawSlo) -> SloResult {
+    let RawSlo::CircuitBreaker {
+        dependency,
+        after_failures,
+        max_calls,
+        probe_gap,
+        resume_within,
+    } = slo
+    else {
+        unreachable!("dispatched by kind")
+    };
+    let mut res = SloResult::new(
+        format!("circuit_breaker ({dependency})"),
+        format!(
+            "after {after_failures} failures ≤ {max_calls} calls per outage{}{}",
+            probe_gap
+                .map(|g| format!(", probes ≥ {} apart", humantime::format_duration(g)))
+                .unwrap_or_default(),
+            resume_within
+                .map(|g| format!(", traffic resumes within {}", humantime::format_duration(g)))
+                .unwrap_or_default()
+        ),
+    );
+    let faults: Vec<&FaultEvent> = t.faults().collect();
+    let windows = fault_windows(&faults, Some(dependency), &OUTAGE_KINDS, t.end_us());
+    if windows.is_empty() {
+        let network = fault_windows(&faults, Some(dependency), &[], t.end_us()).len();
+        return res.skip(if network > 0 {
+            "only network faults on this dependency: their calls never reach the mock (not checked yet)".to_string()
+        } else {
+            "no outage of the dependency".to_string()
+        });
+    }
+    let reqs: Vec<&RequestRecord> = on_dependency(t, Some(dependency)).collect();
+    let mut worst = 0usize;
+    for (start, end, label) in &windows {
+        let inside: Vec<&&RequestRecord> = reqs
+            .iter()
+            .filter(|r| r.at_us >= *start && r.at_us < *end)
+            .collect();
+        let mut failures = 0u32;
+        let mut after = vec![];
+        for r in &inside {
+            if failures >= *after_failures {
+                after.push(**r);
+            }
+            if failed(r) {
+                failures += 1;
+            }
+        }
+        worst = worst.max(after.len());
+        if after.len() > *max_calls as usize {
+            res.fail(format!(
+                "{label} ({}–{}): {} calls after {after_failures} failures (first {})",
+                secs(*start),
+                secs(*end),
+                after.len(),
+                describe(after[0])
+            ));
+        }
+        if let Some(pg) = probe_gap {
+            for w in after.windows(2) {
+                if w[1].at_us - w[0].at_us < pg.as_micros() as u64 {
+                    res.fail(format!(
+                        "{label}: probes {} apart: {}",
+                        secs(w[1].at_us - w[0].at_us),
+                        describe(w[1])
+                    ));
+                    break;
+                }
+            }
+        }
+        if let Some(rw) = resume_within {
+            if *end < t.end_us() {
+                let back = reqs
+                    .iter()
+                    .find(|r| r.at_us >= *end && (200..300).contains(&r.status));
+                match back {
+                    Some(r) if r.at_us - end > rw.as_micros() as u64 => res.fail(format!(
+                        "{label}: traffic resumed {} after the outage",
+                        secs(r.at_us - end)
+                    )),
+                    None if reqs.iter().any(|r| r.at_us >= *end + rw.as_micros() as u64) => {
+                        res.fail(format!("{label}: no successful call after the outage"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    res.measured = format!(
+        "{} outage(s), at most {worst} calls after the breaker should open",
+        windows.len()
+    );
+    res
+}
+
+fn is_auth_success(r: &RequestRecord) -> bool {
+    matches!(r.operation.as_str(), "oauth.token" | "soap.login") && r.status == 200
+}
+
+/// The token SLO.
+pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
+    let RawSlo::Token {
+        refresh_within_requests,
+        max_refreshes_per_expiry,
+    } = slo
+    else {
+        unreachable!("dispatched by kind")
+    };
+    let mut res = SloResult::new("token", format!("new token within {refresh_within_requests} requests of INVALID_SESSION_ID, ≤ {max_refreshes_per_expiry} token requests per expiry, no reuse of a dead token"));
+    let reqs: Vec<&RequestRecord> = t
+        .requests()
+        .filter(|r| r.dependency.as_str().starts_with("salesforce"))
+        .collect();
+    let expiries: Vec<&FaultEvent> = t
+        .faults()
+        .filter(|f| {
+            f.event == "activated"
+                && matches!(f.kind.as_str(), "expire_tokens" | "revoke_refresh_tokens")
+        })
+        .collect();
+    let invalid: Vec<usize> = reqs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.error_code.as_deref() == Some("INVALID_SESSION_ID"))
+        .map(|(i, _)| i)
+        .collect();
+    if invalid.is_empty() && expiries.is_empty() {
+        return res.skip("no session expired");
+    }
+    let mut worst_delay = 0usize;
+    let mut dead: Vec<(String, u64)> = vec![];
+    for &i in &invalid {
+        let r = reqs[i];
+        match reqs[i + 1..].iter().position(|x| is_auth_success(x)) {
+            Some(p) => {
+                let data_between = reqs[i + 1..i + 1 + p]
+                    .iter()
+                    .filter(|x| x.dependency.as_str() == "salesforce")
+                    .count();
+                worst_delay = worst_delay.max(data_between);
+                if data_between > *refresh_within_requests as usize {
+                    res.fail(format!(
+                        "{data_between} requests before a new token after {}",
+                        describe(r)
+                    ));
+                }
+                if let Some(d) = &r.token_digest {
+                    dead.push((d.clone(), reqs[i + 1 + p].at_us));
+                }
+            }
+            None => {
+                if reqs[i + 1..]
+                    .iter()
+                    .any(|x| x.dependency.as_str() == "salesforce")
+                {
+                    res.fail(format!("never obtained a new token after {}", describe(r)));
+                }
+            }
+        }
+    }
+    dead.sort();
+    dead.dedup_by(|a, b| a.0 == b.0);
+    for (digest, since) in &dead {
+        if let Some(r) = reqs
+            .iter()
+            .find(|r| r.at_us > *since && r.token_digest.as_deref() == Some(digest.as_str()))
+        {
+            res.fail(format!(
+                "a dead token was used again after a new one was obtained: {}",
+                describe(r)
+            ));
+        }
+    }
+    let mut worst_refreshes = 0usize;
+    for (k, e) in expiries.iter().enumerate() {
+        let until = expiries
+            .get(k + 1)
+            .map(|n| n.at_us)
+            .unwrap_or(u64::MAX)
+            .min(e.at_us + 60_000_000);
+        let n = reqs
+            .iter()
+            .filter(|r| {
+                r.at_us >= e.at_us
+                    && r.at_us < until
+                    && matches!(r.operation.as_str(), "oauth.token" | "soap.login")
+            })
+            .count();
+        worst_refreshes = worst_refreshes.max(n);
+        if n > *max_refreshes_per_expiry as usize {
+            res.fail(format!(
+                "{n} token requests after the expiry at {} ({}): a refresh storm",
+                secs(e.at_us),
+                e.fault
+            ));
+        }
+    }
+    res.measured = format!("{} INVALID_SESSION_ID, at most {worst_delay} requests before a new token, at most {worst_refreshes} token requests per expiry", invalid.len());
+    res
+}
+
+fn is_limit(r: &RequestRecord) -> bool {
+    r.status == 429
+        || (r.status == 403 && r.error_code.as_deref() == Some("REQUEST_LIMIT_EXCEEDED"))
+        || (r.status == 503 && r.retry_after_ms.is_some())
+}
+
+/// The rate-limit SLO.
+pub fn rate_limit(t: &Timeline, slo: &RawSlo) -> SloResult {
+    let RawSlo::RateLimit {
+        max_rate_while_limited,
+    } = slo
+    else {
+        unreachable!("dispatched by kind")
+    };
+    let mut res = SloResult::new(
+        "rate_limit",
+        format!("≤ {max_rate_while_limited} requests/s while limited"),
+    );
+    let mut worst = 0.0f64;
+    let mut periods = 0;
+    for dep in ["salesforce", "llm"] {
+        let reqs: Vec<&RequestRecord> = on_dependency(t, Some(dep)).collect();
+        let mut i = 0;
+        while i < reqs.len() {
+            if !is_limit(reqs[i]) {
+                i += 1;
+                continue;
+            }
+            let start = reqs[i].at_us;
+            let end_idx = reqs[i..]
+                .iter()
+                .position(|r| (200..300).contains(&r.status))
+                .map(|p| i + p)
+                .unwrap_or(reqs.len());
+            let end = reqs
+                .get(end_idx)
+                .map(|r| r.at_us)
+                .unwrap_or(t.end_us().max(start));
+            let count = end_idx - i;
+            let secs_limited = ((end - start) as f64 / 1e6).max(1.0);
+            let rate = count as f64 / secs_limited;
+            periods += 1;
+            worst = worst.max(rate);
+            if rate > *max_rate_while_limited {
+                res.fail(format!("{dep}: {count} requests in {secs_limited:.1}s while limited ({rate:.1}/s), from {}", describe(reqs[i])));
+            }
+            i = end_idx.max(i + 1);
+        }
+    }
+    if periods == 0 {
+        return res.skip("never rate limited");
+    }
+    res.measured = format!("{periods} limited period(s), at most {worst:.1} requests/s");
+    res
+}
+
+const REJECTED: [&str; 5] = [
+    "INVALID_FIELD",
+    "REQUIRED_FIELD_MISSING",
+    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+    "UNSUPPORTED_API_VERSION",
+    "INVALID_TYPE",
+];
+const DRIFTS: [&str; 6] = [
+    "field_renamed",
+    "field_removed",
+    "field_type_changed",
+    "required_field_added",
+    "picklist_value_withdrawn",
+    "api_version_retired",
+];
+
+/// The schema-drift SLO.
+pub fn schema_drift(t: &Timeline, slo: &RawSlo) -> SloResult {
+    let RawSlo::SchemaDrift {
+        max_rejected_after_drift,
+    } = slo
+    else {
+        unreachable!("dispatched by kind")
+    };
+    let mut res = SloResult::new(
+        "schema_drift",
+        format!("≤ {max_rejected_after_drift} rejected requests after the first, per drift"),
+    );
+    let faults: Vec<&FaultEvent> = t.faults().collect();
+    let windows = fault_windows(&faults, None, &DRIFTS, t.end_us());
+    if windows.is_empty() {
+        return res.skip("no schema drift");
+    }
+    let mut worst = 0;
+    for (start, end, label) in windows {
+        let rejected: Vec<&RequestRecord> = t
+            .requests()
+            .filter(|r| {
+                r.at_us >= start
+                    && r.at_us < end
+                    && r.error_code
+                        .as_deref()
+                        .is_some_and(|c| REJECTED.contains(&c))
+            })
+            .collect();
+        let after_first = rejected.len().saturating_sub(1);
+        worst = worst.max(after_first);
+        if after_first > *max_rejected_after_drift as usize {
+            res.fail(format!("{label}: {} rejected requests (the SUT kept sending what the org refuses), last {}", rejected.len(), describe(rejected[rejected.len() - 1])));
+        }
+    }
+    res.measured = format!("at most {worst} rejected requests after the first");
+    if res.verdict == Verdict::Pass && worst == 0 {
+        res.measured.push_str(" (failed fast or adapted)");
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::DependencyName;
+    use crate::record::Event;
+    use crashcart_mocks::Dependency;
+
+    pub(crate) fn req(
+        seq: u64,
+        at_ms: u64,
+        dep: Dependency,
+        op: &str,
+        path: &str,
+        status: u16,
+    ) -> RequestRecord {
+        RequestRecord {
+            seq,
+            dependency: dep,
+            at_us: at_ms * 1000,
+            latency_us: 1000,
+            method: "POST".into(),
+            path: path.into(),
+            operation: op.into(),
+            sobject: None,
+            record: None,
+            status,
+            error_code: None,
+            client_id: None,
+            user: None,
+            token_digest: Some("tok-a".into()),
+            body_digest: Some("body".into()),
+            body_len: 10,
+            fault: None,
+            retry_count: None,
+            retry_after_ms: None,
+            llm: None,
+        }
+    }
+
+    fn fault(id: u64, at_ms: u64, kind: &str, dep: Option<DependencyName>, event: &str) -> Event {
+        Event::Fault(FaultEvent {
+            at_us: at_ms * 1000,
+            id,
+            fault: format!("f{id}"),
+            kind: kind.into(),
+            dependency: dep,
+            event: event.into(),
+        })
+    }
+
+    fn tl(reqs: Vec<RequestRecord>, more: Vec<Event>) -> Timeline {
+        Timeline::merge(
+            reqs.into_iter()
+                .map(|r| Event::Request(Box::new(r)))
+                .chain(more)
+                .collect(),
+        )
+    }
+
+    fn retry_slo() -> RawSlo {
+        RawSlo::Retry {
+            dependency: Some("salesforce".into()),
+            max_attempts: Some(3),
+            min_gap: Some(std::time::Duration::from_millis(50)),
+            exponential: true,
+            jitter: true,
+            honour_retry_after: true,
+            no_retry_of_non_retryable: true,
+            max_amplification: Some(3.5),
+        }
+    }
+
+    /// `n` operations, each failing `fails` times with the given gaps before succeeding.
+    fn retried(n: u64, gaps_ms: &[u64], jitter_ms: u64) -> Vec<RequestRecord> {
+        let mut out = vec![];
+        let mut seq = 0;
+        for k in 0..n {
+            let mut at = k * 10_000;
+            let path = format!("/services/data/v59.0/sobjects/Contact/{k}");
+            for (i, g) in gaps_ms.iter().enumerate() {
+                out.push(req(
+                    seq,
+                    at,
+                    Dependency::Salesforce,
+                    "sobject.update",
+                    &path,
+                    503,
+                ));
+                seq += 1;
+                at += 1 + g + if i == 0 { k * jitter_ms } else { 0 };
+            }
+            out.push(req(
+                seq,
+                at,
+                Dependency::Salesforce,
+                "sobject.update",
+                &path,
+                204,
+            ));
+            seq += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn retry_passes_on_backoff_with_jitter_and_fails_on_each_defect() {
+        let good = tl(retried(5, &[100, 300], 13), vec![]);
+        let r = retry(&good, &retry_slo());
+        assert_eq!(r.verdict, Verdict::Pass, "{r:?}");
+        // No backoff: immediate retries.
+        let r = retry(&tl(retried(5, &[0, 0], 0), vec![]), &retry_slo());
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(r.evidence.iter().any(|e| e.contains("< 50ms")), "{r:?}");
+        // No jitter: everyone retries in lock step.
+        let r = retry(&tl(retried(5, &[100, 300], 0), vec![]), &retry_slo());
+        assert!(r.evidence.iter().any(|e| e.contains("no jitter")), "{r:?}");
+        // Shrinking gaps, too many attempts.
+        let r = retry(&tl(retried(5, &[300, 100, 100], 7), vec![]), &retry_slo());
+        assert!(
+            r.evidence.iter().any(|e| e.contains("do not grow")),
+            "{r:?}"
+        );
+        assert!(r.evidence.iter().any(|e| e.contains("4 attempts")), "{r:?}");
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.contains("amplification 4.00 > 3.5")),
+            "{r:?}"
+        );
+        // Retry-After ignored.
+        let mut reqs = retried(1, &[100], 0);
+        reqs[0].status = 429;
+        reqs[0].retry_after_ms = Some(2000);
+        let r = retry(&tl(reqs, vec![]), &retry_slo());
+        assert!(
+            r.evidence.iter().any(|e| e.contains("Retry-After 2000ms")),
+            "{r:?}"
+        );
+        // A 400 retried.
+        let mut reqs = retried(1, &[100], 0);
+        reqs[0].status = 400;
+        reqs[0].error_code = Some("INVALID_FIELD".into());
+        let r = retry(&tl(reqs, vec![]), &retry_slo());
+        assert!(
+            r.evidence.iter().any(|e| e.contains("non-retryable 400")),
+            "{r:?}"
+        );
+        // No traffic: nothing to judge.
+        assert_eq!(
+            retry(&tl(vec![], vec![]), &retry_slo()).verdict,
+            Verdict::Skip
+        );
+    }
+
+    #[test]
+    fn token_catches_no_refresh_storms_and_reuse() {
+        let slo = RawSlo::Token {
+            refresh_within_requests: 2,
+            max_refreshes_per_expiry: 2,
+        };
+        let sf = |s, at, st| {
+            req(
+                s,
+                at,
+                Dependency::Salesforce,
+                "query",
+                "/services/data/v59.0/query",
+                st,
+            )
+        };
+        let auth = |s, at| {
+            req(
+                s,
+                at,
+                Dependency::SalesforceAuth,
+                "oauth.token",
+                "/services/oauth2/token",
+                200,
+            )
+        };
+        let expired = |s, at| {
+            let mut r = sf(s, at, 401);
+            r.error_code = Some("INVALID_SESSION_ID".into());
+            r
+        };
+        let expiry = fault(1, 50, "expire_tokens", None, "activated");
+        // Good: one 401, one refresh, new token used.
+        let mut after = sf(3, 120, 200);
+        after.token_digest = Some("tok-b".into());
+        let good = tl(
+            vec![sf(0, 10, 200), expired(1, 100), auth(2, 110), after],
+            vec![expiry.clone()],
+        );
+        assert_eq!(
+            token(&good, &slo).verdict,
+            Verdict::Pass,
+            "{:?}",
+            token(&good, &slo)
+        );
+        // No refresh: it keeps failing.
+        let bad = tl(
+            vec![expired(1, 100), expired(2, 110), expired(3, 120)],
+            vec![expiry.clone()],
+        );
+        let r = token(&bad, &slo);
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.contains("never obtained a new token")),
+            "{r:?}"
+        );
+        // A storm: five token requests for one expiry; and the dead token used again.
+        let mut reqs = vec![expired(1, 100)];
+        for i in 0..5 {
+            reqs.push(auth(2 + i, 101 + i));
+        }
+        reqs.push(sf(9, 200, 401));
+        let r = token(&tl(reqs, vec![expiry]), &slo);
+        assert!(
+            r.evidence.iter().any(|e| e.contains("refresh storm")),
+            "{r:?}"
+        );
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.contains("dead token was used again")),
+            "{r:?}"
+        );
+        assert_eq!(
+            token(&tl(vec![sf(0, 1, 200)], vec![]), &slo).verdict,
+            Verdict::Skip
+        );
+    }
+
+    #[test]
+    fn circuit_breaker_counts_calls_during_an_outage() {
+        let slo = RawSlo::CircuitBreaker {
+            dependency: "salesforce".into(),
+            after_failures: 3,
+            max_calls: 2,
+            probe_gap: None,
+            resume_within: Some(std::time::Duration::from_secs(2)),
+        };
+        let sf = |s, at, st| {
+            req(
+                s,
+                at,
+                Dependency::Salesforce,
+                "query",
+                &format!("/q/{s}"),
+                st,
+            )
+        };
+        let outage = vec![
+            fault(
+                1,
+                1000,
+                "http_error",
+                Some(DependencyName::Salesforce),
+                "activated",
+            ),
+            fault(
+                1,
+                5000,
+                "http_error",
+                Some(DependencyName::Salesforce),
+                "removed",
+            ),
+        ];
+        // Breaker opens after 3 failures: one probe, then traffic resumes.
+        let good = tl(
+            vec![
+                sf(0, 1100, 503),
+                sf(1, 1200, 503),
+                sf(2, 1300, 503),
+                sf(3, 3000, 503),
+                sf(4, 5500, 200),
+            ],
+            outage.clone(),
+        );
+        assert_eq!(
+            circuit_breaker(&good, &slo).verdict,
+            Verdict::Pass,
+            "{:?}",
+            circuit_breaker(&good, &slo)
+        );
+        // No breaker: it hammers the dependency.
+        let hammer: Vec<_> = (0..40)
+            .map(|i| sf(i, 1000 + i * 100, 503))
+            .chain([sf(99, 5100, 200)])
+            .collect();
+        let r = circuit_breaker(&tl(hammer, outage.clone()), &slo);
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(r.evidence[0].contains("calls after 3 failures"), "{r:?}");
+        // A fault that never ended lasts to the end of the timeline.
+        let endless = tl(
+            (0..10).map(|i| sf(i, 1000 + i * 100, 503)).collect(),
+            vec![outage[0].clone()],
+        );
+        assert_eq!(circuit_breaker(&endless, &slo).verdict, Verdict::Fail);
+        assert_eq!(
+            circuit_breaker(&tl(vec![sf(0, 1, 200)], vec![]), &slo).verdict,
+            Verdict::Skip
+        );
+    }
+
+    #[test]
+    fn rate_limit_and_schema_drift() {
+        let slo = RawSlo::RateLimit {
+            max_rate_while_limited: 2.0,
+        };
+        let sf = |s, at, st| {
+            req(
+                s,
+                at,
+                Dependency::Salesforce,
+                "query",
+                &format!("/q/{s}"),
+                st,
+            )
+        };
+        let calm = tl(
+            vec![sf(0, 0, 429), sf(1, 1000, 429), sf(2, 2500, 200)],
+            vec![],
+        );
+        assert_eq!(rate_limit(&calm, &slo).verdict, Verdict::Pass);
+        let storm: Vec<_> = (0..20)
+            .map(|i| sf(i, i * 50, 429))
+            .chain([sf(50, 2000, 200)])
+            .collect();
+        assert_eq!(rate_limit(&tl(storm, vec![]), &slo).verdict, Verdict::Fail);
+        assert_eq!(
+            rate_limit(&tl(vec![sf(0, 0, 200)], vec![]), &slo).verdict,
+            Verdict::Skip
+        );
+
+        let slo = RawSlo::SchemaDrift {
+            max_rejected_after_drift: 1,
+        };
+        let drift = vec![fault(
+            1,
+            100,
+            "field_removed",
+            Some(DependencyName::Salesforce),
+            "activated",
+        )];
+        let rejected = |s, at| {
+            let mut r = sf(s, at, 400);
+            r.error_code = Some("INVALID_FIELD".into());
+            r
+        };
+        let adapts = tl(vec![rejected(0, 200), sf(1, 300, 201)], drift.clone());
+        assert_eq!(schema_drift(&adapts, &slo).verdict, Verdict::Pass);
+        let stubborn = tl((0..6).map(|i| rejected(i, 200 + i * 10)).collect(), drift);
+        assert_eq!(schema_drift(&stubborn, &slo).verdict, Verdict::Fail);
+    }
+}
