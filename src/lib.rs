@@ -8,6 +8,7 @@
 //! - [`scenario`]: scenario files: model, validation, templates and data, the dry-run plan.
 //! - [`record`]: the one timeline of a run (mock requests, faults, workload, SUT logs) as JSONL.
 //! - [`checks`]: the SLO checkers, pure functions of timeline, final state and scenario.
+//! - [`environment`]: mocks, proxies and fault engine stood up together (serve and run).
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
 //! - `wiremock_faults` (feature `wiremock`): the fault kinds as wiremock-rs responders.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling shared by long-running commands.
@@ -20,6 +21,7 @@
 pub mod checks;
 pub mod cli;
 pub mod control;
+pub mod environment;
 pub mod error;
 pub mod fault;
 pub mod fault_cli;

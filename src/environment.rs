@@ -1,0 +1,242 @@
+//! The dependencies of a run, stood up together: the mocks (one clock, so their times line
+//! up), chaos proxies in front of them (clients are pointed at the proxies), and the fault
+//! engine over all of it. `crashcart serve` and `crashcart run` both use it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crashcart_mocks::llm::{CapturePolicy, Flavour};
+use crashcart_mocks::{Clock, MockLlm, MockSalesforce, TlsMaterial};
+
+use crate::error::Error;
+use crate::fault::{Dependencies, FaultEngine};
+use crate::proxy::network::EmbeddedNetwork;
+use crate::proxy::ChaosProxy;
+
+/// How to start the mock Salesforce.
+#[derive(Clone, Debug)]
+pub struct SalesforceOptions {
+    /// Port (0: any).
+    pub port: u16,
+    /// Extra schema files.
+    pub schemas: Vec<PathBuf>,
+    /// Access-token lifetime.
+    pub token_ttl: Duration,
+    /// Daily API quota.
+    pub daily_api_limit: u64,
+    /// Serve HTTPS with this material.
+    pub tls: Option<TlsMaterial>,
+}
+
+impl Default for SalesforceOptions {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            schemas: vec![],
+            token_ttl: Duration::from_secs(7200),
+            daily_api_limit: 15_000,
+            tls: None,
+        }
+    }
+}
+
+/// How to start the mock LLM.
+#[derive(Clone, Debug, Default)]
+pub struct LlmOptions {
+    /// Port (0: any).
+    pub port: u16,
+    /// Server flavour.
+    pub flavour: Flavour,
+    /// Extra persona files.
+    pub personas: Vec<PathBuf>,
+    /// Serve only these models (first is the default).
+    pub models: Vec<String>,
+    /// The accepted API key (`Some("")`: none needed; `None`: the built-in key).
+    pub api_key: Option<String>,
+    /// Prompt capture.
+    pub capture: CapturePolicy,
+    /// No delays.
+    pub zero_delay: bool,
+}
+
+/// What to stand up.
+#[derive(Clone, Debug)]
+pub struct EnvOptions {
+    /// Seed of the mocks and the engine.
+    pub seed: u64,
+    /// Address to bind.
+    pub bind: IpAddr,
+    /// Allow non-loopback addresses.
+    pub allow_remote: bool,
+    /// The mock Salesforce, if wanted.
+    pub salesforce: Option<SalesforceOptions>,
+    /// The mock LLM, if wanted.
+    pub llm: Option<LlmOptions>,
+    /// Put chaos proxies in front of the mocks.
+    pub proxies: bool,
+}
+
+/// The running dependencies.
+pub struct Environment {
+    /// The mock Salesforce.
+    pub salesforce: Option<MockSalesforce>,
+    /// The mock LLM.
+    pub llm: Option<MockLlm>,
+    /// The proxies (when asked for).
+    pub proxy: Option<ChaosProxy>,
+    /// The fault engine over mocks and proxies.
+    pub engine: FaultEngine,
+    /// The run's clock.
+    pub clock: Clock,
+}
+
+/// Put a proxy named `name` in front of `direct` (a mock's base URL) and return its URL.
+async fn front(
+    proxy: &ChaosProxy,
+    name: &str,
+    direct: &str,
+    bind: IpAddr,
+) -> Result<String, Error> {
+    let (scheme, upstream) = direct.split_once("://").unwrap_or(("http", direct));
+    let listen = SocketAddr::new(bind, 0).to_string();
+    let info = proxy
+        .create(name, &listen, upstream, true)
+        .await
+        .map_err(|e| Error::InvalidInput(format!("proxy {name}: {e}")))?;
+    Ok(format!("{scheme}://{}", info.listen))
+}
+
+impl Environment {
+    /// Start everything asked for; on failure, what was started is stopped again.
+    pub async fn start(opts: &EnvOptions) -> Result<Self, Error> {
+        let clock = Clock::new();
+        let salesforce = match &opts.salesforce {
+            None => None,
+            Some(o) => {
+                let mut b = MockSalesforce::builder()
+                    .seed(opts.seed)
+                    .clock(clock.clone())
+                    .bind(SocketAddr::new(opts.bind, o.port))
+                    .allow_non_loopback(opts.allow_remote)
+                    .token_ttl(o.token_ttl)
+                    .daily_api_limit(o.daily_api_limit);
+                for s in &o.schemas {
+                    b = b.schema_file(s);
+                }
+                if let Some(t) = &o.tls {
+                    b = b.tls(t.clone());
+                }
+                Some(b.start().await?)
+            }
+        };
+        let llm = match &opts.llm {
+            None => None,
+            Some(o) => {
+                let mut config = crashcart_mocks::llm::LlmConfig {
+                    seed: opts.seed,
+                    flavour: o.flavour,
+                    capture: o.capture,
+                    ..Default::default()
+                };
+                if let Some(key) = &o.api_key {
+                    config.api_keys = if key.is_empty() {
+                        vec![]
+                    } else {
+                        vec![key.clone()]
+                    };
+                }
+                for p in &o.personas {
+                    config.personas.merge_file(p)?;
+                }
+                if !o.models.is_empty() {
+                    config.personas.retain(&o.models)?;
+                }
+                let mut b = MockLlm::builder()
+                    .config(config)
+                    .clock(clock.clone())
+                    .bind(SocketAddr::new(opts.bind, o.port))
+                    .allow_non_loopback(opts.allow_remote);
+                if o.zero_delay {
+                    b = b.zero_delay();
+                }
+                match b.start().await {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        if let Some(sf) = salesforce {
+                            sf.shutdown().await;
+                        }
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
+        let mut env = Self {
+            engine: FaultEngine::new(opts.seed, Dependencies::default()),
+            salesforce,
+            llm,
+            proxy: None,
+            clock,
+        };
+        if opts.proxies {
+            let proxy = ChaosProxy::new(opts.seed, opts.allow_remote);
+            let fronted = async {
+                if let Some(sf) = &env.salesforce {
+                    let url = front(&proxy, "salesforce", &sf.url(), opts.bind).await?;
+                    sf.handle().set_public_url(&url);
+                }
+                if let Some(llm) = &env.llm {
+                    let url = front(&proxy, "llm", &llm.url(), opts.bind).await?;
+                    llm.handle().set_public_url(&url);
+                }
+                Ok::<(), Error>(())
+            }
+            .await;
+            if let Err(e) = fronted {
+                env.shutdown().await;
+                return Err(e);
+            }
+            env.proxy = Some(proxy);
+        }
+        env.engine = FaultEngine::new(
+            opts.seed,
+            Dependencies {
+                salesforce: env.salesforce.as_ref().map(|s| s.handle().clone()),
+                llm: env.llm.as_ref().map(|l| l.handle().clone()),
+                network: env.proxy.as_ref().map(|p| {
+                    Arc::new(EmbeddedNetwork::new(p.clone()))
+                        as Arc<dyn crate::fault::NetworkFaults>
+                }),
+            },
+        );
+        Ok(env)
+    }
+
+    /// The connection settings clients get (pointing at the proxies when there are some),
+    /// named as the SUT contract names them.
+    pub fn env_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![];
+        if let Some(sf) = &self.salesforce {
+            out.extend(sf.handle().connection_settings().env_pairs());
+        }
+        if let Some(llm) = &self.llm {
+            out.extend(llm.handle().connection_settings().env_pairs());
+        }
+        out
+    }
+
+    /// Clear every fault, stop the proxies and the mocks.
+    pub async fn shutdown(self) {
+        self.engine.clear_all();
+        if let Some(p) = &self.proxy {
+            p.shutdown();
+        }
+        if let Some(sf) = self.salesforce {
+            sf.shutdown().await;
+        }
+        if let Some(llm) = self.llm {
+            llm.shutdown().await;
+        }
+    }
+}
