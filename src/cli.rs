@@ -25,6 +25,34 @@ pub enum Command {
     /// Add, list or clear faults of a running `crashcart serve` (live game days).
     #[command(subcommand)]
     Fault(FaultCommand),
+    /// Run scenarios: a file, or every `*.yaml` of a directory one after the other.
+    Run {
+        /// Scenario file or directory.
+        path: PathBuf,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where journals and reports go (default: crashcart-reports).
+        #[arg(long, default_value = "crashcart-reports")]
+        report_dir: PathBuf,
+        /// Write JUnit XML here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write the JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Re-run a scenario's checkers on a recorded journal, without re-running the experiment.
+    Check {
+        /// The JSONL journal of a run.
+        journal: PathBuf,
+        /// The scenario it ran.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// The run's seed (as printed and recorded in its report).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Print the JSON Schema of scenario files (for editors).
     Schema,
     /// Check scenario files without running them; every problem of every file is listed.
@@ -162,6 +190,91 @@ pub struct ServeArgs {
     pub no_proxy: bool,
 }
 
+/// `crashcart run`: each scenario in turn, a summary, the reports; the worst exit code wins
+/// (aborted 3 > failed 1 > met 0).
+async fn run_scenarios(
+    path: &std::path::Path,
+    seed: Option<u64>,
+    report_dir: PathBuf,
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+) -> Result<i32, Error> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|source| Error::Io {
+                context: format!("reading {}", path.display()),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    // Check every file before running any.
+    let mut scenarios = vec![];
+    for f in &files {
+        scenarios.push(crate::scenario::load(f)?);
+    }
+    let mut reports = vec![];
+    for s in &scenarios {
+        eprintln!("crashcart run: {} ({})", s.name, s.file.display());
+        let opts = crate::runner::RunOptions {
+            seed,
+            report_dir: Some(report_dir.clone()),
+        };
+        let report = crate::runner::run(s, &opts, |p| match p {
+            crate::runner::Progress::Seed(seed) => eprintln!("  seed {seed}"),
+            crate::runner::Progress::Phase(ph) => eprintln!("  {ph}"),
+            crate::runner::Progress::Settings(pairs) => {
+                eprintln!("  configure the SUT with:");
+                for (k, v) in pairs {
+                    eprintln!("    {k}={v}");
+                }
+            }
+        })
+        .await?;
+        print!("{}", report.console());
+        reports.push(report);
+    }
+    if reports.len() > 1 {
+        println!(
+            "
+summary: {} scenarios, {} met, {} failed, {} aborted",
+            reports.len(),
+            reports.iter().filter(|r| r.exit_code() == 0).count(),
+            reports.iter().filter(|r| r.exit_code() == 1).count(),
+            reports.iter().filter(|r| r.exit_code() == 3).count()
+        );
+    }
+    let write = |p: &PathBuf, text: String| {
+        std::fs::write(p, text).map_err(|source| Error::Io {
+            context: format!("writing {}", p.display()),
+            source,
+        })
+    };
+    if let Some(p) = &junit {
+        write(p, crate::report::RunReport::junit(&reports))?;
+    }
+    let json_text = serde_json::to_string_pretty(&reports).unwrap_or_default();
+    if let Some(p) = &json {
+        write(p, json_text.clone())?;
+    }
+    let _ = std::fs::create_dir_all(&report_dir)
+        .and_then(|_| std::fs::write(report_dir.join("report.json"), json_text));
+    Ok(reports
+        .iter()
+        .map(|r| r.exit_code())
+        .max_by_key(|c| match c {
+            3 => 3,
+            1 => 2,
+            _ => 1,
+        })
+        .unwrap_or(0))
+}
+
 /// `crashcart validate`: every file, every problem; exit 2 if any file has one.
 fn validate(files: &[PathBuf]) -> Result<i32, Error> {
     let mut bad = 0;
@@ -228,6 +341,23 @@ pub fn main() -> i32 {
                 Ok(exit_code::OK)
             }
             Command::Validate { files } => validate(&files),
+            Command::Run {
+                path,
+                seed,
+                report_dir,
+                junit,
+                json,
+            } => run_scenarios(&path, seed, report_dir, junit, json).await,
+            Command::Check {
+                journal,
+                scenario,
+                seed,
+            } => {
+                let s = crate::scenario::load(&scenario)?;
+                let r = crate::runner::recheck(&s, &journal, seed)?;
+                print!("{}", r.console());
+                Ok(r.exit_code())
+            }
             Command::Plan { file, seed, json } => {
                 crate::scenario::load(&file).map_err(Error::from).map(|s| {
                     let seed = seed.or(s.raw.seed).unwrap_or(0);

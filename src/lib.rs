@@ -9,6 +9,8 @@
 //! - [`record`]: the one timeline of a run (mock requests, faults, workload, SUT logs) as JSONL.
 //! - [`checks`]: the SLO checkers, pure functions of timeline, final state and scenario.
 //! - [`environment`]: mocks, proxies and fault engine stood up together (serve and run).
+//! - [`runner`]: `crashcart run`, one scenario end to end; [`sut`]: the SUT process; [`workload`]: the traffic.
+//! - [`report`]: console, JSON and JUnit reports.
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
 //! - `wiremock_faults` (feature `wiremock`): the fault kinds as wiremock-rs responders.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling shared by long-running commands.
@@ -27,10 +29,14 @@ pub mod fault;
 pub mod fault_cli;
 pub mod proxy;
 pub mod record;
+pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod serve;
 pub mod shutdown;
+pub mod sut;
 #[cfg(feature = "wiremock")]
 pub mod wiremock_faults;
+pub mod workload;
 
 pub use error::{exit_code, Error};

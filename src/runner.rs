@@ -1,0 +1,343 @@
+//! `crashcart run`: one scenario end to end.
+//!
+//! Stand up the mocks behind proxies, start (or reach) the SUT with the contract's
+//! environment, wait for readiness, play the fault schedule while the workload runs, watch the
+//! abort conditions and Ctrl-C/SIGTERM, then always clean up (faults cleared, SUT stopped
+//! with its process group, mocks down), merge one timeline, write the journal, and check the
+//! SLOs. The runner reports through a callback and never prints.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::checks::{check_all, FinalState};
+use crate::environment::{EnvOptions, Environment, LlmOptions, SalesforceOptions};
+use crate::error::Error;
+use crate::record::{Event, Phase, Timeline};
+use crate::report::RunReport;
+use crate::scenario::{Scenario, SutKind};
+use crate::sut::{free_port, wait_ready, SutProcess};
+use crate::workload::Driver;
+
+/// What the runner tells its caller while it works.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// The seed chosen.
+    Seed(u64),
+    /// A phase started (`mocks up`, `SUT ready`, `workload`, `checking`).
+    Phase(String),
+    /// For an external SUT: the settings the operator must give it.
+    Settings(Vec<(&'static str, String)>),
+}
+
+/// Options of a run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Override the scenario's seed.
+    pub seed: Option<u64>,
+    /// Where the journal goes (a temp dir when absent).
+    pub report_dir: Option<PathBuf>,
+}
+
+/// The sObjects whose final state the checkers see.
+const OBJECTS: [&str; 4] = ["Account", "Contact", "Case", "Event"];
+
+fn env_options(s: &Scenario, seed: u64) -> Result<EnvOptions, Error> {
+    let dir = s.file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let m = &s.raw.mocks;
+    Ok(EnvOptions {
+        seed,
+        bind: std::net::IpAddr::from([127, 0, 0, 1]),
+        allow_remote: false,
+        salesforce: Some(SalesforceOptions {
+            port: 0,
+            schemas: m.salesforce.schema.iter().map(|p| dir.join(p)).collect(),
+            token_ttl: m.salesforce.token_ttl.unwrap_or(Duration::from_secs(7200)),
+            daily_api_limit: m.salesforce.daily_api_limit.unwrap_or(15_000),
+            tls: None,
+        }),
+        llm: Some(LlmOptions {
+            port: 0,
+            flavour: m
+                .llm
+                .flavour
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(Error::InvalidInput)?
+                .unwrap_or_default(),
+            personas: m.llm.personas.iter().map(|p| dir.join(p)).collect(),
+            models: m.llm.models.clone(),
+            api_key: None,
+            capture: m
+                .llm
+                .capture
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(Error::InvalidInput)?
+                .unwrap_or_default(),
+            zero_delay: m.llm.zero_delay,
+        }),
+        proxies: true,
+    })
+}
+
+/// Run a scenario. Returns the report whatever happens after the mocks are up (an abort is a
+/// report marked `aborted`); errors only when nothing could start.
+pub async fn run(
+    s: &Scenario,
+    opts: &RunOptions,
+    mut progress: impl FnMut(Progress),
+) -> Result<RunReport, Error> {
+    let seed = opts.seed.or(s.raw.seed).unwrap_or_else(rand::random);
+    progress(Progress::Seed(seed));
+    let started = std::time::Instant::now();
+    let env = Environment::start(&env_options(s, seed)?).await?;
+    for f in &s.raw.faults {
+        if let Err(e) = env.engine.check(f) {
+            env.shutdown().await;
+            return Err(Error::InvalidInput(e.to_string()));
+        }
+    }
+    progress(Progress::Phase("mocks up".into()));
+    let log: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let clock = env.clock.clone();
+    let mark = |what: &str| {
+        log.lock().push(Event::Run {
+            at_us: clock.elapsed().as_micros() as u64,
+            what: what.to_string(),
+        })
+    };
+    mark("start");
+    let mut settings: Vec<(String, String)> = env
+        .env_pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let secrets: Vec<String> = settings
+        .iter()
+        .filter(|(k, _)| k.ends_with("SECRET") || k.ends_with("PASSWORD") || k.ends_with("API_KEY"))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let mut sut = None;
+    let mut aborted: Option<String> = None;
+    let base = match &s.sut {
+        SutKind::Command {
+            command,
+            cwd,
+            ready,
+        } => {
+            let port = free_port()?;
+            settings.push(("PORT".into(), port.to_string()));
+            settings.push(("CRASHCART_SEED".into(), seed.to_string()));
+            settings.extend(s.raw.sut.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let mut p = match SutProcess::start(
+                command,
+                cwd,
+                &settings,
+                clock.clone(),
+                secrets.clone(),
+                log.clone(),
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    env.shutdown().await;
+                    return Err(e);
+                }
+            };
+            let ready_url = ready.replace("${PORT}", &port.to_string());
+            tokio::select! {
+                r = wait_ready(&ready_url, s.ready_timeout, &mut p) => if let Err(e) = r { aborted = Some(format!("SUT not ready: {e}")) },
+                _ = crate::shutdown::signal() => aborted = Some("interrupted".into()),
+            }
+            sut = Some(p);
+            format!("http://127.0.0.1:{port}")
+        }
+        SutKind::Url(u) => {
+            progress(Progress::Settings(env.env_pairs()));
+            u.clone()
+        }
+        SutKind::Reference => {
+            aborted = Some("the reference integration is not built yet (issue 6)".into());
+            String::new()
+        }
+    };
+    let ready_url = match &s.sut {
+        SutKind::Command { ready, .. } => settings
+            .iter()
+            .find(|(k, _)| k == "PORT")
+            .map(|(_, p)| ready.replace("${PORT}", p)),
+        _ => None,
+    };
+    if aborted.is_none() {
+        mark("ready");
+        progress(Progress::Phase("workload".into()));
+        let origin = Instant::now();
+        let until = origin + s.raw.duration;
+        // Checked before the SUT started, so this cannot refuse now.
+        let schedule = env
+            .engine
+            .schedule(s.raw.faults.clone(), origin)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let driver = Driver::new(&base, seed, clock.clone(), log.clone());
+        let workload = driver.run(&s.raw.workload, until);
+        tokio::pin!(workload);
+        let health = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| Error::Aborted(e.to_string()))?;
+        let mut unhealthy_since: Option<Instant> = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = &mut workload => break,
+                _ = crate::shutdown::signal() => { aborted = Some("interrupted (Ctrl-C or SIGTERM)".into()); break; }
+                _ = tick.tick() => {
+                    if let (Some(limit), Some(url)) = (s.raw.abort.unhealthy_for, &ready_url) {
+                        let ok = matches!(health.get(url).send().await, Ok(r) if r.status().is_success());
+                        match (ok, unhealthy_since) {
+                            (true, _) => unhealthy_since = None,
+                            (false, None) => unhealthy_since = Some(Instant::now()),
+                            (false, Some(t)) if t.elapsed() > limit => { aborted = Some(format!("SUT unhealthy for more than {}", humantime::format_duration(limit))); break; }
+                            _ => {}
+                        }
+                    }
+                    if let (Some(max), Some(r)) = (s.raw.abort.error_ratio_above, driver.recent_error_ratio(Duration::from_secs(10))) {
+                        if r > max {
+                            aborted = Some(format!("error ratio {:.0}% over the last 10 s passed {:.0}%", r * 100.0, max * 100.0));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        drop(schedule);
+        mark("workload-end");
+    }
+    if let Some(a) = &aborted {
+        mark(&format!("aborted: {a}"));
+    }
+    // Cleanup, always: faults off, SUT stopped, state read, mocks down.
+    progress(Progress::Phase("checking".into()));
+    env.engine.clear_all();
+    if let Some(p) = sut {
+        p.stop(s.grace).await;
+    }
+    let mut state = FinalState::default();
+    let mut events = std::mem::take(&mut *log.lock());
+    if let Some(sf) = &env.salesforce {
+        for o in OBJECTS {
+            state.records.insert(o.to_string(), sf.handle().records(o));
+        }
+        events.extend(
+            sf.handle()
+                .history()
+                .snapshot()
+                .into_iter()
+                .map(|r| Event::Request(Box::new(r))),
+        );
+    }
+    if let Some(llm) = &env.llm {
+        events.extend(
+            llm.handle()
+                .history()
+                .snapshot()
+                .into_iter()
+                .map(|r| Event::Request(Box::new(r))),
+        );
+    }
+    events.extend(env.engine.events().into_iter().map(Event::Fault));
+    env.shutdown().await;
+    events.push(Event::Run {
+        at_us: clock.elapsed().as_micros() as u64,
+        what: "end".into(),
+    });
+    let timeline = Timeline::merge(events);
+    let dir = opts
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("crashcart-{}", std::process::id())));
+    let journal = dir.join(format!("{}-{seed}.jsonl", s.name));
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::File::create(&journal))
+        .and_then(|f| timeline.write_jsonl(f));
+    let slos = check_all(
+        &s.raw.slos,
+        &s.raw.workload.operations,
+        seed,
+        &timeline,
+        &state,
+    );
+    let mut counts = [0u64; 4];
+    for o in timeline.ops() {
+        counts[match o.phase {
+            Phase::Invoke => 0,
+            Phase::Ok => 1,
+            Phase::Fail => 2,
+            Phase::Info => 3,
+        }] += 1;
+    }
+    let sut_output: Vec<String> = timeline
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SutLog { stream, line, .. } => Some(format!("[{stream}] {line}")),
+            _ => None,
+        })
+        .collect();
+    let tail = sut_output.len().saturating_sub(200);
+    Ok(RunReport {
+        scenario: s.name.clone(),
+        file: s.file.display().to_string(),
+        seed,
+        replay: format!("crashcart run {} --seed {seed}", s.file.display()),
+        aborted,
+        duration_s: started.elapsed().as_secs_f64(),
+        operations: counts,
+        requests: timeline.requests().count() as u64,
+        journal: written.ok().map(|_| journal.display().to_string()),
+        slos,
+        sut_output: sut_output[tail..].to_vec(),
+    })
+}
+
+/// Re-check a journal against a scenario's SLOs without re-running (the final mock state is
+/// not in the journal, so the consistency SLO is skipped).
+pub fn recheck(s: &Scenario, journal: &Path, seed: u64) -> Result<RunReport, Error> {
+    let timeline = Timeline::read_jsonl(journal).map_err(Error::InvalidInput)?;
+    let slos: Vec<_> = s
+        .raw
+        .slos
+        .iter()
+        .filter(|slo| !matches!(slo, crate::scenario::raw::RawSlo::Consistency { .. }))
+        .cloned()
+        .collect();
+    let results = check_all(
+        &slos,
+        &s.raw.workload.operations,
+        seed,
+        &timeline,
+        &FinalState::default(),
+    );
+    Ok(RunReport {
+        scenario: s.name.clone(),
+        file: s.file.display().to_string(),
+        seed,
+        replay: format!(
+            "crashcart check {} --scenario {}",
+            journal.display(),
+            s.file.display()
+        ),
+        aborted: None,
+        duration_s: 0.0,
+        operations: [0; 4],
+        requests: timeline.requests().count() as u64,
+        journal: Some(journal.display().to_string()),
+        slos: results,
+        sut_output: vec![],
+    })
+}

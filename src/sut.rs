@@ -1,0 +1,172 @@
+//! The system under test as a child process, per the SUT contract: started with the
+//! connection settings in its environment (plus `PORT` and `CRASHCART_SEED`), in a process
+//! group of its own; its output captured line by line into the timeline (secrets scrubbed);
+//! readiness polled on an HTTP URL; stopped with SIGTERM to the whole group, then SIGKILL.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crashcart_mocks::Clock;
+use parking_lot::Mutex;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::error::Error;
+use crate::record::{scrub, Event};
+use crate::scenario::raw;
+
+/// A running SUT. Dropping it kills its process group.
+pub struct SutProcess {
+    child: Child,
+    pgid: i32,
+}
+
+/// A free TCP port on loopback for the SUT to listen on.
+pub fn free_port() -> Result<u16, Error> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| Error::Io {
+        context: "picking a port for the SUT".into(),
+        source,
+    })?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|source| Error::Io {
+            context: "picking a port for the SUT".into(),
+            source,
+        })
+}
+
+impl SutProcess {
+    /// Start the command; its stdout and stderr lines go to `log`.
+    pub fn start(
+        command: &raw::Command,
+        cwd: &std::path::Path,
+        env: &[(String, String)],
+        clock: Clock,
+        secrets: Vec<String>,
+        log: Arc<Mutex<Vec<Event>>>,
+    ) -> Result<Self, Error> {
+        let mut cmd = match command {
+            raw::Command::Shell(s) => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(s);
+                c
+            }
+            raw::Command::Argv(v) => {
+                let mut c = Command::new(&v[0]);
+                c.args(&v[1..]);
+                c
+            }
+        };
+        cmd.current_dir(cwd)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::InvalidInput(format!(
+                "cannot start the SUT ({command:?}) in {}: {e}",
+                cwd.display()
+            ))
+        })?;
+        let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+        for (name, stream) in [
+            (
+                "stdout",
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            ),
+            (
+                "stderr",
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            ),
+        ] {
+            let Some(stream) = stream else { continue };
+            let log = log.clone();
+            let clock = clock.clone();
+            let secrets = secrets.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    log.lock().push(Event::SutLog {
+                        at_us: clock.elapsed().as_micros() as u64,
+                        stream: name.to_string(),
+                        line: scrub(&line, &secrets),
+                    });
+                }
+            });
+        }
+        Ok(Self { child, pgid })
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Stop the whole process group: SIGTERM, then SIGKILL after `grace`.
+    pub async fn stop(mut self, grace: Duration) {
+        if self.pgid > 0 {
+            // SAFETY: signalling the process group we created for the child.
+            unsafe { libc::killpg(self.pgid, libc::SIGTERM) };
+        }
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
+            self.kill();
+            let _ = self.child.wait().await;
+        } else if self.pgid > 0 {
+            // The leader is gone; make sure no straggler of its group survives.
+            // SAFETY: as above.
+            unsafe { libc::killpg(self.pgid, libc::SIGKILL) };
+        }
+    }
+
+    fn kill(&mut self) {
+        if self.pgid > 0 {
+            // SAFETY: as above.
+            unsafe { libc::killpg(self.pgid, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for SutProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill();
+        }
+    }
+}
+
+/// Wait until `url` answers 2xx, polling every 100 ms, for at most `timeout`.
+pub async fn wait_ready(url: &str, timeout: Duration, sut: &mut SutProcess) -> Result<(), String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::from("no answer yet");
+    while tokio::time::Instant::now() < deadline {
+        if !sut.is_running() {
+            return Err("the SUT exited before it was ready".into());
+        }
+        match http.get(url).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => last = format!("answered {}", r.status()),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "not ready at {url} within {} ({last})",
+        humantime::format_duration(timeout)
+    ))
+}

@@ -1,0 +1,182 @@
+//! The workload: HTTP operations sent to the SUT, open loop at a rate or closed loop at a
+//! concurrency, each with a unique key and seeded synthetic data, recorded like a Jepsen
+//! history (invoke, then ok / fail / info).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crashcart_mocks::Clock;
+use parking_lot::Mutex;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
+
+use crate::record::{Event, OpEvent, Phase};
+use crate::scenario::raw::{RawOperation, RawWorkload};
+use crate::scenario::template;
+
+/// Where the workload goes and how it records.
+#[derive(Clone)]
+pub struct Driver {
+    /// Base URL of the SUT (no trailing slash).
+    pub base: String,
+    /// The run's seed.
+    pub seed: u64,
+    /// The run's clock.
+    pub clock: Clock,
+    /// The timeline sink.
+    pub log: Arc<Mutex<Vec<Event>>>,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    counter: Arc<AtomicU64>,
+    picker: Arc<Mutex<ChaCha8Rng>>,
+}
+
+impl Driver {
+    /// A driver for a SUT at `base`.
+    pub fn new(base: &str, seed: u64, clock: Clock, log: Arc<Mutex<Vec<Event>>>) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            seed,
+            clock,
+            log,
+            http: reqwest::Client::new(),
+            counter: Arc::new(AtomicU64::new(0)),
+            picker: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x5eed))),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.elapsed().as_micros() as u64
+    }
+
+    fn pick<'a>(&self, ops: &'a [RawOperation]) -> &'a RawOperation {
+        let total: u32 = ops.iter().map(|o| o.weight).sum();
+        let mut x = self.picker.lock().random_range(0..total.max(1));
+        for o in ops {
+            if x < o.weight {
+                return o;
+            }
+            x -= o.weight;
+        }
+        &ops[0]
+    }
+
+    /// Run one operation to its end.
+    pub async fn one(&self, op: &RawOperation, timeout: Duration) {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let values = template::values(self.seed, n);
+        let key = values["key"].clone();
+        let path = template::render(&op.path, &values);
+        let method = http::Method::from_bytes(op.method.as_bytes()).unwrap_or(http::Method::POST);
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(timeout)
+            .header("x-crashcart-op", key.as_str());
+        if let Some(b) = &op.body {
+            req = req.json(&template::render_json(b, &values));
+        }
+        let invoked = self.now();
+        self.log.lock().push(Event::Op(OpEvent {
+            at_us: invoked,
+            op: n,
+            name: op.name.clone(),
+            key: key.clone(),
+            phase: Phase::Invoke,
+            status: None,
+            latency_us: None,
+            error: None,
+        }));
+        let (phase, status, error) = match req.send().await {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                // Read the body so the exchange is complete; an unreadable body is an unknown outcome.
+                match r.bytes().await {
+                    Ok(_) if (200..300).contains(&s) => (Phase::Ok, Some(s), None),
+                    Ok(_) => (Phase::Fail, Some(s), None),
+                    Err(e) => (Phase::Info, Some(s), Some(e.to_string())),
+                }
+            }
+            Err(e) if e.is_timeout() => (Phase::Info, None, Some("timeout".into())),
+            Err(e) => (Phase::Info, None, Some(e.to_string())),
+        };
+        let done = self.now();
+        self.log.lock().push(Event::Op(OpEvent {
+            at_us: done,
+            op: n,
+            name: op.name.clone(),
+            key,
+            phase,
+            status,
+            latency_us: Some(done - invoked),
+            error,
+        }));
+    }
+
+    /// Share of completed operations that failed, over the last `window`.
+    pub fn recent_error_ratio(&self, window: Duration) -> Option<f64> {
+        let since = self.now().saturating_sub(window.as_micros() as u64);
+        let log = self.log.lock();
+        let (mut done, mut bad) = (0u32, 0u32);
+        for e in log.iter().rev() {
+            if let Event::Op(o) = e {
+                if o.at_us < since {
+                    break;
+                }
+                if o.phase != Phase::Invoke {
+                    done += 1;
+                    if o.phase != Phase::Ok {
+                        bad += 1;
+                    }
+                }
+            }
+        }
+        (done >= 5).then(|| bad as f64 / done as f64)
+    }
+
+    /// Drive the workload until `until`, then wait (bounded by the timeout) for what is in
+    /// flight.
+    pub async fn run(&self, w: &RawWorkload, until: Instant) {
+        let timeout = w.timeout.unwrap_or(Duration::from_secs(30));
+        let ops = Arc::new(w.operations.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        match (w.rate, w.concurrency) {
+            (Some(rate), _) => {
+                // Open loop: start operations on a fixed schedule, whatever the SUT does.
+                let period = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+                let mut next = Instant::now();
+                while next < until {
+                    tokio::time::sleep_until(next).await;
+                    let (d, ops) = (self.clone(), ops.clone());
+                    tasks.spawn(async move {
+                        let op = d.pick(&ops).clone();
+                        d.one(&op, timeout).await;
+                    });
+                    next += period;
+                    while let Some(r) = tasks.try_join_next() {
+                        let _ = r;
+                    }
+                }
+            }
+            (None, Some(c)) => {
+                // Closed loop: c workers, each starting the next operation when one ends.
+                for _ in 0..c.max(1) {
+                    let (d, ops) = (self.clone(), ops.clone());
+                    tasks.spawn(async move {
+                        while Instant::now() < until {
+                            let op = d.pick(&ops).clone();
+                            d.one(&op, timeout).await;
+                        }
+                    });
+                }
+            }
+            _ => {}
+        }
+        let _ = tokio::time::timeout(timeout + Duration::from_secs(1), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+    }
+}

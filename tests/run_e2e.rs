@@ -1,0 +1,169 @@
+//! `crashcart run` end to end: a small SUT (tests/python/toy_sut.py) started through the SUT
+//! contract, under token expiry and a Salesforce partition. A correct SUT meets the SLOs
+//! (exit 0); the same SUT with its token refresh removed fails the token SLO (exit 1). The
+//! JUnit file parses, the journal re-checks.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_crashcart");
+
+fn scenario(dir: &Path, python: &Path, defect: bool) -> std::path::PathBuf {
+    let script = support::script("toy_sut.py");
+    let args = if defect { ", \"--no-refresh\"" } else { "" };
+    let text = format!(
+        r#"
+name: toy-{name}
+seed: 7
+duration: 6s
+sut:
+  command: ["{python}", "{script}"{args}]
+  ready: http://127.0.0.1:${{PORT}}/health
+  ready_timeout: 20s
+  grace: 2s
+workload:
+  rate: 4
+  timeout: 5s
+  operations:
+    - name: book
+      path: /appointments
+      body:
+        booking_key: "{{{{key}}}}"
+        patient: {{external_id: "{{{{patient.external_id}}}}", first_name: "{{{{patient.first_name}}}}", last_name: "{{{{patient.last_name}}}}"}}
+        start: "{{{{slot.start}}}}"
+        end: "{{{{slot.end}}}}"
+      effects:
+        - object: Event
+          match: {{Booking_Key__c: "{{{{key}}}}"}}
+faults:
+  - name: tokens-expire
+    at: 2s
+    for: 500ms
+    fault: {{kind: expire_tokens}}
+  - name: sf-partition
+    at: 3500ms
+    for: 1s
+    target: {{dependency: salesforce}}
+    fault: {{kind: partition}}
+slos:
+  - check: token
+    refresh_within_requests: 4
+    max_refreshes_per_expiry: 4
+  - check: availability
+    min_success_ratio: 0.5
+  - check: consistency
+"#,
+        name = if defect { "no-refresh" } else { "good" },
+        python = python.display(),
+        script = script.display(),
+    );
+    let path = dir.join(format!(
+        "toy-{}.yaml",
+        if defect { "defect" } else { "good" }
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(file: &Path, dir: &Path) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(["run"])
+        .arg(file)
+        .arg("--report-dir")
+        .arg(dir)
+        .arg("--junit")
+        .arg(dir.join("junit.xml"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_correct_sut_meets_the_slos_and_a_defective_one_fails_the_token_slo() {
+    let python = support::venv_python();
+    let dir = std::env::temp_dir().join(format!("crashcart-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let good = scenario(&dir, &python, false);
+    let (code, out, err) = run(&good, &dir);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("all SLOs met") && out.contains("seed 7"),
+        "{out}"
+    );
+    assert!(
+        out.contains("replay: crashcart run") && out.contains("--seed 7"),
+        "{out}"
+    );
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let parsed = quick_junit::Report::deserialize_from_str(&junit).expect("the JUnit file parses");
+    assert_eq!(parsed.test_suites.len(), 1);
+    assert_eq!(parsed.test_suites[0].test_cases.len(), 3);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let slos = &report[0]["slos"];
+    let verdict = |name: &str| {
+        slos.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["slo"] == name)
+            .unwrap()["verdict"]
+            .clone()
+    };
+    assert_eq!(verdict("token"), "pass", "{report}");
+    assert_eq!(verdict("consistency"), "pass", "{report}");
+    let journal = report[0]["journal"].as_str().unwrap().to_string();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        text.contains("INVALID_SESSION_ID") && text.contains("\"type\":\"sut_log\""),
+        "the journal has the 401s and the SUT's output"
+    );
+    assert!(
+        !text.contains("crashcart-consumer-secret") && !text.contains("crashcart-Pa55"),
+        "no secrets in the journal"
+    );
+    // Re-checking the journal gives the same token verdict without re-running.
+    let out = Command::new(BIN)
+        .args(["check", &journal, "--scenario"])
+        .arg(&good)
+        .args(["--seed", "7"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let bad = scenario(&dir, &python, true);
+    let (code, out, err) = run(&bad, &dir);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("SLO FAILED"), "{out}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let token = report[0]["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["slo"] == "token")
+        .unwrap()
+        .clone();
+    assert_eq!(token["verdict"], "fail", "{report}");
+    assert!(
+        token["evidence"][0]
+            .as_str()
+            .unwrap()
+            .contains("never obtained a new token"),
+        "{token}"
+    );
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+    let _ = std::fs::remove_dir_all(dir);
+}
