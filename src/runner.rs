@@ -112,7 +112,21 @@ pub async fn run(
             what: what.to_string(),
         })
     };
-    mark("start");
+    let mut listening = vec![];
+    if let Some(sf) = &env.salesforce {
+        listening.push(format!("salesforce={}", sf.url()));
+    }
+    if let Some(llm) = &env.llm {
+        listening.push(format!("llm={}", llm.url()));
+    }
+    if let Some(p) = &env.proxy {
+        listening.extend(
+            p.list()
+                .into_values()
+                .map(|i| format!("proxy {}=http://{}", i.name, i.listen)),
+        );
+    }
+    mark(&format!("start; listening: {}", listening.join(" ")));
     let mut settings: Vec<(String, String)> = env
         .env_pairs()
         .into_iter()
@@ -223,9 +237,15 @@ pub async fn run(
     }
     // Cleanup, always: faults off, SUT stopped, state read, mocks down.
     progress(Progress::Phase("checking".into()));
+    let active = env.engine.active().len();
     env.engine.clear_all();
+    mark(&format!(
+        "faults cleared ({active} were active, {} now)",
+        env.engine.active().len()
+    ));
     if let Some(p) = sut {
         p.stop(s.grace).await;
+        mark("SUT stopped");
     }
     let mut state = FinalState::default();
     let mut events = std::mem::take(&mut *log.lock());
