@@ -41,6 +41,9 @@ pub enum Command {
         /// Write the JSON report here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write the HTML report here (default: one per scenario in the report dir).
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Re-run a scenario's checkers on a recorded journal, without re-running the experiment.
     Check {
@@ -198,6 +201,7 @@ async fn run_scenarios(
     report_dir: PathBuf,
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
+    html: Option<PathBuf>,
 ) -> Result<i32, Error> {
     let files: Vec<PathBuf> = if path.is_dir() {
         let mut v: Vec<PathBuf> = std::fs::read_dir(path)
@@ -225,7 +229,7 @@ async fn run_scenarios(
             seed,
             report_dir: Some(report_dir.clone()),
         };
-        let report = crate::runner::run(s, &opts, |p| match p {
+        let outcome = crate::runner::run(s, &opts, |p| match p {
             crate::runner::Progress::Seed(seed) => eprintln!("  seed {seed}"),
             crate::runner::Progress::Phase(ph) => eprintln!("  {ph}"),
             crate::runner::Progress::Settings(pairs) => {
@@ -236,7 +240,20 @@ async fn run_scenarios(
             }
         })
         .await?;
+        let report = outcome.report;
         print!("{}", report.console());
+        let page = crate::html::render(&report, &outcome.timeline);
+        let html_path = match (&html, scenarios.len()) {
+            (Some(p), 1) => p.clone(),
+            _ => report_dir.join(format!("{}-{}.html", report.scenario, report.seed)),
+        };
+        let parent = html_path.parent().unwrap_or(std::path::Path::new("."));
+        if std::fs::create_dir_all(parent)
+            .and_then(|_| std::fs::write(&html_path, page))
+            .is_ok()
+        {
+            println!("  html: {}", html_path.display());
+        }
         reports.push(report);
     }
     if reports.len() > 1 {
@@ -347,7 +364,8 @@ pub fn main() -> i32 {
                 report_dir,
                 junit,
                 json,
-            } => run_scenarios(&path, seed, report_dir, junit, json).await,
+                html,
+            } => run_scenarios(&path, seed, report_dir, junit, json, html).await,
             Command::Check {
                 journal,
                 scenario,

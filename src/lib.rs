@@ -10,7 +10,7 @@
 //! - [`checks`]: the SLO checkers, pure functions of timeline, final state and scenario.
 //! - [`environment`]: mocks, proxies and fault engine stood up together (serve and run).
 //! - [`runner`]: `crashcart run`, one scenario end to end; [`sut`]: the SUT process; [`workload`]: the traffic.
-//! - [`report`]: console, JSON and JUnit reports.
+//! - [`report`]: console, JSON and JUnit reports; [`html`]: the HTML report with its SVG timeline.
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
 //! - `wiremock_faults` (feature `wiremock`): the fault kinds as wiremock-rs responders.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling shared by long-running commands.
@@ -27,6 +27,7 @@ pub mod environment;
 pub mod error;
 pub mod fault;
 pub mod fault_cli;
+pub mod html;
 pub mod proxy;
 pub mod record;
 pub mod report;

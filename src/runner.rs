@@ -86,13 +86,22 @@ fn env_options(s: &Scenario, seed: u64) -> Result<EnvOptions, Error> {
     })
 }
 
+/// A finished run: its report and its timeline (for reporters that draw it).
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Verdicts and counts.
+    pub report: RunReport,
+    /// Everything that happened.
+    pub timeline: Timeline,
+}
+
 /// Run a scenario. Returns the report whatever happens after the mocks are up (an abort is a
 /// report marked `aborted`); errors only when nothing could start.
 pub async fn run(
     s: &Scenario,
     opts: &RunOptions,
     mut progress: impl FnMut(Progress),
-) -> Result<RunReport, Error> {
+) -> Result<RunOutcome, Error> {
     let seed = opts.seed.or(s.raw.seed).unwrap_or_else(rand::random);
     progress(Progress::Seed(seed));
     let started = std::time::Instant::now();
@@ -310,7 +319,7 @@ pub async fn run(
         })
         .collect();
     let tail = sut_output.len().saturating_sub(200);
-    Ok(RunReport {
+    let report = RunReport {
         scenario: s.name.clone(),
         file: s.file.display().to_string(),
         seed,
@@ -322,7 +331,8 @@ pub async fn run(
         journal: written.ok().map(|_| journal.display().to_string()),
         slos,
         sut_output: sut_output[tail..].to_vec(),
-    })
+    };
+    Ok(RunOutcome { report, timeline })
 }
 
 /// Re-check a journal against a scenario's SLOs without re-running (the final mock state is

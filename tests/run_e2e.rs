@@ -118,6 +118,16 @@ fn a_correct_sut_meets_the_slos_and_a_defective_one_fails_the_token_slo() {
     };
     assert_eq!(verdict("token"), "pass", "{report}");
     assert_eq!(verdict("consistency"), "pass", "{report}");
+    let html =
+        std::fs::read_to_string(dir.join("toy-good-7.html")).expect("an HTML report per scenario");
+    assert!(
+        html.contains("<svg") && html.contains("tokens-expire") && html.contains("sf-partition"),
+        "fault bands drawn"
+    );
+    assert!(
+        html.contains("all SLOs met") && html.contains("crashcart run"),
+        "verdict and replay command"
+    );
     let journal = report[0]["journal"].as_str().unwrap().to_string();
     let text = std::fs::read_to_string(&journal).unwrap();
     assert!(
