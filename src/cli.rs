@@ -229,9 +229,20 @@ async fn run_scenarios(
             seed,
             report_dir: Some(report_dir.clone()),
         };
+        // A progress bar over the workload, on a terminal, for runs of a few seconds or more.
+        let bar = progress_bar(s.raw.duration);
         let outcome = crate::runner::run(s, &opts, |p| match p {
             crate::runner::Progress::Seed(seed) => eprintln!("  seed {seed}"),
-            crate::runner::Progress::Phase(ph) => eprintln!("  {ph}"),
+            crate::runner::Progress::Phase(ph) => {
+                if let Some(b) = &bar {
+                    match ph.as_str() {
+                        "workload" => b.reset_elapsed(),
+                        "checking" => b.finish_and_clear(),
+                        _ => {}
+                    }
+                }
+                eprintln!("  {ph}");
+            }
             crate::runner::Progress::Settings(pairs) => {
                 eprintln!("  configure the SUT with:");
                 for (k, v) in pairs {
@@ -290,6 +301,31 @@ summary: {} scenarios, {} met, {} failed, {} aborted",
             _ => 1,
         })
         .unwrap_or(0))
+}
+
+/// A bar that fills over `duration` (ticking on its own), or none when stderr is not a
+/// terminal or the run is short.
+fn progress_bar(duration: std::time::Duration) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() || duration < std::time::Duration::from_secs(3) {
+        return None;
+    }
+    let secs = duration.as_secs();
+    let bar = indicatif::ProgressBar::new(secs);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "  {elapsed_precise} [{wide_bar}] {pos}/{len}s {msg}",
+        )
+        .ok()?,
+    );
+    let b = bar.clone();
+    tokio::spawn(async move {
+        while !b.is_finished() {
+            b.set_position(b.elapsed().as_secs().min(secs));
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    });
+    Some(bar)
 }
 
 /// `crashcart validate`: every file, every problem; exit 2 if any file has one.
