@@ -91,7 +91,7 @@ pub struct RequestRecord {
     pub retry_after_ms: Option<u64>,
     /// What an LLM request asked for and got (absent for other dependencies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub llm: Option<LlmExchange>,
+    pub llm: Option<Box<LlmExchange>>,
 }
 
 /// The LLM-specific part of a request record: model, tokens, timing of the answer, prompt.

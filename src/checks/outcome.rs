@@ -105,13 +105,19 @@ pub fn availability(t: &Timeline, slo: &RawSlo) -> SloResult {
     // Per fault window: latency inside, and recovery after.
     let faults: Vec<&FaultEvent> = t.faults().collect();
     let windows = fault_windows(&faults, None, &[], t.end_us());
+    // Invoke times by operation, for recovery: the first success of an op invoked after a fault.
+    let invoked: std::collections::HashMap<u64, u64> = t
+        .ops()
+        .filter(|o| o.phase == Phase::Invoke)
+        .map(|o| (o.op, o.at_us))
+        .collect();
     let mut notes = vec![];
     for (start, end, label) in &windows {
-        let mut inside: Vec<u64> = done
-            .iter()
-            .filter(|o| o.at_us >= *start && o.at_us < *end)
-            .filter_map(|o| o.latency_us)
-            .collect();
+        let (a, b) = (
+            done.partition_point(|o| o.at_us < *start),
+            done.partition_point(|o| o.at_us < *end),
+        );
+        let mut inside: Vec<u64> = done[a..b].iter().filter_map(|o| o.latency_us).collect();
         inside.sort_unstable();
         if !inside.is_empty() {
             notes.push(format!("{label}: p99 {}", secs(quantile(&inside, 0.99))));
@@ -121,20 +127,14 @@ pub fn availability(t: &Timeline, slo: &RawSlo) -> SloResult {
                 continue;
             }
             // Recovery: the first success of an operation invoked after the fault ended.
-            let invoked_after: BTreeMap<u64, u64> = t
-                .ops()
-                .filter(|o| o.phase == Phase::Invoke && o.at_us >= *end)
-                .map(|o| (o.op, o.at_us))
-                .collect();
-            let first_ok = done
-                .iter()
-                .find(|o| o.phase == Phase::Ok && invoked_after.contains_key(&o.op));
+            let after = |o: &&&OpEvent| invoked.get(&o.op).is_some_and(|i| *i >= *end);
+            let first_ok = done[b..].iter().find(|o| o.phase == Phase::Ok && after(o));
             match first_ok {
                 Some(o) if o.at_us - end > rw.as_micros() as u64 => res.fail(format!(
                     "{label}: recovered {} after it ended",
                     secs(o.at_us - end)
                 )),
-                None if !invoked_after.is_empty() => {
+                None if done[b..].iter().any(|o| after(&o)) => {
                     res.fail(format!("{label}: no success after it ended"))
                 }
                 _ => {}

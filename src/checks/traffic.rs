@@ -311,10 +311,11 @@ pub fn circuit_breaker(t: &Timeline, slo: &RawSlo) -> SloResult {
     let reqs: Vec<&RequestRecord> = on_dependency(t, Some(dependency)).collect();
     let mut worst = 0usize;
     for (start, end, label) in &windows {
-        let inside: Vec<&&RequestRecord> = reqs
-            .iter()
-            .filter(|r| r.at_us >= *start && r.at_us < *end)
-            .collect();
+        let (a, b) = (
+            reqs.partition_point(|r| r.at_us < *start),
+            reqs.partition_point(|r| r.at_us < *end),
+        );
+        let inside: Vec<&&RequestRecord> = reqs[a..b].iter().collect();
         let mut failures = 0u32;
         let mut after = vec![];
         for r in &inside {
@@ -349,15 +350,16 @@ pub fn circuit_breaker(t: &Timeline, slo: &RawSlo) -> SloResult {
         }
         if let Some(rw) = resume_within {
             if *end < t.end_us() {
-                let back = reqs
-                    .iter()
-                    .find(|r| r.at_us >= *end && (200..300).contains(&r.status));
+                let back = reqs[b..].iter().find(|r| (200..300).contains(&r.status));
                 match back {
                     Some(r) if r.at_us - end > rw.as_micros() as u64 => res.fail(format!(
                         "{label}: traffic resumed {} after the outage",
                         secs(r.at_us - end)
                     )),
-                    None if reqs.iter().any(|r| r.at_us >= *end + rw.as_micros() as u64) => {
+                    None if reqs
+                        .last()
+                        .is_some_and(|r| r.at_us >= *end + rw.as_micros() as u64) =>
+                    {
                         res.fail(format!("{label}: no successful call after the outage"))
                     }
                     _ => {}
@@ -437,17 +439,22 @@ pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
             }
         }
     }
-    dead.sort();
-    dead.dedup_by(|a, b| a.0 == b.0);
+    // One pass: a request carrying a token after the moment it was replaced.
+    let mut replaced: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
     for (digest, since) in &dead {
-        if let Some(r) = reqs
-            .iter()
-            .find(|r| r.at_us > *since && r.token_digest.as_deref() == Some(digest.as_str()))
-        {
+        let e = replaced.entry(digest.as_str()).or_insert(*since);
+        *e = (*e).min(*since);
+    }
+    for r in &reqs {
+        let Some(d) = r.token_digest.as_deref() else {
+            continue;
+        };
+        if replaced.get(d).is_some_and(|since| r.at_us > *since) {
             res.fail(format!(
                 "a dead token was used again after a new one was obtained: {}",
                 describe(r)
             ));
+            replaced.remove(d);
         }
     }
     let mut worst_refreshes = 0usize;
@@ -457,13 +464,13 @@ pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
             .map(|n| n.at_us)
             .unwrap_or(u64::MAX)
             .min(e.at_us + 60_000_000);
-        let n = reqs
+        let (a, b) = (
+            reqs.partition_point(|r| r.at_us < e.at_us),
+            reqs.partition_point(|r| r.at_us < until),
+        );
+        let n = reqs[a..b]
             .iter()
-            .filter(|r| {
-                r.at_us >= e.at_us
-                    && r.at_us < until
-                    && matches!(r.operation.as_str(), "oauth.token" | "soap.login")
-            })
+            .filter(|r| matches!(r.operation.as_str(), "oauth.token" | "soap.login"))
             .count();
         worst_refreshes = worst_refreshes.max(n);
         if n > *max_refreshes_per_expiry as usize {
@@ -567,16 +574,20 @@ pub fn schema_drift(t: &Timeline, slo: &RawSlo) -> SloResult {
     if windows.is_empty() {
         return res.skip("no schema drift");
     }
+    let all: Vec<&RequestRecord> = t.requests().collect();
     let mut worst = 0;
     for (start, end, label) in windows {
-        let rejected: Vec<&RequestRecord> = t
-            .requests()
+        let (a, b) = (
+            all.partition_point(|r| r.at_us < start),
+            all.partition_point(|r| r.at_us < end),
+        );
+        let rejected: Vec<&RequestRecord> = all[a..b]
+            .iter()
+            .copied()
             .filter(|r| {
-                r.at_us >= start
-                    && r.at_us < end
-                    && r.error_code
-                        .as_deref()
-                        .is_some_and(|c| REJECTED.contains(&c))
+                r.error_code
+                    .as_deref()
+                    .is_some_and(|c| REJECTED.contains(&c))
             })
             .collect();
         let after_first = rejected.len().saturating_sub(1);

@@ -177,9 +177,11 @@ async fn handle(State(st): State<Arc<LlmState>>, req: Request) -> Response {
             fault: verdict.history_label(),
             retry_count: retry_count(&parts.headers),
             retry_after_ms: None,
-            llm: model.map(|m| LlmExchange {
-                model: m,
-                ..LlmExchange::default()
+            llm: model.map(|m| {
+                Box::new(LlmExchange {
+                    model: m,
+                    ..LlmExchange::default()
+                })
             }),
         }),
     };
