@@ -76,6 +76,9 @@ pub struct EnvOptions {
     pub llm: Option<LlmOptions>,
     /// Put chaos proxies in front of the mocks.
     pub proxies: bool,
+    /// Send network faults to this external Toxiproxy instead (with its proxy names for
+    /// Salesforce and the LLM).
+    pub external_toxiproxy: Option<(SocketAddr, String, String)>,
 }
 
 /// The running dependencies.
@@ -204,10 +207,17 @@ impl Environment {
             Dependencies {
                 salesforce: env.salesforce.as_ref().map(|s| s.handle().clone()),
                 llm: env.llm.as_ref().map(|l| l.handle().clone()),
-                network: env.proxy.as_ref().map(|p| {
-                    Arc::new(EmbeddedNetwork::new(p.clone()))
-                        as Arc<dyn crate::fault::NetworkFaults>
-                }),
+                network: match &opts.external_toxiproxy {
+                    Some((addr, sf, llm)) => Some(Arc::new(
+                        crate::proxy::network::ToxiproxyNetwork::new(*addr)
+                            .with_proxy_names(sf, llm),
+                    )
+                        as Arc<dyn crate::fault::NetworkFaults>),
+                    None => env.proxy.as_ref().map(|p| {
+                        Arc::new(EmbeddedNetwork::new(p.clone()))
+                            as Arc<dyn crate::fault::NetworkFaults>
+                    }),
+                },
             },
         );
         Ok(env)

@@ -82,7 +82,26 @@ fn env_options(s: &Scenario, seed: u64) -> Result<EnvOptions, Error> {
                 .unwrap_or_default(),
             zero_delay: m.llm.zero_delay,
         }),
-        proxies: true,
+        proxies: m.network.toxiproxy.is_none(),
+        external_toxiproxy: match &m.network.toxiproxy {
+            None => None,
+            Some(a) => {
+                use std::net::ToSocketAddrs;
+                let addr = a
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut x| x.next())
+                    .ok_or_else(|| {
+                        Error::InvalidInput(format!("mocks.network.toxiproxy: cannot resolve {a}"))
+                    })?;
+                let name = |n: &Option<String>, d: &str| n.clone().unwrap_or_else(|| d.to_string());
+                Some((
+                    addr,
+                    name(&m.network.salesforce_proxy, "salesforce"),
+                    name(&m.network.llm_proxy, "llm"),
+                ))
+            }
+        },
     })
 }
 

@@ -77,6 +77,7 @@ fn options(args: &ServeArgs) -> Result<EnvOptions, Error> {
             zero_delay: args.zero_delay,
         }),
         proxies: !args.no_proxy,
+        external_toxiproxy: None,
     })
 }
 

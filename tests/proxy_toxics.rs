@@ -504,3 +504,51 @@ async fn engine_drives_an_external_toxiproxy_through_toxiproxy_rust() {
     assert!(e.to_string().contains("cannot create reset_peer"), "{e}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_environment_can_send_its_network_faults_to_an_external_toxiproxy() {
+    use crashcart::environment::{EnvOptions, Environment, SalesforceOptions};
+    // The "external" Toxiproxy: a proxy set and its API, as another host would run them.
+    let external = ChaosProxy::new(2, false);
+    let server = api::serve(external.clone(), "127.0.0.1:0".parse().unwrap(), false)
+        .await
+        .unwrap();
+    let env = Environment::start(&EnvOptions {
+        seed: 1,
+        bind: "127.0.0.1".parse().unwrap(),
+        allow_remote: false,
+        salesforce: Some(SalesforceOptions::default()),
+        llm: None,
+        proxies: false,
+        external_toxiproxy: Some((server.local_addr(), "sf-remote".into(), "llm-remote".into())),
+    })
+    .await
+    .unwrap();
+    let upstream = env.salesforce.as_ref().unwrap().local_addr().to_string();
+    external
+        .create("sf-remote", "127.0.0.1:0", &upstream, true)
+        .await
+        .unwrap();
+    assert!(env.proxy.is_none(), "no embedded proxies");
+    let g = env
+        .engine
+        .apply(
+            FaultSpec::now(FaultKind::Partition {
+                direction: Direction::Upstream,
+            })
+            .target(Target {
+                dependency: Some(DependencyName::Salesforce),
+                ..Target::default()
+            }),
+        )
+        .unwrap();
+    assert_eq!(
+        external.info("sf-remote").unwrap().toxics.len(),
+        1,
+        "the toxic went to the external server"
+    );
+    drop(g);
+    assert!(external.info("sf-remote").unwrap().toxics.is_empty());
+    env.shutdown().await;
+    server.shutdown().await;
+}

@@ -182,3 +182,23 @@ fn cli_validate_plan_and_schema_follow_the_exit_code_contract() {
     assert!(schema["properties"]["faults"].is_object());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_external_toxiproxy_must_be_loopback_unless_allowed() {
+    let base = "duration: 5s\nsut: {url: http://127.0.0.1:9}\nworkload: {rate: 1, operations: [{name: p, path: /p}]}\n";
+    let far = format!("{base}mocks: {{network: {{toxiproxy: \"10.0.0.7:8474\"}}}}\n");
+    let e = scenario::validate::parse(&far, Path::new("far.yaml")).unwrap_err();
+    assert_eq!(e.problems[0].at, "mocks.network.toxiproxy");
+    assert!(
+        e.problems[0].message.contains("not a loopback address"),
+        "{e}"
+    );
+    let allowed =
+        format!("{base}mocks: {{network: {{toxiproxy: \"10.0.0.7:8474\", allow_remote: true}}}}\n");
+    assert!(scenario::validate::parse(&allowed, Path::new("ok.yaml")).is_ok());
+    let local = format!(
+        "{base}mocks: {{network: {{toxiproxy: \"127.0.0.1:8474\", salesforce_proxy: sf}}}}\n"
+    );
+    let s = scenario::validate::parse(&local, Path::new("ok.yaml")).unwrap();
+    assert_eq!(s.raw.mocks.network.salesforce_proxy.as_deref(), Some("sf"));
+}

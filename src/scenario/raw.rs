@@ -55,6 +55,29 @@ pub struct RawMocks {
     /// The mock LLM.
     #[serde(default)]
     pub llm: RawLlm,
+    /// Where network faults go (default: crashcart's own proxies in front of the mocks).
+    #[serde(default)]
+    pub network: RawNetwork,
+}
+
+/// Network faults on an external Toxiproxy server instead of crashcart's own proxies (a game
+/// day spanning several hosts). Its proxies must exist and front the dependencies; the SUT
+/// must be configured to go through them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    /// The Toxiproxy API, `host:port`.
+    #[serde(default)]
+    pub toxiproxy: Option<String>,
+    /// Name of its proxy in front of Salesforce (default `salesforce`).
+    #[serde(default)]
+    pub salesforce_proxy: Option<String>,
+    /// Name of its proxy in front of the LLM (default `llm`).
+    #[serde(default)]
+    pub llm_proxy: Option<String>,
+    /// Permit a non-loopback Toxiproxy address.
+    #[serde(default)]
+    pub allow_remote: bool,
 }
 
 /// The mock Salesforce's configuration.

@@ -156,6 +156,24 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
             c.add("mocks.llm.capture", e);
         }
     }
+    if let Some(addr) = &raw.mocks.network.toxiproxy {
+        use std::net::ToSocketAddrs;
+        match addr.to_socket_addrs().map(|a| a.collect::<Vec<_>>()) {
+            Err(e) => c.add(
+                "mocks.network.toxiproxy",
+                format!("not a host:port address ({e})"),
+            ),
+            Ok(a) if !raw.mocks.network.allow_remote && a.iter().any(|x| !x.ip().is_loopback()) => {
+                c.add(
+                    "mocks.network.toxiproxy",
+                    format!(
+                        "{addr} is not a loopback address; set `allow_remote: true` to permit it"
+                    ),
+                )
+            }
+            _ => {}
+        }
+    }
     // SUT.
     let s = &raw.sut;
     let given = [s.command.is_some(), s.url.is_some(), s.reference]
