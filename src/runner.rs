@@ -281,6 +281,11 @@ pub async fn run(
         for o in OBJECTS {
             state.records.insert(o.to_string(), sf.handle().records(o));
         }
+        for w in sf.handle().writes() {
+            if w.kind == crashcart_mocks::salesforce::store::WriteKind::Delete {
+                state.deleted_at.insert(w.id.clone(), w.at_us);
+            }
+        }
         events.extend(
             sf.handle()
                 .history()

@@ -75,6 +75,9 @@ impl SloResult {
 pub struct FinalState {
     /// Every record of each sObject, live and deleted (`IsDeleted`), as the REST API renders it.
     pub records: BTreeMap<String, Vec<serde_json::Value>>,
+    /// When each deleted record was deleted (monotonic µs on the run's clock), by id.
+    #[serde(default)]
+    pub deleted_at: BTreeMap<String, u64>,
 }
 
 /// Run every SLO of a scenario.

@@ -170,7 +170,7 @@ pub fn consistency(
     seed: u64,
     slo: &RawSlo,
 ) -> SloResult {
-    let RawSlo::Consistency { .. } = slo else {
+    let RawSlo::Consistency { compensate_within } = slo else {
         unreachable!("dispatched by kind")
     };
     let mut res = SloResult::new("consistency", "ok ⇒ exactly once, fail ⇒ absent, unknown ⇒ whole or absent; no orphans, duplicates or double bookings");
@@ -187,6 +187,30 @@ pub fn consistency(
         }
         checked += 1;
         let values = template::values(seed, o.op);
+        // A failed operation's records that were deleted (compensated): in time?
+        if let (Phase::Fail, Some(limit)) = (o.phase, compensate_within) {
+            for e in &spec.effects {
+                let fields: BTreeMap<String, String> = e
+                    .matches
+                    .iter()
+                    .map(|(k, v)| (k.clone(), template::render(v, &values)))
+                    .collect();
+                let deleted = state
+                    .records
+                    .get(&e.object)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r["IsDeleted"] == Value::Bool(true) && matches(r, &fields));
+                for r in deleted {
+                    let id = r["Id"].as_str().unwrap_or("?");
+                    if let Some(at) = state.deleted_at.get(id) {
+                        if at.saturating_sub(o.at_us) > limit.as_micros() as u64 {
+                            res.fail(format!("op {} {} ({}) failed at {}; its {} {id} was compensated only {} later", o.op, o.name, o.key, secs(o.at_us), e.object, secs(at - o.at_us)));
+                        }
+                    }
+                }
+            }
+        }
         let found: Vec<(String, usize, u32)> = spec
             .effects
             .iter()
@@ -407,6 +431,7 @@ mod tests {
                 ),
             ]
             .into(),
+            ..Default::default()
         };
         let timeline = Timeline::merge(vec![op(0, 10, Phase::Ok, 5), op(1, 20, Phase::Fail, 5)]);
         assert_eq!(
@@ -432,6 +457,7 @@ mod tests {
                 ),
             ]
             .into(),
+            ..Default::default()
         };
         let timeline = Timeline::merge(vec![
             op(0, 10, Phase::Ok, 5),
@@ -445,5 +471,64 @@ mod tests {
         assert!(all.contains("partial result"), "{all}");
         assert!(all.contains("orphan Event 00UZ"), "{all}");
         assert!(all.contains("double booking of 005A"), "{all}");
+    }
+}
+
+#[cfg(test)]
+mod compensation_tests {
+    use super::*;
+    use crate::checks::Verdict;
+    use crate::record::Event;
+    use crate::scenario::raw::RawEffect;
+    use serde_json::json;
+
+    #[test]
+    fn a_compensation_must_come_within_its_limit() {
+        let ops = vec![RawOperation {
+            name: "book".into(),
+            weight: 1,
+            method: "POST".into(),
+            path: "/appointments".into(),
+            body: None,
+            effects: vec![RawEffect {
+                object: "Contact".into(),
+                matches: [(
+                    "Patient_External_Id__c".to_string(),
+                    "{{patient.external_id}}".to_string(),
+                )]
+                .into(),
+                count: 1,
+            }],
+        }];
+        let slo = RawSlo::Consistency {
+            compensate_within: Some(std::time::Duration::from_secs(5)),
+        };
+        let v = template::values(1, 0);
+        let failed = Timeline::merge(vec![Event::Op(OpEvent {
+            at_us: 1_000_000,
+            op: 0,
+            name: "book".into(),
+            key: v["key"].clone(),
+            phase: Phase::Fail,
+            status: Some(502),
+            latency_us: Some(10),
+            error: None,
+        })]);
+        let state = |deleted_at_us: u64| {
+            FinalState {
+            records: [("Contact".to_string(), vec![json!({"Id": "003A", "Patient_External_Id__c": v["patient.external_id"], "IsDeleted": true})])].into(),
+            deleted_at: [("003A".to_string(), deleted_at_us)].into(),
+        }
+        };
+        assert_eq!(
+            consistency(&failed, &state(3_000_000), &ops, 1, &slo).verdict,
+            Verdict::Pass
+        );
+        let late = consistency(&failed, &state(9_000_000), &ops, 1, &slo);
+        assert_eq!(late.verdict, Verdict::Fail);
+        assert!(
+            late.evidence[0].contains("compensated only 8.000s later"),
+            "{late:?}"
+        );
     }
 }
