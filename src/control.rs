@@ -120,7 +120,12 @@ async fn add(State(c): State<Control>, body: Bytes) -> Response {
     let scheduled = later.len();
     if !later.is_empty() {
         match c.engine.schedule(later, tokio::time::Instant::now()) {
-            Ok(h) => c.schedules.lock().push(h),
+            Ok(h) => {
+                let mut held = c.schedules.lock();
+                // Forget schedules that have run their course.
+                held.retain(|s| !s.is_finished());
+                held.push(h);
+            }
             Err(e) => return bad(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         }
     }
