@@ -167,6 +167,7 @@ pub async fn run(
         .collect();
     let mut sut = None;
     let mut aborted: Option<String> = None;
+    let mut ready_url: Option<String> = None;
     let base = match &s.sut {
         SutKind::Command {
             command,
@@ -191,9 +192,10 @@ pub async fn run(
                     return Err(e);
                 }
             };
-            let ready_url = ready.replace("${PORT}", &port.to_string());
+            let url = ready.replace("${PORT}", &port.to_string());
+            ready_url = Some(url.clone());
             tokio::select! {
-                r = wait_ready(&ready_url, s.ready_timeout, &mut p) => if let Err(e) = r { aborted = Some(format!("SUT not ready: {e}")) },
+                r = wait_ready(&url, s.ready_timeout, &mut p) => if let Err(e) = r { aborted = Some(format!("SUT not ready: {e}")) },
                 _ = crate::shutdown::signal() => aborted = Some("interrupted".into()),
             }
             sut = Some(p);
@@ -207,13 +209,6 @@ pub async fn run(
             aborted = Some("the reference integration is not built yet (issue 6)".into());
             String::new()
         }
-    };
-    let ready_url = match &s.sut {
-        SutKind::Command { ready, .. } => settings
-            .iter()
-            .find(|(k, _)| k == "PORT")
-            .map(|(_, p)| ready.replace("${PORT}", p)),
-        _ => None,
     };
     if aborted.is_none() {
         mark("ready");

@@ -1,7 +1,6 @@
 //! Each fault kind that lives in the mocks, seen from a plain HTTP client: the wire behaviour
 //! it documents, and its removal (guard drop, clear_all, engine drop).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crashcart::fault::{
@@ -742,5 +741,4 @@ async fn clear_all_and_engine_drop_remove_everything() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let _ = Arc::new(());
 }

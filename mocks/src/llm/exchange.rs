@@ -117,14 +117,6 @@ impl Ctx {
     }
 }
 
-fn peek_model(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        model: Option<String>,
-    }
-    serde_json::from_slice::<Peek>(body).ok()?.model
-}
-
 async fn handle(State(st): State<Arc<LlmState>>, req: Request) -> Response {
     let seq = st.history.next_seq();
     let arrived = st.clock.elapsed();
@@ -138,7 +130,14 @@ async fn handle(State(st): State<Arc<LlmState>>, req: Request) -> Response {
         Ok(c) => (c.to_bytes(), false),
         Err(_) => (Bytes::new(), true),
     };
-    let model = peek_model(&bytes);
+    // Parsed once: the model for the fault hook now, the whole request for the endpoint later.
+    let parsed: request::ParsedBody = serde_json::from_slice(&bytes);
+    let model = parsed
+        .as_ref()
+        .ok()
+        .and_then(|v| v.get("model"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let verdict = st.hook.verdict(&RequestInfo {
         seq,
         dependency: Dependency::Llm,
@@ -215,7 +214,9 @@ async fn handle(State(st): State<Arc<LlmState>>, req: Request) -> Response {
                 match authorize(&st, endpoint, token.as_deref()) {
                     Err(e) => ctx.error(&e, true),
                     // A streamed answer records itself when its last byte is sent.
-                    Ok(()) => match serve(&mut ctx, endpoint, &parts.method, &path, &bytes).await {
+                    Ok(()) => match serve(&mut ctx, endpoint, &parts.method, &path, &bytes, parsed)
+                        .await
+                    {
                         Served::Streaming(r) => return r,
                         Served::Done(r) => r,
                     },
@@ -262,6 +263,7 @@ async fn serve(
     method: &Method,
     path: &str,
     body: &[u8],
+    parsed: request::ParsedBody,
 ) -> Served {
     use Endpoint::*;
     let st = ctx.state.clone();
@@ -275,15 +277,17 @@ async fn serve(
                 None => ctx.error(&LlmError::model_not_found(id, st.config.flavour), true),
             })
         }
-        Chat | Completions => match request::parse_openai(body, endpoint == Chat) {
+        Chat | Completions => match request::parse_openai_body(parsed, endpoint == Chat) {
             Ok(req) => generate(ctx, req).await,
             Err(e) => done(ctx.error(&e, true)),
         },
-        OllamaChat | OllamaGenerate => match request::parse_ollama(body, endpoint == OllamaChat) {
-            Ok(req) => generate(ctx, req).await,
-            Err(e) => done(ctx.error(&e, false)),
-        },
-        Embeddings | OllamaEmbed | OllamaEmbeddings => done(embed(ctx, endpoint, body).await),
+        OllamaChat | OllamaGenerate => {
+            match request::parse_ollama_body(parsed, endpoint == OllamaChat) {
+                Ok(req) => generate(ctx, req).await,
+                Err(e) => done(ctx.error(&e, false)),
+            }
+        }
+        Embeddings | OllamaEmbed | OllamaEmbeddings => done(embed(ctx, endpoint, parsed).await),
         OllamaRoot => done((StatusCode::OK, "Ollama is running").into_response()),
         OllamaTags => done(ollama::tags(&st)),
         OllamaVersion => done(json_ok(&json!({"version": "0.6.3"}))),
@@ -344,9 +348,9 @@ fn model_or_error<'a>(
     })
 }
 
-async fn embed(ctx: &mut Ctx, endpoint: Endpoint, body: &[u8]) -> Response {
+async fn embed(ctx: &mut Ctx, endpoint: Endpoint, parsed: request::ParsedBody) -> Response {
     let openai_api = endpoint == Endpoint::Embeddings;
-    let m = match request::json_object(body) {
+    let m = match request::object_of(parsed) {
         Ok(m) => m,
         Err(e) => return ctx.error(&e, openai_api),
     };

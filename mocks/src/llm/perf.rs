@@ -27,7 +27,6 @@ use super::persona::PerfProfile;
 pub struct ModelRuntime {
     perf: Mutex<PerfProfile>,
     slots: Arc<Semaphore>,
-    slot_count: AtomicUsize,
     waiting: AtomicUsize,
     active: AtomicUsize,
     last_used: Mutex<Option<Instant>>,
@@ -92,7 +91,6 @@ impl ModelRuntime {
     pub fn new(perf: PerfProfile) -> Arc<Self> {
         Arc::new(Self {
             slots: Arc::new(Semaphore::new(perf.slots)),
-            slot_count: AtomicUsize::new(perf.slots),
             perf: Mutex::new(perf),
             waiting: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
@@ -111,7 +109,7 @@ impl ModelRuntime {
         Load {
             active: self.active.load(Ordering::SeqCst),
             waiting: self.waiting.load(Ordering::SeqCst),
-            slots: self.slot_count.load(Ordering::SeqCst),
+            slots: self.perf.lock().slots,
         }
     }
 
@@ -119,7 +117,7 @@ impl ModelRuntime {
     /// finish; new ones see the new number.
     pub fn set_slots(&self, slots: usize) {
         let slots = slots.max(1);
-        let old = self.slot_count.swap(slots, Ordering::SeqCst);
+        let old = std::mem::replace(&mut self.perf.lock().slots, slots);
         if slots > old {
             self.slots.add_permits(slots - old);
         } else {
@@ -132,7 +130,6 @@ impl ModelRuntime {
                 }
             });
         }
-        self.perf.lock().slots = slots;
     }
 
     /// Change the queue depth.

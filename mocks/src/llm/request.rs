@@ -132,9 +132,13 @@ fn missing(param: &str) -> LlmError {
     )
 }
 
-/// Parse a body as a JSON object (OpenAI wording on failure).
-pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, LlmError> {
-    match serde_json::from_slice::<Value>(body) {
+/// A request body parsed once: the exchange reads the model from it for the fault hook, then
+/// hands it to the endpoint's parser.
+pub type ParsedBody = Result<Value, serde_json::Error>;
+
+/// An already parsed body as a JSON object (OpenAI wording on failure).
+pub fn object_of(parsed: ParsedBody) -> Result<Map<String, Value>, LlmError> {
+    match parsed {
         Ok(Value::Object(m)) => Ok(m),
         Ok(other) => Err(invalid_type("body", "an object", &other)),
         Err(_) => Err(LlmError::unparseable_json()),
@@ -332,7 +336,12 @@ const ROLES: [&str; 6] = [
 
 /// Parse `POST /v1/chat/completions` or `POST /v1/completions`.
 pub fn parse_openai(body: &[u8], chat: bool) -> Result<GenRequest, LlmError> {
-    let m = json_object(body)?;
+    parse_openai_body(serde_json::from_slice(body), chat)
+}
+
+/// [`parse_openai`] on a body already parsed.
+pub fn parse_openai_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, LlmError> {
+    let m = object_of(parsed)?;
     let model = model_of(&m)?;
     let mut messages = vec![];
     if chat {
@@ -472,12 +481,17 @@ fn go_type_error(strukt: &str, field: &str, gotype: &str, got: &Value) -> LlmErr
 
 /// Parse `POST /api/chat` or `POST /api/generate` (Ollama's native API).
 pub fn parse_ollama(body: &[u8], chat: bool) -> Result<GenRequest, LlmError> {
+    parse_ollama_body(serde_json::from_slice(body), chat)
+}
+
+/// [`parse_ollama`] on a body already parsed.
+pub fn parse_ollama_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, LlmError> {
     let strukt = if chat {
         "ChatRequest"
     } else {
         "GenerateRequest"
     };
-    let m = match serde_json::from_slice::<Value>(body) {
+    let m = match parsed {
         Ok(Value::Object(m)) => m,
         Ok(other) => {
             return Err(LlmError::invalid(
