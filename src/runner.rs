@@ -273,13 +273,29 @@ pub async fn run(
     let mut state = FinalState::default();
     let mut events = std::mem::take(&mut *log.lock());
     if let Some(sf) = &env.salesforce {
+        state.sut_user = sf.handle().connection_settings().username.clone().into();
         for o in OBJECTS {
             state.records.insert(o.to_string(), sf.handle().records(o));
         }
         for w in sf.handle().writes() {
-            if w.kind == crashcart_mocks::salesforce::store::WriteKind::Delete {
+            use crashcart_mocks::salesforce::store::{Precondition, WriteKind};
+            if w.kind == WriteKind::Delete {
                 state.deleted_at.insert(w.id.clone(), w.at_us);
             }
+            state.writes.push(crate::checks::RecordWrite {
+                at_us: w.at_us,
+                object: w.object,
+                id: w.id,
+                kind: match w.kind {
+                    WriteKind::Create => "create",
+                    WriteKind::Update => "update",
+                    WriteKind::Delete => "delete",
+                }
+                .into(),
+                fields: w.fields,
+                user: w.user,
+                conditional: w.precondition != Precondition::None,
+            });
         }
         events.extend(
             sf.handle()

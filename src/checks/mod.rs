@@ -78,6 +78,32 @@ pub struct FinalState {
     /// When each deleted record was deleted (monotonic µs on the run's clock), by id.
     #[serde(default)]
     pub deleted_at: BTreeMap<String, u64>,
+    /// The org's accepted writes, in order (for lost updates).
+    #[serde(default)]
+    pub writes: Vec<RecordWrite>,
+    /// The SUT's username (only its blind writes can lose another user's update; every
+    /// writer's when unknown).
+    #[serde(default)]
+    pub sut_user: Option<String>,
+}
+
+/// One write the org accepted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordWrite {
+    /// Monotonic µs on the run's clock.
+    pub at_us: u64,
+    /// sObject.
+    pub object: String,
+    /// Record id.
+    pub id: String,
+    /// `create`, `update` or `delete`.
+    pub kind: String,
+    /// Fields set.
+    pub fields: Vec<String>,
+    /// The writer's username.
+    pub user: Option<String>,
+    /// True when the write carried `If-Match` or `If-Unmodified-Since`.
+    pub conditional: bool,
 }
 
 /// Run every SLO of a scenario.

@@ -299,6 +299,38 @@ pub fn consistency(
             }
         }
     }
+    // Lost updates: a blind update of fields another user wrote last.
+    let mut last: BTreeMap<&str, &super::RecordWrite> = BTreeMap::new();
+    let mut lost = 0;
+    for w in &state.writes {
+        let by_sut = state.sut_user.is_none() || state.sut_user == w.user;
+        if w.kind == "update" && !w.conditional && by_sut {
+            if let Some(prev) = last.get(w.id.as_str()) {
+                let overlap: Vec<&String> = w
+                    .fields
+                    .iter()
+                    .filter(|f| prev.fields.contains(f))
+                    .collect();
+                if prev.user != w.user && !overlap.is_empty() {
+                    lost += 1;
+                    res.fail(format!(
+                        "lost update: {} {} — {}'s edit of {} at {} was overwritten by a blind update from {} at {}",
+                        w.object,
+                        w.id,
+                        prev.user.as_deref().unwrap_or("another user"),
+                        overlap.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                        secs(prev.at_us),
+                        w.user.as_deref().unwrap_or("the SUT"),
+                        secs(w.at_us)
+                    ));
+                }
+            }
+        }
+        last.insert(&w.id, w);
+    }
+    if lost > 0 {
+        checked = checked.max(1);
+    }
     if checked == 0 && res.evidence.is_empty() {
         return res.skip("no operation with declared effects completed");
     }
@@ -518,6 +550,8 @@ mod compensation_tests {
             FinalState {
             records: [("Contact".to_string(), vec![json!({"Id": "003A", "Patient_External_Id__c": v["patient.external_id"], "IsDeleted": true})])].into(),
             deleted_at: [("003A".to_string(), deleted_at_us)].into(),
+            writes: vec![],
+            sut_user: None,
         }
         };
         assert_eq!(
@@ -530,5 +564,45 @@ mod compensation_tests {
             late.evidence[0].contains("compensated only 8.000s later"),
             "{late:?}"
         );
+    }
+
+    #[test]
+    fn consistency_reports_a_blind_overwrite_of_another_users_edit() {
+        let slo = RawSlo::Consistency {
+            compensate_within: None,
+        };
+        let w = |at: u64, kind: &str, user: &str, fields: &[&str], conditional: bool| {
+            crate::checks::RecordWrite {
+                at_us: at,
+                object: "Contact".into(),
+                id: "003A".into(),
+                kind: kind.into(),
+                fields: fields.iter().map(|f| f.to_string()).collect(),
+                user: Some(user.into()),
+                conditional,
+            }
+        };
+        let sut = "integration@crashcart.test";
+        let doc = "dr.adams@crashcart.test";
+        let mut state = FinalState {
+            writes: vec![
+                w(1, "create", sut, &["LastName", "Phone"], false),
+                w(2, "update", doc, &["Phone"], false),
+                w(3, "update", sut, &["Phone", "Email"], false),
+            ],
+            sut_user: Some(sut.into()),
+            ..FinalState::default()
+        };
+        let r = consistency(&Timeline::default(), &state, &[], 1, &slo);
+        assert_eq!(r.verdict, Verdict::Fail, "{r:?}");
+        assert!(r.evidence[0].contains("lost update") && r.evidence[0].contains("Phone"));
+        // The same write made conditional (it was accepted, so it was based on the edit).
+        state.writes[2].conditional = true;
+        let r = consistency(&Timeline::default(), &state, &[], 1, &slo);
+        assert_ne!(r.verdict, Verdict::Fail, "{r:?}");
+        // A blind update of fields the other user did not touch is not a lost update.
+        state.writes[2] = w(3, "update", sut, &["Email"], false);
+        let r = consistency(&Timeline::default(), &state, &[], 1, &slo);
+        assert_ne!(r.verdict, Verdict::Fail, "{r:?}");
     }
 }

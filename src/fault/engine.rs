@@ -148,6 +148,8 @@ struct Rule {
     hits: AtomicU64,
     enabled: AtomicBool,
     undo: Mutex<Option<Undo>>,
+    /// Records a `concurrent_edit` has already edited.
+    edited: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The dependencies a run has.
@@ -305,6 +307,7 @@ impl FaultEngine {
             hits: AtomicU64::new(0),
             enabled: AtomicBool::new(true),
             undo: Mutex::new(undo),
+            edited: Mutex::default(),
         });
         event(inner, &rule, "activated");
         inner.rules.write().push(rule);
@@ -787,6 +790,11 @@ fn verdict(inner: &Inner, req: &RequestInfo<'_>) -> Verdict {
                         || req.record.is_some_and(|r| records.iter().any(|x| x == r)))
             }
             ConcurrentLongRequests => req.dependency == crashcart_mocks::Dependency::Salesforce,
+            ConcurrentEdit { object, .. } => {
+                req.operation == "sobject.update"
+                    && req.sobject.is_some_and(|o| o.eq_ignore_ascii_case(object))
+                    && req.record.is_some_and(|r| !rule.edited.lock().contains(r))
+            }
             LlmTiming { .. }
             | LlmOutputDrift { .. }
             | LlmTruncate { .. }
@@ -890,6 +898,22 @@ fn verdict(inner: &Inner, req: &RequestInfo<'_>) -> Verdict {
                 )
             }
             LlmStreamCut { after_tokens } => shaping.cut_after_tokens = Some(*after_tokens),
+            ConcurrentEdit {
+                object,
+                fields,
+                user,
+            } => {
+                if let (Some(sf), Some(id)) = (&inner.deps.salesforce, req.record) {
+                    rule.edited.lock().insert(id.to_string());
+                    let who = user.as_deref().unwrap_or("dr.adams@crashcart.test");
+                    let body = serde_json::Value::Object(
+                        fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    );
+                    if let Err(e) = sf.update_as(object, id, body, who) {
+                        tracing::warn!(fault = %rule.label, "concurrent edit of {id} failed: {e:?}");
+                    }
+                }
+            }
             LlmStreamError {
                 after_tokens,
                 message,

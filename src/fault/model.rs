@@ -15,6 +15,7 @@
 //!   target: {dependency: llm}
 //! ```
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -271,6 +272,19 @@ pub enum FaultKind {
         /// Record ids or external ids.
         #[serde(default)]
         records: Vec<String>,
+    },
+    /// Another user edits a record just before the SUT's update of it lands (a clinician's
+    /// edit racing the integration's read-modify-write). A conditional update then answers 412;
+    /// a blind one overwrites the edit, which the consistency SLO reports as a lost update.
+    /// Each record is edited once while the fault lasts.
+    ConcurrentEdit {
+        /// sObject whose updates race an edit.
+        object: String,
+        /// Fields and values the other user writes.
+        fields: BTreeMap<String, serde_json::Value>,
+        /// The other user (default: `dr.adams@crashcart.test`).
+        #[serde(default)]
+        user: Option<String>,
     },
     /// The LLM serves fewer generations at once, with a shorter queue (restored after).
     LlmSlots {

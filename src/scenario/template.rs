@@ -41,7 +41,11 @@ const LAST: [&str; 6] = [
     "Placeholder",
 ];
 const LANGUAGES: [&str; 4] = ["English", "Spanish", "German", "French"];
-const PRACTITIONERS: [&str; 2] = ["dr.hopper@crashcart.test", "dr.lovelace@crashcart.test"];
+const PRACTITIONERS: [&str; 3] = [
+    "dr.adams@crashcart.test",
+    "dr.okafor@crashcart.test",
+    "nurse.lind@crashcart.test",
+];
 
 fn placeholders(text: &str) -> Vec<&str> {
     let mut out = vec![];

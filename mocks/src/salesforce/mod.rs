@@ -491,6 +491,35 @@ impl SalesforceHandle {
         };
         data.create(schema, &obj, values, &actor)
     }
+    /// Update a record as another user of the org (a clinician editing between the
+    /// integration's read and its write). The body is validated like a REST update.
+    pub fn update_as(
+        &self,
+        object: &str,
+        id: &str,
+        body: Value,
+        username: &str,
+    ) -> Result<(), errors::SfError> {
+        let user = self
+            .state
+            .user(username)
+            .ok_or_else(errors::SfError::not_found)?;
+        let actor = store::Actor {
+            user_id: user.id.clone(),
+            username: Some(user.user.username.clone()),
+            now: self.state.clock.wall(),
+            at_us: self.state.now_us(),
+        };
+        let mut org = self.state.org.write();
+        let Org { schema, data } = &mut *org;
+        let obj = schema
+            .object(object)
+            .ok_or_else(errors::SfError::not_found)?
+            .clone();
+        let map = body.as_object().cloned().unwrap_or_default();
+        let values = validate::validate_body(&obj, &map, validate::WriteMode::Update)?;
+        data.update(schema, &obj, id, values, &actor, store::Precondition::None)
+    }
     /// Every record of an object, live and deleted, rendered as the REST API would.
     pub fn records(&self, object: &str) -> Vec<Value> {
         let org = self.state.org.read();
