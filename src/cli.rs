@@ -25,10 +25,16 @@ pub enum Command {
     /// Add, list or clear faults of a running `crashcart serve` (live game days).
     #[command(subcommand)]
     Fault(FaultCommand),
-    /// Run scenarios: a file, or every `*.yaml` of a directory one after the other.
+    /// Run scenarios: a file, or every `*.yaml` of a directory one after the other (default:
+    /// the shipped scenarios in `scenarios/`, against the built-in reference integration).
     Run {
         /// Scenario file or directory.
+        #[arg(default_value = "scenarios")]
         path: PathBuf,
+        /// Run against the built-in reference integration with this defect (repeatable),
+        /// whatever the scenario's `sut` says.
+        #[arg(long = "defect", value_enum)]
+        defects: Vec<crate::reference::Defect>,
         /// Override the scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
@@ -56,6 +62,28 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Run a built-in system under test.
+    #[command(subcommand)]
+    Sut(SutCommand),
+    /// Run every scenario against the reference integration and against each of its defects,
+    /// and print which SLO caught which defect.
+    Matrix {
+        /// Scenario directory or file.
+        #[arg(default_value = "scenarios")]
+        path: PathBuf,
+        /// Only these defects (repeatable; default: all).
+        #[arg(long = "defect", value_enum)]
+        defects: Vec<crate::reference::Defect>,
+        /// Runs at once.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+        /// Where journals go.
+        #[arg(long, default_value = "crashcart-reports/matrix")]
+        report_dir: PathBuf,
+        /// Also write the table as Markdown here.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
     /// Print the JSON Schema of scenario files (for editors).
     Schema,
     /// Check scenario files without running them; every problem of every file is listed.
@@ -74,6 +102,18 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `crashcart sut …`.
+#[derive(Debug, Subcommand)]
+pub enum SutCommand {
+    /// The reference integration, configured by the SUT contract's environment variables,
+    /// listening on `PORT`, until Ctrl-C or SIGTERM.
+    Reference {
+        /// Switch on a defect (repeatable).
+        #[arg(long = "defect", value_enum)]
+        defects: Vec<crate::reference::Defect>,
     },
 }
 
@@ -198,37 +238,22 @@ pub struct ServeArgs {
 async fn run_scenarios(
     path: &std::path::Path,
     seed: Option<u64>,
+    defects: Option<crate::reference::Defects>,
     report_dir: PathBuf,
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
     html: Option<PathBuf>,
 ) -> Result<i32, Error> {
-    let files: Vec<PathBuf> = if path.is_dir() {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|source| Error::Io {
-                context: format!("reading {}", path.display()),
-                source,
-            })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-            .collect();
-        v.sort();
-        v
-    } else {
-        vec![path.to_path_buf()]
-    };
-    // Check every file before running any.
-    let mut scenarios = vec![];
-    for f in &files {
-        scenarios.push(crate::scenario::load(f)?);
-    }
+    let scenarios = load_scenarios(path)?;
     let mut reports = vec![];
     for s in &scenarios {
         eprintln!("crashcart run: {} ({})", s.name, s.file.display());
         let opts = crate::runner::RunOptions {
             seed,
             report_dir: Some(report_dir.clone()),
+            defects: defects.clone(),
         };
+
         // A progress bar over the workload, on a terminal, for runs of a few seconds or more.
         let bar = progress_bar(s.raw.duration);
         let outcome = crate::runner::run(s, &opts, |p| match p {
@@ -301,6 +326,57 @@ summary: {} scenarios, {} met, {} failed, {} aborted",
             _ => 1,
         })
         .unwrap_or(0))
+}
+
+/// The scenarios of a file or a directory (`*.yaml`, `*.yml`, sorted), every one checked
+/// before any runs.
+fn load_scenarios(path: &std::path::Path) -> Result<Vec<crate::scenario::Scenario>, Error> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|source| Error::Io {
+                context: format!("reading {}", path.display()),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    // Check every file before running any.
+    let mut scenarios = vec![];
+    for f in &files {
+        scenarios.push(crate::scenario::load(f)?);
+    }
+    Ok(scenarios)
+}
+
+/// `crashcart sut reference`: serve until Ctrl-C or SIGTERM.
+async fn sut_reference(defects: crate::reference::Defects) -> Result<i32, Error> {
+    let settings = crate::reference::Settings::from_lookup(|k| std::env::var(k).ok())?;
+    let port = settings.port;
+    let log: crate::reference::LogSink = std::sync::Arc::new(|line| eprintln!("reference: {line}"));
+    let r = crate::reference::Reference::new(
+        settings,
+        crate::transport::Transport::sockets(),
+        crate::reference::Policy::default(),
+        defects.clone(),
+        log,
+    );
+    let running = crate::reference::spawn(r, port).await?;
+    eprintln!(
+        "reference integration listening on http://{} (defects: {}); Ctrl-C to stop",
+        running.addr,
+        defects.label()
+    );
+    crate::shutdown::signal().await;
+    let left = running.stop(Duration::from_secs(10)).await;
+    if left > 0 {
+        eprintln!("reference: stopped with {left} compensations unfinished");
+    }
+    Ok(exit_code::OK)
 }
 
 /// A bar that fills over `duration` (ticking on its own), or none when stderr is not a
@@ -396,12 +472,46 @@ pub fn main() -> i32 {
             Command::Validate { files } => validate(&files),
             Command::Run {
                 path,
+                defects,
                 seed,
                 report_dir,
                 junit,
                 json,
                 html,
-            } => run_scenarios(&path, seed, report_dir, junit, json, html).await,
+            } => {
+                let defects = (!defects.is_empty()).then(|| defects.into_iter().collect());
+                run_scenarios(&path, seed, defects, report_dir, junit, json, html).await
+            }
+            Command::Sut(SutCommand::Reference { defects }) => {
+                sut_reference(defects.into_iter().collect()).await
+            }
+            Command::Matrix {
+                path,
+                defects,
+                jobs,
+                report_dir,
+                markdown,
+            } => {
+                let defects = if defects.is_empty() {
+                    crate::reference::Defect::ALL.to_vec()
+                } else {
+                    defects
+                };
+                let scenarios = load_scenarios(&path)?;
+                let m =
+                    crate::matrix::run(&scenarios, &defects, jobs.max(1), &report_dir, |line| {
+                        eprintln!("  {line}")
+                    })
+                    .await?;
+                print!("{}", m.table());
+                if let Some(p) = markdown {
+                    std::fs::write(&p, m.markdown()).map_err(|source| Error::Io {
+                        context: format!("writing {}", p.display()),
+                        source,
+                    })?;
+                }
+                Ok(m.exit_code())
+            }
             Command::Check {
                 journal,
                 scenario,

@@ -10,6 +10,9 @@
 //! - [`checks`]: the SLO checkers, pure functions of timeline, final state and scenario.
 //! - [`environment`]: mocks, proxies and fault engine stood up together (serve and run).
 //! - [`runner`]: `crashcart run`, one scenario end to end; [`sut`]: the SUT process; [`workload`]: the traffic.
+//! - [`reference`]: the built-in reference integration (a correct SUT) and its switchable defects.
+//! - [`matrix`]: `crashcart matrix`, every scenario against the reference and each defect.
+//! - [`transport`]: the HTTP transport seam (real sockets, or in-process routers).
 //! - [`report`]: console, JSON and JUnit reports; [`html`]: the HTML report with its SVG timeline.
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
 //! - `wiremock_faults` (feature `wiremock`): the fault kinds as wiremock-rs responders.
@@ -28,14 +31,17 @@ pub mod error;
 pub mod fault;
 pub mod fault_cli;
 pub mod html;
+pub mod matrix;
 pub mod proxy;
 pub mod record;
+pub mod reference;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod serve;
 pub mod shutdown;
 pub mod sut;
+pub mod transport;
 #[cfg(feature = "wiremock")]
 pub mod wiremock_faults;
 pub mod workload;

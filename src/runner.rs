@@ -17,6 +17,7 @@ use crate::checks::{check_all, FinalState};
 use crate::environment::{EnvOptions, Environment, LlmOptions, SalesforceOptions};
 use crate::error::Error;
 use crate::record::{Event, Phase, Timeline};
+use crate::reference::{Defects, Policy, Reference, Settings};
 use crate::report::RunReport;
 use crate::scenario::{Scenario, SutKind};
 use crate::sut::{free_port, wait_ready, SutProcess};
@@ -40,6 +41,9 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Where the journal goes (a temp dir when absent).
     pub report_dir: Option<PathBuf>,
+    /// Run against the built-in reference integration with these defects, whatever the
+    /// scenario's `sut` says (`--defect`).
+    pub defects: Option<Defects>,
 }
 
 /// The sObjects whose final state the checkers see.
@@ -166,9 +170,20 @@ pub async fn run(
         .map(|(_, v)| v.clone())
         .collect();
     let mut sut = None;
+    let mut reference = None;
     let mut aborted: Option<String> = None;
     let mut ready_url: Option<String> = None;
-    let base = match &s.sut {
+    let defects = match (&opts.defects, &s.sut) {
+        (Some(d), _) => Some(d.clone()),
+        (None, SutKind::Reference) => Some(Defects::none()),
+        _ => None,
+    };
+    let sut_kind = if defects.is_some() {
+        &SutKind::Reference
+    } else {
+        &s.sut
+    };
+    let base = match sut_kind {
         SutKind::Command {
             command,
             cwd,
@@ -206,8 +221,55 @@ pub async fn run(
             u.clone()
         }
         SutKind::Reference => {
-            aborted = Some("the reference integration is not built yet (issue 6)".into());
-            String::new()
+            // In-process, on real sockets through the proxies, configured exactly as the SUT
+            // contract configures an external SUT.
+            settings.push(("CRASHCART_SEED".into(), seed.to_string()));
+            let lookup = |k: &str| {
+                settings
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+            };
+            let parsed = Settings::from_lookup(lookup);
+            let settings = match parsed {
+                Ok(x) => x,
+                Err(e) => {
+                    env.shutdown().await;
+                    return Err(e);
+                }
+            };
+            let sink_log = log.clone();
+            let sink_clock = clock.clone();
+            let sink: crate::reference::LogSink = Arc::new(move |line: String| {
+                sink_log.lock().push(Event::SutLog {
+                    at_us: sink_clock.elapsed().as_micros() as u64,
+                    stream: "reference".into(),
+                    line,
+                })
+            });
+            let defects = defects.clone().unwrap_or_default();
+            mark(&format!(
+                "reference integration, defects: {}",
+                defects.label()
+            ));
+            let r = Reference::new(
+                settings,
+                crate::transport::Transport::sockets(),
+                Policy::default(),
+                defects,
+                sink,
+            );
+            match crate::reference::spawn(r, 0).await {
+                Ok(running) => {
+                    let base = format!("http://{}", running.addr);
+                    reference = Some(running);
+                    base
+                }
+                Err(e) => {
+                    env.shutdown().await;
+                    return Err(e);
+                }
+            }
         }
     };
     if aborted.is_none() {
@@ -269,6 +331,12 @@ pub async fn run(
     if let Some(p) = sut {
         p.stop(s.grace).await;
         mark("SUT stopped");
+    }
+    if let Some(r) = reference.take() {
+        let left = r.stop(s.grace).await;
+        mark(&format!(
+            "reference integration stopped ({left} compensations still running)"
+        ));
     }
     let mut state = FinalState::default();
     let mut events = std::mem::take(&mut *log.lock());
@@ -358,7 +426,15 @@ pub async fn run(
         scenario: s.name.clone(),
         file: s.file.display().to_string(),
         seed,
-        replay: format!("crashcart run {} --seed {seed}", s.file.display()),
+        replay: format!(
+            "crashcart run {} --seed {seed}{}",
+            s.file.display(),
+            opts.defects
+                .iter()
+                .flat_map(|d| d.iter())
+                .map(|d| format!(" --defect {d}"))
+                .collect::<String>()
+        ),
         aborted,
         duration_s: started.elapsed().as_secs_f64(),
         operations: counts,

@@ -94,6 +94,10 @@ pub enum Action {
     Drop,
     /// Reset the connection (TCP RST) without answering.
     Reset,
+    /// Serve it (the write lands), then reset the connection instead of answering: the
+    /// client never learns the outcome. Honoured by the mock Salesforce; the mock LLM serves
+    /// such requests normally.
+    Lose,
 }
 
 /// A fault hook's decision about one request.
@@ -256,6 +260,7 @@ impl Verdict {
                 (Action::Respond(_), _) => "respond",
                 (Action::Drop, _) => "drop",
                 (Action::Reset, _) => "reset",
+                (Action::Lose, _) => "lose",
             }
             .to_string(),
         )

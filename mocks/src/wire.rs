@@ -66,7 +66,7 @@ pub async fn intervene(
     stop: &StopSignal,
 ) -> Option<Response> {
     match action {
-        Action::Pass => None,
+        Action::Pass | Action::Lose => None,
         Action::Respond(c) => Some(canned_response(c, conn)),
         Action::Drop => {
             stop.stopped().await;

@@ -789,7 +789,9 @@ fn verdict(inner: &Inner, req: &RequestInfo<'_>) -> Verdict {
                     && (records.is_empty()
                         || req.record.is_some_and(|r| records.iter().any(|x| x == r)))
             }
-            ConcurrentLongRequests => req.dependency == crashcart_mocks::Dependency::Salesforce,
+            ConcurrentLongRequests | LostResponse => {
+                req.dependency == crashcart_mocks::Dependency::Salesforce
+            }
             ConcurrentEdit { object, .. } => {
                 req.operation == "sobject.update"
                     && req.sobject.is_some_and(|o| o.eq_ignore_ascii_case(object))
@@ -858,6 +860,7 @@ fn verdict(inner: &Inner, req: &RequestInfo<'_>) -> Verdict {
             ResetMidBody => answer(&mut v, Action::Respond(shape::reset_mid_body())),
             ConnectionReset => answer(&mut v, Action::Reset),
             Hang => answer(&mut v, Action::Drop),
+            LostResponse => answer(&mut v, Action::Lose),
             InvalidGrant => answer(&mut v, Action::Respond(shape::invalid_grant())),
             ConcurrentLongRequests => {
                 answer(&mut v, Action::Respond(shape::concurrent_long_requests()))

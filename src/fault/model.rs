@@ -259,6 +259,9 @@ pub enum FaultKind {
     ConnectionReset,
     /// Hold the request and never answer (the client's timeout decides).
     Hang,
+    /// Serve the request (a write lands), then reset the connection instead of answering:
+    /// the client cannot know the outcome (Salesforce only).
+    LostResponse,
 
     // ---- governor limits ----
     /// The org's daily API quota is spent: 403 REQUEST_LIMIT_EXCEEDED, and

@@ -319,8 +319,18 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
         tokio::time::sleep(d).await;
     }
     let conn = parts.extensions.get::<Arc<ConnControl>>().cloned();
-    let dropped = matches!(verdict.action, Action::Drop | Action::Reset);
-    let response = match intervene(verdict.action, conn, &st.stop).await {
+    let dropped = matches!(verdict.action, Action::Drop | Action::Reset | Action::Lose);
+    let lose = matches!(verdict.action, Action::Lose);
+    // A canned Salesforce error keeps its errorCode in the history, like a real one.
+    let canned_code = match &verdict.action {
+        Action::Respond(c) if c.status.as_u16() >= 400 => {
+            serde_json::from_slice::<serde_json::Value>(&c.body)
+                .ok()
+                .and_then(|v| v[0]["errorCode"].as_str().map(str::to_string))
+        }
+        _ => None,
+    };
+    let response = match intervene(verdict.action, conn.clone(), &st.stop).await {
         Some(r) => r,
         None => match body_error {
             Some(e) => e.into_response(),
@@ -350,9 +360,17 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
         rec.error_code = response
             .extensions()
             .get::<ErrorCode>()
-            .map(|c| c.0.to_string());
+            .map(|c| c.0.to_string())
+            .or(canned_code);
         rec.retry_after_ms = retry_after_ms(response.headers());
     }
     pending.finish();
+    if lose {
+        // The handler ran (a write landed); the client gets a reset instead of its answer.
+        if let Some(conn) = &conn {
+            conn.reset();
+        }
+        return crate::wire::aborting_response();
+    }
     response
 }
