@@ -47,11 +47,9 @@ pub fn availability(t: &Timeline, slo: &RawSlo) -> SloResult {
     }
     let ok = done.iter().filter(|o| o.phase == Phase::Ok).count();
     let ratio = ok as f64 / done.len() as f64;
-    let mut lat: Vec<u64> = done
-        .iter()
-        .filter(|o| o.phase != Phase::Info)
-        .filter_map(|o| o.latency_us)
-        .collect();
+    // Unknown outcomes (timeouts) count with the time the workload waited: a lower bound of
+    // their latency, so a p99 that fails with them fails for real.
+    let mut lat: Vec<u64> = done.iter().filter_map(|o| o.latency_us).collect();
     lat.sort_unstable();
     let (p50, p95, p99v) = (
         quantile(&lat, 0.5),
@@ -371,6 +369,19 @@ mod tests {
         };
         let good = Timeline::merge((0..20).map(|i| op(i, i * 100, Phase::Ok, 100)).collect());
         assert_eq!(availability(&good, &slo).verdict, Verdict::Pass);
+        // A hung operation the workload gave up on counts with the time it waited.
+        let lenient = RawSlo::Availability {
+            min_success_ratio: Some(0.5),
+            p99: Some(std::time::Duration::from_millis(500)),
+            recover_within: None,
+        };
+        let mut events: Vec<Event> = (0..20).map(|i| op(i, i * 100, Phase::Ok, 100)).collect();
+        events.push(op(20, 2100, Phase::Info, 10_000));
+        let r = availability(&Timeline::merge(events), &lenient);
+        assert!(
+            r.verdict == Verdict::Fail && r.evidence.iter().any(|e| e.contains("p99")),
+            "{r:?}"
+        );
         let mut events: Vec<Event> = (0..10).map(|i| op(i, i * 100, Phase::Ok, 100)).collect();
         events.extend((10..20).map(|i| op(i, i * 100, Phase::Fail, 900)));
         let r = availability(&Timeline::merge(events), &slo);

@@ -286,6 +286,12 @@ impl Dependency {
             if !no_breaker && !self.breaker.allow() {
                 return Err(CallError::Open(self.name));
             }
+            // No attempt outlives the operation's deadline.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(CallError::Transport(self.name, TransportError::Timeout));
+            }
+            let timeout = timeout.map(|t| t.min(left));
             let answer = self.transport.send(req.clone(), timeout).await;
             let (class, wait_at_least) = match &answer {
                 Ok(r) => {
