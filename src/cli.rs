@@ -35,6 +35,11 @@ pub enum Command {
         /// whatever the scenario's `sut` says.
         #[arg(long = "defect", value_enum)]
         defects: Vec<crate::reference::Defect>,
+        /// Simulation mode: mocks, faults, the reference integration and the workload in one
+        /// process on a paused clock (no socket; virtual time runs as fast as the CPU allows).
+        /// Needs the reference integration as the SUT.
+        #[arg(long)]
+        sim: bool,
         /// Override the scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
@@ -83,6 +88,9 @@ pub enum Command {
         /// Also write the table as Markdown here.
         #[arg(long)]
         markdown: Option<PathBuf>,
+        /// Run in simulation (paused clock, in-process; seconds instead of minutes).
+        #[arg(long)]
+        sim: bool,
     },
     /// Print the JSON Schema of scenario files (for editors).
     Schema,
@@ -237,9 +245,7 @@ pub struct ServeArgs {
 /// (aborted 3 > failed 1 > met 0).
 async fn run_scenarios(
     path: &std::path::Path,
-    seed: Option<u64>,
-    defects: Option<crate::reference::Defects>,
-    report_dir: PathBuf,
+    opts: crate::runner::RunOptions,
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
     html: Option<PathBuf>,
@@ -248,14 +254,13 @@ async fn run_scenarios(
     let mut reports = vec![];
     for s in &scenarios {
         eprintln!("crashcart run: {} ({})", s.name, s.file.display());
-        let opts = crate::runner::RunOptions {
-            seed,
-            report_dir: Some(report_dir.clone()),
-            defects: defects.clone(),
-        };
 
         // A progress bar over the workload, on a terminal, for runs of a few seconds or more.
-        let bar = progress_bar(s.raw.duration);
+        let bar = if opts.sim {
+            None
+        } else {
+            progress_bar(s.raw.duration)
+        };
         let outcome = crate::runner::run(s, &opts, |p| match p {
             crate::runner::Progress::Seed(seed) => eprintln!("  seed {seed}"),
             crate::runner::Progress::Phase(ph) => {
@@ -281,7 +286,11 @@ async fn run_scenarios(
         let page = crate::html::render(&report, &outcome.timeline);
         let html_path = match (&html, scenarios.len()) {
             (Some(p), 1) => p.clone(),
-            _ => report_dir.join(format!("{}-{}.html", report.scenario, report.seed)),
+            _ => opts
+                .report_dir
+                .clone()
+                .unwrap_or_default()
+                .join(format!("{}-{}.html", report.scenario, report.seed)),
         };
         let parent = html_path.parent().unwrap_or(std::path::Path::new("."));
         if std::fs::create_dir_all(parent)
@@ -315,8 +324,15 @@ summary: {} scenarios, {} met, {} failed, {} aborted",
     if let Some(p) = &json {
         write(p, json_text.clone())?;
     }
-    let _ = std::fs::create_dir_all(&report_dir)
-        .and_then(|_| std::fs::write(report_dir.join("report.json"), json_text));
+    let _ = std::fs::create_dir_all(opts.report_dir.clone().unwrap_or_default()).and_then(|_| {
+        std::fs::write(
+            opts.report_dir
+                .clone()
+                .unwrap_or_default()
+                .join("report.json"),
+            json_text,
+        )
+    });
     Ok(reports
         .iter()
         .map(|r| r.exit_code())
@@ -447,10 +463,20 @@ pub fn main() -> i32 {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("CRASHCART_LOG"))
         .with_writer(std::io::stderr)
         .try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Simulation runs on one thread with the clock paused: virtual time jumps ahead whenever
+    // every task waits, so the same seed replays the same history.
+    let sim = matches!(cli.command, Command::Run { sim: true, .. });
+    let built = if sim {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match built {
         Ok(r) => r,
         Err(e) => {
             eprintln!("crashcart: cannot start the async runtime: {e}");
@@ -473,6 +499,7 @@ pub fn main() -> i32 {
             Command::Run {
                 path,
                 defects,
+                sim,
                 seed,
                 report_dir,
                 junit,
@@ -480,7 +507,13 @@ pub fn main() -> i32 {
                 html,
             } => {
                 let defects = (!defects.is_empty()).then(|| defects.into_iter().collect());
-                run_scenarios(&path, seed, defects, report_dir, junit, json, html).await
+                let o = crate::runner::RunOptions {
+                    seed,
+                    report_dir: Some(report_dir),
+                    defects,
+                    sim,
+                };
+                run_scenarios(&path, o, junit, json, html).await
             }
             Command::Sut(SutCommand::Reference { defects }) => {
                 sut_reference(defects.into_iter().collect()).await
@@ -491,6 +524,7 @@ pub fn main() -> i32 {
                 jobs,
                 report_dir,
                 markdown,
+                sim,
             } => {
                 let defects = if defects.is_empty() {
                     crate::reference::Defect::ALL.to_vec()
@@ -498,11 +532,15 @@ pub fn main() -> i32 {
                     defects
                 };
                 let scenarios = load_scenarios(&path)?;
-                let m =
-                    crate::matrix::run(&scenarios, &defects, jobs.max(1), &report_dir, |line| {
-                        eprintln!("  {line}")
-                    })
-                    .await?;
+                let m = crate::matrix::run(
+                    &scenarios,
+                    &defects,
+                    jobs.max(1),
+                    &report_dir,
+                    sim,
+                    |line| eprintln!("  {line}"),
+                )
+                .await?;
                 print!("{}", m.table());
                 if let Some(p) = markdown {
                     std::fs::write(&p, m.markdown()).map_err(|source| Error::Io {

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crashcart_mocks::llm::{CapturePolicy, Flavour};
-use crashcart_mocks::{Clock, MockLlm, MockSalesforce, TlsMaterial};
+use crashcart_mocks::{Clock, LlmHandle, MockLlm, MockSalesforce, SalesforceHandle, TlsMaterial};
 
 use crate::error::Error;
 use crate::fault::{Dependencies, FaultEngine};
 use crate::proxy::network::EmbeddedNetwork;
 use crate::proxy::ChaosProxy;
+use crate::sim::SimNetwork;
+use crate::transport::Transport;
 
 /// How to start the mock Salesforce.
 #[derive(Clone, Debug)]
@@ -93,7 +95,27 @@ pub struct Environment {
     pub engine: FaultEngine,
     /// The run's clock.
     pub clock: Clock,
+    /// Simulation mode: the in-process mocks' handles and the transport that reaches them
+    /// through the simulated network (no server, no proxy, no socket).
+    pub sim: Option<SimWorld>,
 }
+
+/// The dependencies of a simulated run.
+pub struct SimWorld {
+    /// The mock Salesforce.
+    pub salesforce: Option<SalesforceHandle>,
+    /// The mock LLM.
+    pub llm: Option<LlmHandle>,
+    /// Reaches the mocks in-process, through the simulated network.
+    pub transport: Transport,
+    /// The simulated network.
+    pub net: Arc<SimNetwork>,
+}
+
+/// Host names of the mocks in simulation (their URLs point there).
+pub const SIM_SALESFORCE: &str = "salesforce.sim:443";
+/// See [`SIM_SALESFORCE`].
+pub const SIM_LLM: &str = "llm.sim:11434";
 
 /// Put a proxy named `name` in front of `direct` (a mock's base URL) and return its URL.
 async fn front(
@@ -109,6 +131,30 @@ async fn front(
         .await
         .map_err(|e| Error::InvalidInput(format!("proxy {name}: {e}")))?;
     Ok(format!("{scheme}://{}", info.listen))
+}
+
+/// The mock LLM's configuration from the options.
+fn llm_config(seed: u64, o: &LlmOptions) -> Result<crashcart_mocks::llm::LlmConfig, Error> {
+    let mut config = crashcart_mocks::llm::LlmConfig {
+        seed,
+        flavour: o.flavour,
+        capture: o.capture,
+        ..Default::default()
+    };
+    if let Some(key) = &o.api_key {
+        config.api_keys = if key.is_empty() {
+            vec![]
+        } else {
+            vec![key.clone()]
+        };
+    }
+    for p in &o.personas {
+        config.personas.merge_file(p)?;
+    }
+    if !o.models.is_empty() {
+        config.personas.retain(&o.models)?;
+    }
+    Ok(config)
 }
 
 impl Environment {
@@ -137,25 +183,15 @@ impl Environment {
         let llm = match &opts.llm {
             None => None,
             Some(o) => {
-                let mut config = crashcart_mocks::llm::LlmConfig {
-                    seed: opts.seed,
-                    flavour: o.flavour,
-                    capture: o.capture,
-                    ..Default::default()
+                let config = match llm_config(opts.seed, o) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if let Some(sf) = salesforce {
+                            sf.shutdown().await;
+                        }
+                        return Err(e);
+                    }
                 };
-                if let Some(key) = &o.api_key {
-                    config.api_keys = if key.is_empty() {
-                        vec![]
-                    } else {
-                        vec![key.clone()]
-                    };
-                }
-                for p in &o.personas {
-                    config.personas.merge_file(p)?;
-                }
-                if !o.models.is_empty() {
-                    config.personas.retain(&o.models)?;
-                }
                 let mut b = MockLlm::builder()
                     .config(config)
                     .clock(clock.clone())
@@ -181,6 +217,7 @@ impl Environment {
             llm,
             proxy: None,
             clock,
+            sim: None,
         };
         if opts.proxies {
             let proxy = ChaosProxy::new(opts.seed, opts.allow_remote);
@@ -223,15 +260,102 @@ impl Environment {
         Ok(env)
     }
 
+    /// Stand the same dependencies up in-process for simulation mode: the mocks as routers on
+    /// the current clock (paused, in a simulation), network faults in a [`SimNetwork`].
+    pub fn start_in_process(opts: &EnvOptions) -> Result<Self, Error> {
+        let clock = Clock::new();
+        let salesforce = match &opts.salesforce {
+            None => None,
+            Some(o) => {
+                let mut b = MockSalesforce::builder()
+                    .seed(opts.seed)
+                    .clock(clock.clone())
+                    .token_ttl(o.token_ttl)
+                    .daily_api_limit(o.daily_api_limit);
+                for s in &o.schemas {
+                    b = b.schema_file(s);
+                }
+                Some(b.build_in_process(&format!("http://{SIM_SALESFORCE}"))?)
+            }
+        };
+        let llm = match &opts.llm {
+            None => None,
+            Some(o) => {
+                let mut b = MockLlm::builder()
+                    .config(llm_config(opts.seed, o)?)
+                    .clock(clock.clone());
+                if o.zero_delay {
+                    b = b.zero_delay();
+                }
+                Some(b.build_in_process(&format!("http://{SIM_LLM}"))?)
+            }
+        };
+        let net = Arc::new(SimNetwork::new(opts.seed));
+        let mut hosts = vec![];
+        if let Some((r, _)) = &salesforce {
+            hosts.push((
+                SIM_SALESFORCE.to_string(),
+                r.clone(),
+                Some(crate::fault::DependencyName::Salesforce),
+            ));
+        }
+        if let Some((r, _)) = &llm {
+            hosts.push((
+                SIM_LLM.to_string(),
+                r.clone(),
+                Some(crate::fault::DependencyName::Llm),
+            ));
+        }
+        let sf = salesforce.map(|(_, h)| h);
+        let llm = llm.map(|(_, h)| h);
+        let engine = FaultEngine::new(
+            opts.seed,
+            Dependencies {
+                salesforce: sf.clone(),
+                llm: llm.clone(),
+                network: Some(net.clone() as Arc<dyn crate::fault::NetworkFaults>),
+            },
+        );
+        Ok(Self {
+            salesforce: None,
+            llm: None,
+            proxy: None,
+            engine,
+            clock,
+            sim: Some(SimWorld {
+                salesforce: sf,
+                llm,
+                transport: Transport::simulated(hosts, net.clone()),
+                net,
+            }),
+        })
+    }
+
+    /// The mock Salesforce's handle (served or in-process).
+    pub fn salesforce_handle(&self) -> Option<&SalesforceHandle> {
+        match &self.sim {
+            Some(w) => w.salesforce.as_ref(),
+            None => self.salesforce.as_ref().map(MockSalesforce::handle),
+        }
+    }
+
+    /// The mock LLM's handle (served or in-process).
+    pub fn llm_handle(&self) -> Option<&LlmHandle> {
+        match &self.sim {
+            Some(w) => w.llm.as_ref(),
+            None => self.llm.as_ref().map(MockLlm::handle),
+        }
+    }
+
     /// The connection settings clients get (pointing at the proxies when there are some),
     /// named as the SUT contract names them.
     pub fn env_pairs(&self) -> Vec<(&'static str, String)> {
         let mut out = vec![];
-        if let Some(sf) = &self.salesforce {
-            out.extend(sf.handle().connection_settings().env_pairs());
+        if let Some(sf) = self.salesforce_handle() {
+            out.extend(sf.connection_settings().env_pairs());
         }
-        if let Some(llm) = &self.llm {
-            out.extend(llm.handle().connection_settings().env_pairs());
+        if let Some(llm) = self.llm_handle() {
+            out.extend(llm.connection_settings().env_pairs());
         }
         out
     }

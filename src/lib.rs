@@ -13,6 +13,7 @@
 //! - [`reference`]: the built-in reference integration (a correct SUT) and its switchable defects.
 //! - [`matrix`]: `crashcart matrix`, every scenario against the reference and each defect.
 //! - [`transport`]: the HTTP transport seam (real sockets, or in-process routers).
+//! - [`sim`]: simulation mode's network (network faults inside the in-process transport).
 //! - [`report`]: console, JSON and JUnit reports; [`html`]: the HTML report with its SVG timeline.
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
 //! - `wiremock_faults` (feature `wiremock`): the fault kinds as wiremock-rs responders.
@@ -40,6 +41,7 @@ pub mod runner;
 pub mod scenario;
 pub mod serve;
 pub mod shutdown;
+pub mod sim;
 pub mod sut;
 pub mod transport;
 #[cfg(feature = "wiremock")]

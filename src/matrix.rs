@@ -190,13 +190,14 @@ impl Matrix {
     }
 }
 
-/// Run the matrix: `jobs` runs at once, each scenario with its own seed. `progress` hears
-/// about each finished run.
+/// Run the matrix: `jobs` runs at once, each scenario with its own seed; with `sim`, each run
+/// in simulation on a paused clock of its own thread. `progress` hears about each finished run.
 pub async fn run(
     scenarios: &[Scenario],
     defects: &[Defect],
     jobs: usize,
     report_dir: &Path,
+    sim: bool,
     mut progress: impl FnMut(String),
 ) -> Result<Matrix, Error> {
     let mut rows: Vec<(String, Defects)> = vec![("reference".into(), Defects::none())];
@@ -218,8 +219,23 @@ pub async fn run(
                     seed: None,
                     report_dir: Some(dir),
                     defects: Some(d),
+                    sim,
                 };
-                let r = crate::runner::run(&s, &opts, |_| {}).await;
+                let r = if sim {
+                    let s2 = s.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .start_paused(true)
+                            .build()
+                            .map_err(|e| Error::Aborted(e.to_string()))?;
+                        rt.block_on(crate::runner::run(&s2, &opts, |_| {}))
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(Error::Aborted(e.to_string())))
+                } else {
+                    crate::runner::run(&s, &opts, |_| {}).await
+                };
                 (row, s.name.clone(), r)
             });
         }

@@ -37,6 +37,10 @@ pub struct RunReport {
     /// The SUT's last output lines (stdout and stderr).
     #[serde(default)]
     pub sut_output: Vec<String>,
+    /// SHA-256 (first 128 bits) of the journal: in simulation the same seed gives the same
+    /// digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl RunReport {
@@ -98,6 +102,9 @@ impl RunReport {
             }
         }
         out.push_str(&format!("  replay: {}\n", self.replay));
+        if let Some(d) = &self.digest {
+            out.push_str(&format!("  history digest: {d}\n"));
+        }
         if let Some(j) = &self.journal {
             out.push_str(&format!("  journal: {j}\n"));
         }

@@ -21,6 +21,10 @@ use crate::reference::{Defects, Policy, Reference, Settings};
 use crate::report::RunReport;
 use crate::scenario::{Scenario, SutKind};
 use crate::sut::{free_port, wait_ready, SutProcess};
+use crate::transport::Transport;
+
+/// The reference integration's host in simulation.
+const SIM_REFERENCE: &str = "reference.sim:80";
 use crate::workload::Driver;
 
 /// What the runner tells its caller while it works.
@@ -44,6 +48,9 @@ pub struct RunOptions {
     /// Run against the built-in reference integration with these defects, whatever the
     /// scenario's `sut` says (`--defect`).
     pub defects: Option<Defects>,
+    /// Simulation mode: everything in-process on the current (paused) clock, no socket.
+    /// Needs the reference integration as the SUT.
+    pub sim: bool,
 }
 
 /// The sObjects whose final state the checkers see.
@@ -128,7 +135,24 @@ pub async fn run(
     let seed = opts.seed.or(s.raw.seed).unwrap_or_else(rand::random);
     progress(Progress::Seed(seed));
     let started = std::time::Instant::now();
-    let env = Environment::start(&env_options(s, seed)?).await?;
+    let reference_sut = opts.defects.is_some() || matches!(s.sut, SutKind::Reference);
+    if opts.sim && !reference_sut {
+        return Err(Error::InvalidInput(format!(
+            "{}: --sim runs the built-in reference integration in-process; give `sut: {{reference: true}}` or --defect",
+            s.file.display()
+        )));
+    }
+    if opts.sim && s.raw.mocks.network.toxiproxy.is_some() {
+        return Err(Error::InvalidInput(format!(
+            "{}: --sim cannot use an external Toxiproxy (mocks.network.toxiproxy)",
+            s.file.display()
+        )));
+    }
+    let env = if opts.sim {
+        Environment::start_in_process(&env_options(s, seed)?)?
+    } else {
+        Environment::start(&env_options(s, seed)?).await?
+    };
     for f in &s.raw.faults {
         if let Err(e) = env.engine.check(f) {
             env.shutdown().await;
@@ -145,6 +169,9 @@ pub async fn run(
         })
     };
     let mut listening = vec![];
+    if env.sim.is_some() {
+        listening.push("simulation (in-process, no socket)".to_string());
+    }
     if let Some(sf) = &env.salesforce {
         listening.push(format!("salesforce={}", sf.url()));
     }
@@ -171,6 +198,7 @@ pub async fn run(
         .collect();
     let mut sut = None;
     let mut reference = None;
+    let mut workload_transport = Transport::sockets();
     let mut aborted: Option<String> = None;
     let mut ready_url: Option<String> = None;
     let defects = match (&opts.defects, &s.sut) {
@@ -252,22 +280,27 @@ pub async fn run(
                 "reference integration, defects: {}",
                 defects.label()
             ));
-            let r = Reference::new(
-                settings,
-                crate::transport::Transport::sockets(),
-                Policy::default(),
-                defects,
-                sink,
-            );
-            match crate::reference::spawn(r, 0).await {
-                Ok(running) => {
-                    let base = format!("http://{}", running.addr);
-                    reference = Some(running);
-                    base
-                }
-                Err(e) => {
-                    env.shutdown().await;
-                    return Err(e);
+            let deps = match &env.sim {
+                Some(w) => w.transport.clone(),
+                None => Transport::sockets(),
+            };
+            let r = Reference::new(settings, deps, Policy::default(), defects, sink);
+            if env.sim.is_some() {
+                let (running, router) = crate::reference::RunningReference::in_process(r);
+                reference = Some(running);
+                workload_transport = Transport::in_process([(SIM_REFERENCE.to_string(), router)]);
+                format!("http://{SIM_REFERENCE}")
+            } else {
+                match crate::reference::spawn(r, 0).await {
+                    Ok(running) => {
+                        let base = format!("http://{}", running.addr);
+                        reference = Some(running);
+                        base
+                    }
+                    Err(e) => {
+                        env.shutdown().await;
+                        return Err(e);
+                    }
                 }
             }
         }
@@ -282,7 +315,7 @@ pub async fn run(
             .engine
             .schedule(s.raw.faults.clone(), origin)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
-        let driver = Driver::new(&base, seed, clock.clone(), log.clone());
+        let driver = Driver::new(&base, seed, clock.clone(), log.clone(), workload_transport);
         let workload = driver.run(&s.raw.workload, until);
         tokio::pin!(workload);
         let health = reqwest::Client::builder()
@@ -340,12 +373,12 @@ pub async fn run(
     }
     let mut state = FinalState::default();
     let mut events = std::mem::take(&mut *log.lock());
-    if let Some(sf) = &env.salesforce {
-        state.sut_user = sf.handle().connection_settings().username.clone().into();
+    if let Some(sf) = env.salesforce_handle() {
+        state.sut_user = sf.connection_settings().username.clone().into();
         for o in OBJECTS {
-            state.records.insert(o.to_string(), sf.handle().records(o));
+            state.records.insert(o.to_string(), sf.records(o));
         }
-        for w in sf.handle().writes() {
+        for w in sf.writes() {
             use crashcart_mocks::salesforce::store::{Precondition, WriteKind};
             if w.kind == WriteKind::Delete {
                 state.deleted_at.insert(w.id.clone(), w.at_us);
@@ -366,17 +399,15 @@ pub async fn run(
             });
         }
         events.extend(
-            sf.handle()
-                .history()
+            sf.history()
                 .snapshot()
                 .into_iter()
                 .map(|r| Event::Request(Box::new(r))),
         );
     }
-    if let Some(llm) = &env.llm {
+    if let Some(llm) = env.llm_handle() {
         events.extend(
-            llm.handle()
-                .history()
+            llm.history()
                 .snapshot()
                 .into_iter()
                 .map(|r| Event::Request(Box::new(r))),
@@ -394,9 +425,17 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("crashcart-{}", std::process::id())));
     let journal = dir.join(format!("{}-{seed}.jsonl", s.name));
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|_| std::fs::File::create(&journal))
-        .and_then(|f| timeline.write_jsonl(f));
+    let mut bytes = vec![];
+    let _ = timeline.write_jsonl(&mut bytes);
+    let digest = {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(&bytes);
+        h.iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let written = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&journal, &bytes));
     let slos = check_all(
         &s.raw.slos,
         &s.raw.workload.operations,
@@ -427,8 +466,9 @@ pub async fn run(
         file: s.file.display().to_string(),
         seed,
         replay: format!(
-            "crashcart run {} --seed {seed}{}",
+            "crashcart run {} --seed {seed}{}{}",
             s.file.display(),
+            if opts.sim { " --sim" } else { "" },
             opts.defects
                 .iter()
                 .flat_map(|d| d.iter())
@@ -442,6 +482,7 @@ pub async fn run(
         journal: written.ok().map(|_| journal.display().to_string()),
         slos,
         sut_output: sut_output[tail..].to_vec(),
+        digest: Some(digest),
     };
     Ok(RunOutcome { report, timeline })
 }
@@ -480,5 +521,6 @@ pub fn recheck(s: &Scenario, journal: &Path, seed: u64) -> Result<RunReport, Err
         journal: Some(journal.display().to_string()),
         slos: results,
         sut_output: vec![],
+        digest: None,
     })
 }

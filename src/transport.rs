@@ -128,14 +128,21 @@ pub enum Transport {
     /// Real sockets.
     Sockets(reqwest::Client),
     /// Straight into routers, by `host:port`.
-    InProcess(Arc<HashMap<String, Router>>),
+    InProcess(Arc<InProcessHosts>),
+}
+
+/// The routers an in-process transport reaches, and the simulated network between.
+#[derive(Default)]
+pub struct InProcessHosts {
+    routers: HashMap<String, (Router, Option<crate::fault::DependencyName>)>,
+    net: Option<Arc<crate::sim::SimNetwork>>,
 }
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Sockets(_) => f.write_str("Transport::Sockets"),
-            Self::InProcess(m) => write!(f, "Transport::InProcess({:?})", m.keys()),
+            Self::InProcess(m) => write!(f, "Transport::InProcess({:?})", m.routers.keys()),
         }
     }
 }
@@ -153,7 +160,22 @@ impl Transport {
 
     /// In-process: `hosts` maps `host:port` (as in the URLs) to the router that serves it.
     pub fn in_process(hosts: impl IntoIterator<Item = (String, Router)>) -> Self {
-        Self::InProcess(Arc::new(hosts.into_iter().collect()))
+        Self::InProcess(Arc::new(InProcessHosts {
+            routers: hosts.into_iter().map(|(h, r)| (h, (r, None))).collect(),
+            net: None,
+        }))
+    }
+
+    /// In-process through a simulated network: each host is a dependency whose network
+    /// faults `net` applies (simulation mode).
+    pub fn simulated(
+        hosts: impl IntoIterator<Item = (String, Router, Option<crate::fault::DependencyName>)>,
+        net: Arc<crate::sim::SimNetwork>,
+    ) -> Self {
+        Self::InProcess(Arc::new(InProcessHosts {
+            routers: hosts.into_iter().map(|(h, r, d)| (h, (r, d))).collect(),
+            net: Some(net),
+        }))
     }
 
     /// Send a request and read the whole response, within `timeout` if given.
@@ -206,9 +228,10 @@ impl Transport {
                     .authority()
                     .map(|a| a.as_str().to_string())
                     .unwrap_or_default();
-                let router = hosts.get(&authority).cloned().ok_or_else(|| {
+                let (router, dep) = hosts.routers.get(&authority).cloned().ok_or_else(|| {
                     TransportError::Connection(format!("connection refused: {authority}"))
                 })?;
+                let request_len = req.body.as_ref().map_or(0, |b| b.len()) + 200;
                 let mut builder = http::Request::builder().method(req.method).uri(uri);
                 if let Some(h) = builder.headers_mut() {
                     *h = req.headers;
@@ -219,19 +242,25 @@ impl Transport {
                 let request = builder
                     .body(axum::body::Body::from(req.body.unwrap_or_default()))
                     .map_err(|e| TransportError::Connection(e.to_string()))?;
-                let response = router
-                    .oneshot(request)
-                    .await
-                    .map_err(|e| TransportError::Connection(e.to_string()))?;
-                let (parts, body) = response.into_parts();
-                let body = axum::body::to_bytes(body, usize::MAX)
-                    .await
-                    .map_err(|e| TransportError::Connection(e.to_string()))?;
-                Ok(HttpResponse {
-                    status: parts.status.as_u16(),
-                    headers: parts.headers,
-                    body,
-                })
+                let serve = async move {
+                    let response = router
+                        .oneshot(request)
+                        .await
+                        .map_err(|e| TransportError::Connection(e.to_string()))?;
+                    let (parts, body) = response.into_parts();
+                    let body = axum::body::to_bytes(body, usize::MAX)
+                        .await
+                        .map_err(|e| TransportError::Connection(e.to_string()))?;
+                    Ok(HttpResponse {
+                        status: parts.status.as_u16(),
+                        headers: parts.headers,
+                        body,
+                    })
+                };
+                match &hosts.net {
+                    Some(net) => net.carry(dep, request_len, serve).await,
+                    None => serve.await,
+                }
             }
         }
     }

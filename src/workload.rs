@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use crate::record::{Event, OpEvent, Phase};
 use crate::scenario::raw::{RawOperation, RawWorkload};
 use crate::scenario::template;
+use crate::transport::{HttpRequest, Transport, TransportError};
 
 /// Where the workload goes and how it records.
 #[derive(Clone)]
@@ -27,21 +28,27 @@ pub struct Driver {
     pub clock: Clock,
     /// The timeline sink.
     pub log: Arc<Mutex<Vec<Event>>>,
-    /// HTTP client.
-    pub http: reqwest::Client,
+    /// How requests reach the SUT (sockets, or in-process in simulation).
+    pub transport: Transport,
     counter: Arc<AtomicU64>,
     picker: Arc<Mutex<ChaCha8Rng>>,
 }
 
 impl Driver {
     /// A driver for a SUT at `base`.
-    pub fn new(base: &str, seed: u64, clock: Clock, log: Arc<Mutex<Vec<Event>>>) -> Self {
+    pub fn new(
+        base: &str,
+        seed: u64,
+        clock: Clock,
+        log: Arc<Mutex<Vec<Event>>>,
+        transport: Transport,
+    ) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
             seed,
             clock,
             log,
-            http: reqwest::Client::new(),
+            transport,
             counter: Arc::new(AtomicU64::new(0)),
             picker: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x5eed))),
         }
@@ -70,10 +77,7 @@ impl Driver {
         let key = values["key"].clone();
         let path = template::render(&op.path, &values);
         let method = http::Method::from_bytes(op.method.as_bytes()).unwrap_or(http::Method::POST);
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .timeout(timeout)
+        let mut req = HttpRequest::new(method, format!("{}{path}", self.base))
             .header("x-crashcart-op", key.as_str());
         if let Some(b) = &op.body {
             req = req.json(&template::render_json(b, &values));
@@ -89,17 +93,11 @@ impl Driver {
             latency_us: None,
             error: None,
         }));
-        let (phase, status, error) = match req.send().await {
-            Ok(r) => {
-                let s = r.status().as_u16();
-                // Read the body so the exchange is complete; an unreadable body is an unknown outcome.
-                match r.bytes().await {
-                    Ok(_) if (200..300).contains(&s) => (Phase::Ok, Some(s), None),
-                    Ok(_) => (Phase::Fail, Some(s), None),
-                    Err(e) => (Phase::Info, Some(s), Some(e.to_string())),
-                }
-            }
-            Err(e) if e.is_timeout() => (Phase::Info, None, Some("timeout".into())),
+        // The whole body is read: an answer cut short is an unknown outcome.
+        let (phase, status, error) = match self.transport.send(req, Some(timeout)).await {
+            Ok(r) if (200..300).contains(&r.status) => (Phase::Ok, Some(r.status), None),
+            Ok(r) => (Phase::Fail, Some(r.status), None),
+            Err(TransportError::Timeout) => (Phase::Info, None, Some("timeout".into())),
             Err(e) => (Phase::Info, None, Some(e.to_string())),
         };
         let done = self.now();

@@ -3,7 +3,7 @@
 //!
 //! Asserts that the reference passes every shipped scenario, that every defect is caught by
 //! the scenario built for it, and that the matrix agrees cell by cell (caught or missed, pass
-//! or fail) with the table in README.md. The SLO names in the README's cells are those of the
+//! or fail) with the table in README.md, in real time and in simulation (`--sim`) alike. The SLO names in the README's cells are those of the
 //! run that wrote it; which further SLOs also fail can vary with timing, so they are not
 //! compared.
 
@@ -60,7 +60,7 @@ async fn the_reference_passes_and_every_defect_is_caught_as_the_readme_says() {
         .map(|f| crashcart::scenario::load(f).expect("shipped scenarios are valid"))
         .collect();
     let reports = tempdir();
-    let m = crashcart::matrix::run(&scenarios, &Defect::ALL, 12, &reports, |line| {
+    let m = crashcart::matrix::run(&scenarios, &Defect::ALL, 12, &reports, false, |line| {
         eprintln!("{line}")
     })
     .await
@@ -110,7 +110,39 @@ async fn the_reference_passes_and_every_defect_is_caught_as_the_readme_says() {
         "the matrix disagrees with README.md:\n{}",
         differ.join("\n")
     );
+    // Simulation (paused clock, in-process) gives the same verdicts, in seconds.
+    let sim = crashcart::matrix::run(&scenarios, &Defect::ALL, 2, &reports, true, |_| {})
+        .await
+        .expect("the simulated matrix runs");
+    let readme = &readme;
+    let sim_differ: Vec<String> = sim
+        .rows
+        .iter()
+        .flat_map(|(row, cells)| {
+            cells.iter().filter_map(move |(s, c)| {
+                let text = c.text(row == "reference");
+                let want = cells_verdict(readme, row, s);
+                (want.as_deref() != Some(verdict(&text)))
+                    .then(|| format!("{row} × {s}: README {want:?}, simulation {text:?}"))
+            })
+        })
+        .collect();
+    assert!(
+        sim_differ.is_empty(),
+        "simulation disagrees with README.md (and so with real time):\n{}",
+        sim_differ.join("\n")
+    );
     let _ = std::fs::remove_dir_all(&reports);
+}
+
+fn cells_verdict(
+    readme: &BTreeMap<(String, String), String>,
+    row: &str,
+    scenario: &str,
+) -> Option<String> {
+    readme
+        .get(&(row.to_string(), scenario.to_string()))
+        .map(|c| verdict(c).to_string())
 }
 
 fn tempdir() -> std::path::PathBuf {

@@ -207,17 +207,33 @@ impl Reference {
 
 /// A reference integration serving on a socket; stops when dropped.
 pub struct RunningReference {
-    /// Where it listens.
+    /// Where it listens (unspecified in-process).
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
     reference: Arc<Reference>,
 }
 
 impl RunningReference {
+    /// The integration without a socket (simulation): its router, to be reached through an
+    /// in-process transport.
+    pub fn in_process(reference: Arc<Reference>) -> (Self, axum::Router) {
+        let router = flows::router(reference.clone());
+        (
+            Self {
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                task: None,
+                reference,
+            },
+            router,
+        )
+    }
+
     /// Stop accepting work, then give background compensations up to `grace` to finish (a
     /// SIGTERM's grace period). Returns how many were still running.
-    pub async fn stop(self, grace: std::time::Duration) -> usize {
-        self.task.abort();
+    pub async fn stop(mut self, grace: std::time::Duration) -> usize {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
         self.reference.compensating.wait_idle(grace).await;
         self.reference.compensating.count()
     }
@@ -225,7 +241,9 @@ impl RunningReference {
 
 impl Drop for RunningReference {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(t) = &self.task {
+            t.abort();
+        }
     }
 }
 
@@ -247,7 +265,7 @@ pub async fn spawn(reference: Arc<Reference>, port: u16) -> Result<RunningRefere
     });
     Ok(RunningReference {
         addr,
-        task,
+        task: Some(task),
         reference,
     })
 }
