@@ -14,6 +14,7 @@
 //! - [`matrix`]: `crashcart matrix`, every scenario against the reference and each defect.
 //! - [`transport`]: the HTTP transport seam (real sockets, or in-process routers).
 //! - [`sim`]: simulation mode's network (network faults inside the in-process transport).
+//! - [`tune`]: `crashcart tune`, backoff settings swept in simulation, ranked, Pareto front.
 //! - [`report`]: console, JSON and JUnit reports; [`html`]: the HTML report with its SVG timeline.
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
 //! - `wiremock_faults` (feature `wiremock`): the fault kinds as wiremock-rs responders.
@@ -44,6 +45,7 @@ pub mod shutdown;
 pub mod sim;
 pub mod sut;
 pub mod transport;
+pub mod tune;
 #[cfg(feature = "wiremock")]
 pub mod wiremock_faults;
 pub mod workload;

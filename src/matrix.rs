@@ -220,6 +220,7 @@ pub async fn run(
                     report_dir: Some(dir),
                     defects: Some(d),
                     sim,
+                    policy: None,
                 };
                 let r = if sim {
                     let s2 = s.clone();

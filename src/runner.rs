@@ -51,6 +51,8 @@ pub struct RunOptions {
     /// Simulation mode: everything in-process on the current (paused) clock, no socket.
     /// Needs the reference integration as the SUT.
     pub sim: bool,
+    /// The reference integration's resilience settings (default: [`Policy::default`]).
+    pub policy: Option<Policy>,
 }
 
 /// The sObjects whose final state the checkers see.
@@ -284,7 +286,8 @@ pub async fn run(
                 Some(w) => w.transport.clone(),
                 None => Transport::sockets(),
             };
-            let r = Reference::new(settings, deps, Policy::default(), defects, sink);
+            let policy = opts.policy.clone().unwrap_or_default();
+            let r = Reference::new(settings, deps, policy, defects, sink);
             if env.sim.is_some() {
                 let (running, router) = crate::reference::RunningReference::in_process(r);
                 reference = Some(running);

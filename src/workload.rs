@@ -160,10 +160,14 @@ impl Driver {
             }
             (None, Some(c)) => {
                 // Closed loop: c workers, each starting the next operation when one ends.
+                let started = Arc::new(AtomicU64::new(0));
+                let total = w.total.unwrap_or(u64::MAX);
                 for _ in 0..c.max(1) {
-                    let (d, ops) = (self.clone(), ops.clone());
+                    let (d, ops, started) = (self.clone(), ops.clone(), started.clone());
                     tasks.spawn(async move {
-                        while Instant::now() < until {
+                        while Instant::now() < until
+                            && started.fetch_add(1, Ordering::SeqCst) < total
+                        {
                             let op = d.pick(&ops).clone();
                             d.one(&op, timeout).await;
                         }

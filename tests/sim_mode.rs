@@ -18,6 +18,7 @@ fn opts(seed: Option<u64>, dir: &Path) -> RunOptions {
         report_dir: Some(dir.to_path_buf()),
         defects: None,
         sim: true,
+        policy: None,
     }
 }
 

@@ -37,6 +37,7 @@ pub fn router(r: Arc<Reference>) -> Router {
         .route("/appointments", post(book))
         .route("/patients/{id}/sync", post(sync))
         .route("/cases/{id}/summarize", post(summarize))
+        .route("/contention/{id}", post(contend))
         .with_state(r)
 }
 
@@ -424,6 +425,60 @@ async fn summarize(
     answer(
         StatusCode::CONFLICT,
         json!({"error": "the case keeps changing"}),
+    )
+}
+
+/// `POST /contention/{id}`: one conditional write to a record many clients share (the
+/// classic backoff study): read the record and its ETag, write with `If-Match`, and on 412
+/// wait by the backoff strategy and try again, up to the policy's attempts.
+async fn contend(
+    State(r): State<Arc<Reference>>,
+    Path(ext): Path<String>,
+    Json(b): Json<Value>,
+) -> Response {
+    let deadline = Instant::now() + r.policy.operation_deadline;
+    let sf = &r.sf;
+    let path = format!(
+        "/sobjects/Contact/Patient_External_Id__c/{}",
+        urlencode(&ext)
+    );
+    let mut previous = Duration::ZERO;
+    for attempt in 0..r.policy.max_attempts.max(1) {
+        let (rec, etag) = match sf.get(&path, deadline).await {
+            Ok(Some(x)) => x,
+            Ok(None) => {
+                let fields = json!({"LastName": "Contention"});
+                if let Err(e) = sf
+                    .upsert("Contact", "Patient_External_Id__c", &ext, &fields, deadline)
+                    .await
+                {
+                    return sf_failure("create", &e);
+                }
+                continue;
+            }
+            Err(e) => return sf_failure("read", &e),
+        };
+        let id = rec["Id"].as_str().unwrap_or_default().to_string();
+        let value = json!({"MailingCity": text(&b, "writer").unwrap_or("writer")});
+        match sf
+            .update("Contact", &id, &value, Some(&etag), deadline)
+            .await
+        {
+            Ok(true) => return answer(StatusCode::OK, json!({"attempts": attempt + 1})),
+            Ok(false) => {
+                let wait = sf.dep.backoff(attempt, previous);
+                previous = wait;
+                if Instant::now() + wait >= deadline {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return sf_failure("write", &e),
+        }
+    }
+    answer(
+        StatusCode::CONFLICT,
+        json!({"error": "still conflicting after every attempt"}),
     )
 }
 

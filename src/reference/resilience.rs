@@ -42,6 +42,56 @@ pub struct Policy {
     pub breaker_open_for: Duration,
     /// Deadline of one workload operation (retries stop before it).
     pub operation_deadline: Duration,
+    /// How waits between attempts are drawn.
+    pub strategy: Strategy,
+    /// Whether the retry budget applies.
+    pub budget: bool,
+}
+
+/// A backoff strategy (the names of the AWS Architecture Blog's study, "Exponential Backoff
+/// And Jitter").
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Retry at once.
+    None,
+    /// Always `base`.
+    Constant,
+    /// `min(cap, base × 2^n)`, no jitter.
+    Exponential,
+    /// Uniform in `[0, min(cap, base × 2^n)]`.
+    FullJitter,
+    /// Half the exponential step plus uniform in the other half.
+    EqualJitter,
+    /// `min(cap, uniform(base, previous × 3))`.
+    Decorrelated,
+}
+
+impl Strategy {
+    /// Every strategy.
+    pub const ALL: [Strategy; 6] = [
+        Strategy::None,
+        Strategy::Constant,
+        Strategy::Exponential,
+        Strategy::FullJitter,
+        Strategy::EqualJitter,
+        Strategy::Decorrelated,
+    ];
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::None => "none",
+            Strategy::Constant => "constant",
+            Strategy::Exponential => "exponential",
+            Strategy::FullJitter => "full-jitter",
+            Strategy::EqualJitter => "equal-jitter",
+            Strategy::Decorrelated => "decorrelated",
+        }
+    }
 }
 
 impl Default for Policy {
@@ -57,26 +107,57 @@ impl Default for Policy {
             breaker_threshold: 5,
             breaker_open_for: Duration::from_secs(1),
             operation_deadline: Duration::from_secs(8),
+            strategy: Strategy::FullJitter,
+            budget: true,
         }
     }
 }
 
-/// The wait before retry number `retry` (0 for the first retry).
-pub fn backoff(policy: &Policy, retry: u32, defects: &Defects, rng: &mut ChaCha8Rng) -> Duration {
-    if defects.has(Defect::NoBackoff) {
-        return Duration::ZERO;
-    }
+/// The wait before retry number `retry` (0 for the first retry); `previous` is the last wait
+/// (decorrelated jitter grows from it).
+pub fn backoff(
+    policy: &Policy,
+    retry: u32,
+    previous: Duration,
+    defects: &Defects,
+    rng: &mut ChaCha8Rng,
+) -> Duration {
+    let strategy = if defects.has(Defect::NoBackoff) {
+        Strategy::None
+    } else if defects.has(Defect::NoJitter) {
+        Strategy::Exponential
+    } else {
+        policy.strategy
+    };
     let ceiling = policy
         .base
         .saturating_mul(1u32 << retry.min(16))
         .min(policy.cap);
-    if defects.has(Defect::NoJitter) {
-        return ceiling;
+    let uniform = |rng: &mut ChaCha8Rng, lo: f64, hi: f64| {
+        Duration::from_secs_f64(if hi > lo {
+            rng.random_range(lo..=hi)
+        } else {
+            lo
+        })
+    };
+    match strategy {
+        Strategy::None => Duration::ZERO,
+        Strategy::Constant => policy.base,
+        Strategy::Exponential => ceiling,
+        // Floored at 10 ms (or the base, if smaller) so a retry never lands on the heels of
+        // the failure.
+        Strategy::FullJitter => {
+            uniform(rng, 0.0, ceiling.as_secs_f64()).max(Duration::from_millis(10).min(policy.base))
+        }
+        Strategy::EqualJitter => {
+            let half = ceiling.as_secs_f64() / 2.0;
+            uniform(rng, half, ceiling.as_secs_f64())
+        }
+        Strategy::Decorrelated => {
+            let hi = (previous.max(policy.base).as_secs_f64() * 3.0).min(policy.cap.as_secs_f64());
+            uniform(rng, policy.base.as_secs_f64(), hi).min(policy.cap)
+        }
     }
-    // Full jitter: uniform in [0, ceiling], floored so a retry never lands on the heels of
-    // the failure.
-    let floor = Duration::from_millis(10);
-    Duration::from_secs_f64(rng.random_range(0.0..=ceiling.as_secs_f64())).max(floor)
 }
 
 /// A retry budget: retries stay within `ratio × first attempts + floor`.
@@ -282,6 +363,7 @@ impl Dependency {
         let timeout = (!self.defects.has(Defect::NoTimeout)).then_some(self.timeout);
         self.budget.first();
         let mut retry = 0u32;
+        let mut previous = Duration::ZERO;
         loop {
             if !no_breaker && !self.breaker.allow() {
                 return Err(CallError::Open(self.name));
@@ -332,10 +414,19 @@ impl Dependency {
             }
             retry += 1;
             let out_of_attempts = !unbounded && retry >= self.policy.max_attempts;
-            if out_of_attempts || (!unbounded && !self.budget.withdraw(&self.policy)) {
+            let budget_spent =
+                !unbounded && self.policy.budget && !self.budget.withdraw(&self.policy);
+            if out_of_attempts || budget_spent {
                 return answer.map_err(|e| CallError::Transport(self.name, e));
             }
-            let mut wait = backoff(&self.policy, retry - 1, &self.defects, &mut self.rng.lock());
+            let mut wait = backoff(
+                &self.policy,
+                retry - 1,
+                previous,
+                &self.defects,
+                &mut self.rng.lock(),
+            );
+            previous = wait;
             if let Some(ra) = wait_at_least {
                 wait = wait.max(ra);
             }
@@ -344,6 +435,18 @@ impl Dependency {
             }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// The wait before retry `retry` by the policy (for retry loops outside [`Self::call`],
+    /// such as a conditional write retried on 412).
+    pub fn backoff(&self, retry: u32, previous: Duration) -> Duration {
+        backoff(
+            &self.policy,
+            retry,
+            previous,
+            &self.defects,
+            &mut self.rng.lock(),
+        )
     }
 
     /// A fresh random number from the integration's seeded generator.
@@ -362,17 +465,41 @@ mod tests {
         let p = Policy::default();
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let none = Defects::none();
-        let waits: Vec<Duration> = (0..200).map(|_| backoff(&p, 2, &none, &mut rng)).collect();
+        let z = Duration::ZERO;
+        let waits: Vec<Duration> = (0..200)
+            .map(|_| backoff(&p, 2, z, &none, &mut rng))
+            .collect();
         assert!(waits
             .iter()
             .all(|w| *w >= Duration::from_millis(10) && *w <= p.base * 4));
         let distinct: std::collections::BTreeSet<_> = waits.iter().collect();
         assert!(distinct.len() > 150, "jittered");
-        assert!(backoff(&p, 30, &none, &mut rng) <= p.cap);
+        assert!(backoff(&p, 30, z, &none, &mut rng) <= p.cap);
         let nj: Defects = [Defect::NoJitter].into_iter().collect();
-        assert_eq!(backoff(&p, 2, &nj, &mut rng), p.base * 4);
+        assert_eq!(backoff(&p, 2, z, &nj, &mut rng), p.base * 4);
         let nb: Defects = [Defect::NoBackoff].into_iter().collect();
-        assert_eq!(backoff(&p, 2, &nb, &mut rng), Duration::ZERO);
+        assert_eq!(backoff(&p, 2, z, &nb, &mut rng), Duration::ZERO);
+        // The other strategies stay in their ranges.
+        let with = |strategy| Policy {
+            strategy,
+            ..Policy::default()
+        };
+        assert_eq!(
+            backoff(&with(Strategy::Constant), 5, z, &none, &mut rng),
+            p.base
+        );
+        for _ in 0..100 {
+            let e = backoff(&with(Strategy::EqualJitter), 2, z, &none, &mut rng);
+            assert!(e >= p.base * 2 && e <= p.base * 4, "{e:?}");
+            let d = backoff(
+                &with(Strategy::Decorrelated),
+                2,
+                p.base * 5,
+                &none,
+                &mut rng,
+            );
+            assert!(d >= p.base && d <= p.base * 15, "{d:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

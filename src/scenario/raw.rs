@@ -43,6 +43,9 @@ pub struct RawScenario {
     /// When to stop early.
     #[serde(default)]
     pub abort: RawAbort,
+    /// The sweep space of `crashcart tune` (command-line flags override it).
+    #[serde(default)]
+    pub tune: Option<crate::tune::Space>,
 }
 
 /// The mocks' configuration.
@@ -172,6 +175,10 @@ pub struct RawWorkload {
     /// Closed loop: operations in flight at once.
     #[serde(default)]
     pub concurrency: Option<u32>,
+    /// Stop after this many operations in all (with `concurrency: N` and `total: N`, each
+    /// client does one operation and the run ends when they are done).
+    #[serde(default)]
+    pub total: Option<u64>,
     /// Per-operation timeout (an operation past it is `info`: outcome unknown).
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "Option<String>")]

@@ -228,6 +228,7 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
             format!("must be a number above zero, got {r}"),
         ),
         (None, Some(0)) => c.add("workload.concurrency", "must be at least 1"),
+        _ if w.total == Some(0) => c.add("workload.total", "must be at least 1"),
         _ => {}
     }
     if w.operations.is_empty() {
