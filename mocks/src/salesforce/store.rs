@@ -111,6 +111,26 @@ struct Table {
     records: BTreeMap<String, Record>,
     next: u64,
     autonumber: u64,
+    /// Ids of records that ever held a text value (lower-cased), whatever the field: external
+    /// id and unique-field lookups check these candidates instead of scanning the table.
+    /// Entries go stale when a value changes; lookups re-check the record, so stale entries
+    /// only cost a comparison. Renames move values between fields and keep the index valid.
+    by_value: HashMap<String, Vec<String>>,
+}
+
+impl Table {
+    fn index(&mut self, id: &str, values: &Map<String, Value>) {
+        for v in values.values() {
+            if let Value::String(t) = v {
+                if t.len() <= 255 {
+                    let ids = self.by_value.entry(t.to_ascii_lowercase()).or_default();
+                    if ids.last().map(String::as_str) != Some(id) {
+                        ids.push(id.to_string());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The org's data.
@@ -208,15 +228,46 @@ impl OrgData {
         }
     }
 
-    /// Ids of live records whose `field` equals `value` (external id lookups).
+    /// Records of `obj` that may hold `value` in some field: the value index's candidates for
+    /// text, every record otherwise. Callers check the field themselves.
+    fn candidates<'a>(
+        &'a self,
+        obj: &str,
+        value: &Value,
+    ) -> Box<dyn Iterator<Item = &'a Record> + 'a> {
+        let Some(t) = self.table(obj) else {
+            return Box::new(std::iter::empty());
+        };
+        match value {
+            Value::String(v) => {
+                let ids = t
+                    .by_value
+                    .get(&v.to_ascii_lowercase())
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let mut seen = std::collections::HashSet::new();
+                Box::new(
+                    ids.iter()
+                        .filter(move |id| seen.insert(id.as_str()))
+                        .filter_map(|id| t.records.get(id)),
+                )
+            }
+            _ => Box::new(t.records.values()),
+        }
+    }
+
+    /// Ids of live records whose `field` equals `value` (external id lookups), in id order.
     pub fn find_by(&self, obj: &ObjectDef, field: &str, value: &Value) -> Vec<String> {
         let Some(f) = obj.field(field) else {
             return vec![];
         };
-        self.records(&obj.name)
+        let mut ids: Vec<String> = self
+            .candidates(&obj.name, value)
             .filter(|r| !r.deleted && Self::same_value(r.get(&f.name), value, f.case_sensitive))
             .map(|r| r.id.clone())
-            .collect()
+            .collect();
+        ids.sort();
+        ids
     }
 
     fn check_integrity(
@@ -233,7 +284,7 @@ impl OrgData {
             let Some(f) = obj.field(name) else { continue };
             if f.unique {
                 let clash = self
-                    .records(&obj.name)
+                    .candidates(&obj.name, value)
                     .find(|r| {
                         !r.deleted
                             && Some(r.id.as_str()) != self_id
@@ -369,11 +420,12 @@ impl OrgData {
             modified: actor.now,
             deleted: false,
         };
-        self.tables
+        let table = self
+            .tables
             .entry(obj.name.to_ascii_lowercase())
-            .or_default()
-            .records
-            .insert(id.clone(), record);
+            .or_default();
+        table.index(&id, &record.fields);
+        table.records.insert(id.clone(), record);
         self.log(
             actor,
             obj,
@@ -437,6 +489,16 @@ impl OrgData {
         };
         let prior = record.version;
         let written: Vec<String> = values.keys().cloned().collect();
+        if let Some(t) = self.tables.get_mut(&obj.name.to_ascii_lowercase()) {
+            t.index(id, &values);
+        }
+        let Some(record) = self
+            .tables
+            .get_mut(&obj.name.to_ascii_lowercase())
+            .and_then(|t| t.records.get_mut(id))
+        else {
+            return Err(SfError::not_found());
+        };
         for (k, v) in values {
             record.fields.insert(k, v);
         }
