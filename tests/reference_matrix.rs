@@ -1,11 +1,9 @@
 //! The defect matrix, end to end: every shipped scenario against the reference integration
 //! and against each of its defects, on real sockets through the chaos proxies.
 //!
-//! Asserts that the reference passes every shipped scenario, that every defect is caught by
-//! the scenario built for it, and that the matrix agrees cell by cell (caught or missed, pass
-//! or fail) with the table in README.md, in real time and in simulation (`--sim`) alike. The SLO names in the README's cells are those of the
-//! run that wrote it; which further SLOs also fail can vary with timing, so they are not
-//! compared.
+//! Asserts, in simulation and in real time alike, that the reference passes every shipped
+//! scenario and that every defect is caught by the scenario built for it; and that the
+//! simulated matrix (deterministic) is the table in README.md, cell for cell.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -60,89 +58,81 @@ async fn the_reference_passes_and_every_defect_is_caught_as_the_readme_says() {
         .map(|f| crashcart::scenario::load(f).expect("shipped scenarios are valid"))
         .collect();
     let reports = tempdir();
-    let m = crashcart::matrix::run(&scenarios, &Defect::ALL, 12, &reports, false, |line| {
-        eprintln!("{line}")
-    })
-    .await
-    .expect("the matrix runs");
-    eprintln!("{}", m.table());
-
-    let cells: BTreeMap<(String, String), String> = m
-        .rows
-        .iter()
-        .flat_map(|(row, cells)| {
-            cells
-                .iter()
-                .map(move |(s, c)| ((row.clone(), s.clone()), c.text(row == "reference")))
-        })
-        .collect();
-    for s in &m.scenarios {
-        let c = &cells[&("reference".to_string(), s.clone())];
-        assert_eq!(c, "pass", "the reference must pass {s}: {c}");
-    }
-    for (d, s) in DESIGNED {
-        let c = &cells[&(d.name().to_string(), s.to_string())];
-        assert!(
-            c.starts_with("caught"),
-            "{d} must be caught by {s}, the scenario built for it: {c}"
-        );
-    }
     let readme = readme_table();
+
+    // Simulation is deterministic: its table is the README's, cell for cell (SLO names too).
+    let sim = crashcart::matrix::run(&scenarios, &Defect::ALL, 2, &reports, true, |_| {})
+        .await
+        .expect("the simulated matrix runs");
+    let sim_cells = cells(&sim);
     assert_eq!(
         readme.len(),
-        cells.len(),
-        "the README table has {} cells, the matrix {}; regenerate it with `crashcart matrix --markdown`",
+        sim_cells.len(),
+        "the README table has {} cells, the matrix {}; regenerate it with `crashcart matrix --sim --markdown FILE`",
         readme.len(),
-        cells.len()
+        sim_cells.len()
     );
-    let differ: Vec<String> = cells
+    let differ: Vec<String> = sim_cells
         .iter()
-        .filter(|(k, c)| readme.get(*k).map(|r| verdict(r)) != Some(verdict(c)))
+        .filter(|(k, c)| readme.get(*k) != Some(*c))
         .map(|((row, s), c)| {
             format!(
-                "{row} × {s}: README says {:?}, the run gave {c:?}",
+                "{row} × {s}: README says {:?}, the simulated run gave {c:?}",
                 readme.get(&(row.clone(), s.clone()))
             )
         })
         .collect();
     assert!(
         differ.is_empty(),
-        "the matrix disagrees with README.md:\n{}",
+        "the simulated matrix disagrees with README.md:\n{}",
         differ.join("\n")
     );
-    // Simulation (paused clock, in-process) gives the same verdicts, in seconds.
-    let sim = crashcart::matrix::run(&scenarios, &Defect::ALL, 2, &reports, true, |_| {})
-        .await
-        .expect("the simulated matrix runs");
-    let readme = &readme;
-    let sim_differ: Vec<String> = sim
-        .rows
-        .iter()
-        .flat_map(|(row, cells)| {
-            cells.iter().filter_map(move |(s, c)| {
-                let text = c.text(row == "reference");
-                let want = cells_verdict(readme, row, s);
-                (want.as_deref() != Some(verdict(&text)))
-                    .then(|| format!("{row} × {s}: README {want:?}, simulation {text:?}"))
-            })
-        })
-        .collect();
-    assert!(
-        sim_differ.is_empty(),
-        "simulation disagrees with README.md (and so with real time):\n{}",
-        sim_differ.join("\n")
-    );
+    check_rows(&sim_cells, &sim.scenarios, "simulation");
+
+    // Real time, on sockets through the proxies: the same guarantees. Cells outside them can
+    // flip with the machine's load (which call a partition catches), so they are only shown.
+    let real = crashcart::matrix::run(&scenarios, &Defect::ALL, 12, &reports, false, |line| {
+        eprintln!("{line}")
+    })
+    .await
+    .expect("the matrix runs");
+    let real_cells = cells(&real);
+    check_rows(&real_cells, &real.scenarios, "real time");
+    for (k, c) in &real_cells {
+        if readme.get(k).map(|r| verdict(r)) != Some(verdict(c)) {
+            eprintln!(
+                "real time differs from the README at {} × {}: {c}",
+                k.0, k.1
+            );
+        }
+    }
     let _ = std::fs::remove_dir_all(&reports);
 }
 
-fn cells_verdict(
-    readme: &BTreeMap<(String, String), String>,
-    row: &str,
-    scenario: &str,
-) -> Option<String> {
-    readme
-        .get(&(row.to_string(), scenario.to_string()))
-        .map(|c| verdict(c).to_string())
+fn cells(m: &Matrix) -> BTreeMap<(String, String), String> {
+    m.rows
+        .iter()
+        .flat_map(|(row, cells)| {
+            cells
+                .iter()
+                .map(move |(s, c)| ((row.clone(), s.clone()), c.text(row == "reference")))
+        })
+        .collect()
+}
+
+/// The reference passes every scenario; every defect is caught by the scenario built for it.
+fn check_rows(cells: &BTreeMap<(String, String), String>, scenarios: &[String], how: &str) {
+    for s in scenarios {
+        let c = &cells[&("reference".to_string(), s.clone())];
+        assert_eq!(c, "pass", "{how}: the reference must pass {s}: {c}");
+    }
+    for (d, s) in DESIGNED {
+        let c = &cells[&(d.name().to_string(), s.to_string())];
+        assert!(
+            c.starts_with("caught"),
+            "{how}: {d} must be caught by {s}, the scenario built for it: {c}"
+        );
+    }
 }
 
 fn tempdir() -> std::path::PathBuf {

@@ -151,6 +151,11 @@ pub fn retry(t: &Timeline, slo: &RawSlo) -> SloResult {
             }
         }
         for (i, w) in g.windows(2).enumerate() {
+            // A retry with a new token after 401 is re-authentication, not backoff: no gap
+            // is owed (the new token is the remedy).
+            if w[0].status == 401 && w[0].token_digest != w[1].token_digest {
+                continue;
+            }
             let d = gap(w[0], w[1]);
             if i == 0 {
                 first_gaps.push(d);
@@ -316,6 +321,9 @@ pub fn circuit_breaker(t: &Timeline, slo: &RawSlo) -> SloResult {
             reqs.partition_point(|r| r.at_us < *end),
         );
         let inside: Vec<&&RequestRecord> = reqs[a..b].iter().collect();
+        // Calls made while the last `after_failures` calls had all failed: a breaker should
+        // have been open then. A success shows the dependency answering (a partial outage,
+        // or a probe that closed the breaker) and starts the count again.
         let mut failures = 0u32;
         let mut after = vec![];
         for r in &inside {
@@ -324,6 +332,8 @@ pub fn circuit_breaker(t: &Timeline, slo: &RawSlo) -> SloResult {
             }
             if failed(r) {
                 failures += 1;
+            } else {
+                failures = 0;
             }
         }
         worst = worst.max(after.len());
@@ -412,7 +422,16 @@ pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
     let mut dead: Vec<(String, u64)> = vec![];
     for &i in &invalid {
         let r = reqs[i];
-        match reqs[i + 1..].iter().position(|x| is_auth_success(x)) {
+        // Recovered when a new token is obtained, or when the next call already carries one
+        // (another caller renewed it while this one was in flight: single flight at work).
+        let renewed = |x: &&RequestRecord| {
+            is_auth_success(x)
+                || (x.dependency.as_str() == "salesforce"
+                    && x.token_digest.is_some()
+                    && x.token_digest != r.token_digest
+                    && x.status < 400)
+        };
+        match reqs[i + 1..].iter().position(renewed) {
             Some(p) => {
                 let data_between = reqs[i + 1..i + 1 + p]
                     .iter()
@@ -750,6 +769,20 @@ mod tests {
             r.evidence.iter().any(|e| e.contains("non-retryable 400")),
             "{r:?}"
         );
+        // A 401 followed at once by the same request with a new token is re-authentication,
+        // not a retry owed a backoff (found by `crashcart explore`); with the same token it is.
+        let mut reqs = retried(1, &[0], 0);
+        reqs[0].status = 401;
+        reqs[1].token_digest = Some("tok-b".into());
+        assert_eq!(
+            retry(&tl(reqs.clone(), vec![]), &retry_slo()).verdict,
+            Verdict::Pass
+        );
+        reqs[1].token_digest = reqs[0].token_digest.clone();
+        assert_eq!(
+            retry(&tl(reqs, vec![]), &retry_slo()).verdict,
+            Verdict::Fail
+        );
         // No traffic: nothing to judge.
         assert_eq!(
             retry(&tl(vec![], vec![]), &retry_slo()).verdict,
@@ -801,6 +834,20 @@ mod tests {
             Verdict::Pass,
             "{:?}",
             token(&good, &slo)
+        );
+        // Also good: another caller had renewed the token while this call was in flight, and
+        // the retry carries the new one (no token request after the 401; found by explore).
+        let mut renewed = sf(3, 120, 200);
+        renewed.token_digest = Some("tok-b".into());
+        let early = tl(
+            vec![auth(0, 90), expired(1, 100), renewed],
+            vec![expiry.clone()],
+        );
+        assert_eq!(
+            token(&early, &slo).verdict,
+            Verdict::Pass,
+            "{:?}",
+            token(&early, &slo)
         );
         // No refresh: it keeps failing.
         let bad = tl(

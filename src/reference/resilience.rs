@@ -358,6 +358,16 @@ impl Dependency {
         req: &HttpRequest,
         deadline: Instant,
     ) -> Result<HttpResponse, CallError> {
+        self.call_with(|| req.clone(), deadline).await
+    }
+
+    /// As [`Self::call`], with the request built afresh for every attempt (so a retry carries
+    /// the session current at that moment, not the one of the first attempt).
+    pub async fn call_with(
+        &self,
+        build: impl Fn() -> HttpRequest,
+        deadline: Instant,
+    ) -> Result<HttpResponse, CallError> {
         let no_breaker = self.defects.has(Defect::NoBreaker);
         let unbounded = self.defects.has(Defect::UnboundedRetries);
         let timeout = (!self.defects.has(Defect::NoTimeout)).then_some(self.timeout);
@@ -374,7 +384,7 @@ impl Dependency {
                 return Err(CallError::Transport(self.name, TransportError::Timeout));
             }
             let timeout = timeout.map(|t| t.min(left));
-            let answer = self.transport.send(req.clone(), timeout).await;
+            let answer = self.transport.send(build(), timeout).await;
             let (class, wait_at_least) = match &answer {
                 Ok(r) => {
                     let mut c = classify(r);

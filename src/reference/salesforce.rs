@@ -78,6 +78,8 @@ pub struct Salesforce {
     settings: Settings,
     defects: Defects,
     session: tokio::sync::Mutex<Option<Session>>,
+    /// The newest session, for building each attempt's request without waiting on a login.
+    latest: RwLock<Option<Session>>,
     version: RwLock<String>,
     /// Optional fields the org rejected (drift): not sent again.
     dropped: Mutex<BTreeSet<String>>,
@@ -97,6 +99,7 @@ impl Salesforce {
             settings,
             defects,
             session: tokio::sync::Mutex::new(None),
+            latest: RwLock::new(None),
             version: RwLock::new(version),
             dropped: Mutex::default(),
             users: Mutex::default(),
@@ -145,6 +148,7 @@ impl Salesforce {
         }
         let fresh = self.login(deadline).await?;
         *s = Some(fresh.clone());
+        *self.latest.write() = Some(fresh.clone());
         Ok(fresh)
     }
 
@@ -154,6 +158,7 @@ impl Salesforce {
         if self.defects.has(Defect::RefreshStorm) {
             let fresh = self.login(deadline).await?;
             *self.session.lock().await = Some(fresh.clone());
+            *self.latest.write() = Some(fresh.clone());
             return Ok(fresh);
         }
         let mut s = self.session.lock().await;
@@ -164,6 +169,7 @@ impl Salesforce {
         }
         let fresh = self.login(deadline).await?;
         *s = Some(fresh.clone());
+        *self.latest.write() = Some(fresh.clone());
         Ok(fresh)
     }
 
@@ -182,19 +188,33 @@ impl Salesforce {
         let mut renewed = false;
         let mut upgraded = false;
         loop {
-            let version = self.version.read().clone();
-            let mut req = HttpRequest::new(
-                method.clone(),
-                format!("{}/services/data/v{version}{path}", session.instance),
-            )
-            .header("authorization", &format!("Bearer {}", session.token));
-            for (k, v) in headers {
-                req = req.header(k, v);
-            }
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let r = self.dep.call(&req, deadline).await?;
+            // Each attempt carries the newest session (another caller may have renewed it
+            // while this one waited), unless the client never refreshes.
+            let sent = std::sync::Mutex::new(session.token.clone());
+            let build = || {
+                let s = match &*self.latest.read() {
+                    Some(l) if !self.defects.has(Defect::NoRefresh) => l.clone(),
+                    _ => session.clone(),
+                };
+                if let Ok(mut t) = sent.lock() {
+                    *t = s.token.clone();
+                }
+                let version = self.version.read().clone();
+                let mut req = HttpRequest::new(
+                    method.clone(),
+                    format!("{}/services/data/v{version}{path}", s.instance),
+                )
+                .header("authorization", &format!("Bearer {}", s.token));
+                for (k, v) in headers {
+                    req = req.header(k, v);
+                }
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                req
+            };
+            let r = self.dep.call_with(build, deadline).await?;
+            session.token = sent.into_inner().unwrap_or_default();
             self.watch_headroom(&r);
             if r.status == 401 && !renewed && !self.defects.has(Defect::NoRefresh) {
                 renewed = true;

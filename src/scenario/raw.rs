@@ -44,8 +44,11 @@ pub struct RawScenario {
     #[serde(default)]
     pub abort: RawAbort,
     /// The sweep space of `crashcart tune` (command-line flags override it).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tune: Option<crate::tune::Space>,
+    /// What `crashcart explore` may inject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explore: Option<crate::explore::Budget>,
 }
 
 /// The mocks' configuration.
