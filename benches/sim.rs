@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crashcart::runner::{run, RunOptions, RunOutcome};
+use crashcart::runner::{run_simulated, RunOptions, RunOutcome};
 use crashcart::scenario::Scenario;
 use criterion::{criterion_group, Criterion};
 
@@ -66,13 +66,7 @@ fn once(s: &Scenario) -> RunOutcome {
         sim: true,
         policy: None,
     };
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
-        .block_on(run(s, &opts, |_| {}))
-        .unwrap()
+    run_simulated(s, &opts).unwrap()
 }
 
 fn sf_requests(o: &RunOutcome) -> usize {

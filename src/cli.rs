@@ -288,16 +288,9 @@ async fn explore(
             policy: None,
         };
         let k2 = kept.clone();
-        let o = tokio::task::spawn_blocking(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .start_paused(true)
-                .build()
-                .map_err(|e| Error::Aborted(e.to_string()))?
-                .block_on(crate::runner::run(&k2, &opts, |_| {}))
-        })
-        .await
-        .map_err(|e| Error::Aborted(e.to_string()))??;
+        let o = tokio::task::spawn_blocking(move || crate::runner::run_simulated(&k2, &opts))
+            .await
+            .map_err(|e| Error::Aborted(e.to_string()))??;
         if !o.report.passed() {
             println!(
                 "regression {} still fails: {}",

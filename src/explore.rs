@@ -336,12 +336,7 @@ fn simulate(
         sim: true,
         policy: None,
     };
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .map_err(|e| Error::Aborted(e.to_string()))?
-        .block_on(crate::runner::run(&s, &opts, |_| {}))
+    crate::runner::run_simulated(&s, &opts)
 }
 
 fn broken(o: &RunOutcome) -> Vec<(String, String)> {

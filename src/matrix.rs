@@ -224,16 +224,9 @@ pub async fn run(
                 };
                 let r = if sim {
                     let s2 = s.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let rt = tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .start_paused(true)
-                            .build()
-                            .map_err(|e| Error::Aborted(e.to_string()))?;
-                        rt.block_on(crate::runner::run(&s2, &opts, |_| {}))
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(Error::Aborted(e.to_string())))
+                    tokio::task::spawn_blocking(move || crate::runner::run_simulated(&s2, &opts))
+                        .await
+                        .unwrap_or_else(|e| Err(Error::Aborted(e.to_string())))
                 } else {
                     crate::runner::run(&s, &opts, |_| {}).await
                 };

@@ -490,6 +490,21 @@ pub async fn run(
     Ok(RunOutcome { report, timeline })
 }
 
+/// Run a scenario in simulation on a runtime of its own: one thread, clock paused (blocking;
+/// callers on an async runtime use `spawn_blocking`). `opts.sim` is forced on.
+pub fn run_simulated(s: &Scenario, opts: &RunOptions) -> Result<RunOutcome, Error> {
+    let opts = RunOptions {
+        sim: true,
+        ..opts.clone()
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(|e| Error::Aborted(format!("cannot start a simulation runtime: {e}")))?
+        .block_on(run(s, &opts, |_| {}))
+}
+
 /// Re-check a journal against a scenario's SLOs without re-running (the final mock state is
 /// not in the journal, so the consistency SLO is skipped).
 pub fn recheck(s: &Scenario, journal: &Path, seed: u64) -> Result<RunReport, Error> {

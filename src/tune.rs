@@ -341,12 +341,7 @@ fn run_one(
         sim: true,
         policy: Some(policy),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .map_err(|e| Error::Aborted(e.to_string()))?;
-    rt.block_on(crate::runner::run(&s, &opts, |_| {}))
+    crate::runner::run_simulated(&s, &opts)
 }
 
 /// Run the whole sweep, `jobs` runs at once; `tick` is called after each run.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crashcart::explore::{explore, scenario_yaml};
 use crashcart::reference::{Defect, Defects};
-use crashcart::runner::{run, RunOptions};
+use crashcart::runner::{run_simulated, RunOptions};
 
 #[test]
 fn defects_are_found_shrunk_and_replayed() {
@@ -43,13 +43,7 @@ fn defects_are_found_shrunk_and_replayed() {
             sim: true,
             policy: None,
         };
-        let o = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap()
-            .block_on(run(&replay, &opts, |_| {}))
-            .unwrap();
+        let o = run_simulated(&replay, &opts).unwrap();
         let failed: Vec<String> = o
             .report
             .slos
