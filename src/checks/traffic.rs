@@ -206,20 +206,21 @@ pub fn retry(t: &Timeline, slo: &RawSlo) -> SloResult {
             }
         }
     }
-    if *jitter && first_gaps.len() >= 3 {
-        let mean = first_gaps.iter().sum::<u64>() as f64 / first_gaps.len() as f64;
-        let var = first_gaps
-            .iter()
-            .map(|g| (*g as f64 - mean).powi(2))
-            .sum::<f64>()
-            / first_gaps.len() as f64;
-        let cv = if mean > 0.0 { var.sqrt() / mean } else { 0.0 };
-        if cv < 0.05 {
+    if *jitter && first_gaps.len() >= 5 {
+        // Synchronised retries: the middle half of the first-retry gaps within 10% of their
+        // median. Jitter spreads them (full jitter: the middle half spans about the median);
+        // the interquartile range ignores the few gaps a busy machine stretches.
+        let mut g = first_gaps.clone();
+        g.sort_unstable();
+        let q = |p: f64| g[((g.len() - 1) as f64 * p).round() as usize] as f64;
+        let (q1, med, q3) = (q(0.25), q(0.5), q(0.75));
+        let spread = if med > 0.0 { (q3 - q1) / med } else { 0.0 };
+        if spread < 0.1 {
             res.fail(format!(
-                "first retries of {} operations are synchronised (gap {} ± {:.1}%): no jitter",
+                "first retries of {} operations are synchronised (gap {}, middle half within {:.1}%): no jitter",
                 first_gaps.len(),
-                secs(mean as u64),
-                cv * 100.0
+                secs(med as u64),
+                spread * 100.0
             ));
         }
     }
