@@ -137,8 +137,13 @@ pub async fn run(
     let seed = opts.seed.or(s.raw.seed).unwrap_or_else(rand::random);
     progress(Progress::Seed(seed));
     let started = std::time::Instant::now();
-    let reference_sut = opts.defects.is_some() || matches!(s.sut, SutKind::Reference);
-    if opts.sim && !reference_sut {
+    // The reference integration runs when the scenario names it or `--defect` asks for it.
+    let defects = match (&opts.defects, &s.sut) {
+        (Some(d), _) => Some(d.clone()),
+        (None, SutKind::Reference) => Some(Defects::none()),
+        _ => None,
+    };
+    if opts.sim && defects.is_none() {
         return Err(Error::InvalidInput(format!(
             "{}: --sim runs the built-in reference integration in-process; give `sut: {{reference: true}}` or --defect",
             s.file.display()
@@ -203,11 +208,6 @@ pub async fn run(
     let mut workload_transport = Transport::sockets();
     let mut aborted: Option<String> = None;
     let mut ready_url: Option<String> = None;
-    let defects = match (&opts.defects, &s.sut) {
-        (Some(d), _) => Some(d.clone()),
-        (None, SutKind::Reference) => Some(Defects::none()),
-        _ => None,
-    };
     let sut_kind = if defects.is_some() {
         &SutKind::Reference
     } else {

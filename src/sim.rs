@@ -68,11 +68,11 @@ impl SimNetwork {
     fn jittered(&self, latency: Duration, jitter: Option<Duration>) -> Duration {
         match jitter {
             Some(j) if !j.is_zero() => {
-                let ms = self
+                let offset = self
                     .rng
                     .lock()
                     .random_range(-(j.as_secs_f64())..=j.as_secs_f64());
-                Duration::from_secs_f64((latency.as_secs_f64() + ms).max(0.0))
+                Duration::from_secs_f64((latency.as_secs_f64() + offset).max(0.0))
             }
             _ => latency,
         }

@@ -344,8 +344,10 @@ async fn sync(
                 !theirs
             });
         }
-        let etag = (!r.defects.has(Defect::BlindOverwrite)).then_some(etag.as_str());
-        match sf.update("Contact", &id, &fields, etag, deadline).await {
+        match sf
+            .update("Contact", &id, &fields, Some(&etag), deadline)
+            .await
+        {
             Ok(true) => return answer(StatusCode::OK, json!({"id": id, "kept_newer": kept})),
             Ok(false) => continue,
             Err(e) => return sf_failure("update", &e),
@@ -414,9 +416,8 @@ async fn summarize(
             Ok(None) => return answer(StatusCode::NOT_FOUND, json!({"error": "the case is gone"})),
             Err(e) => return sf_failure("read", &e),
         };
-        let etag = (!r.defects.has(Defect::BlindOverwrite)).then_some(etag.as_str());
         let fields = json!({"AI_Summary__c": summary});
-        match sf.update("Case", &id, &fields, etag, deadline).await {
+        match sf.update("Case", &id, &fields, Some(&etag), deadline).await {
             Ok(true) => return answer(StatusCode::OK, json!({"id": id, "summary": summary})),
             Ok(false) => continue,
             Err(e) => return sf_failure("write", &e),

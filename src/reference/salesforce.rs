@@ -444,8 +444,8 @@ impl Salesforce {
         }
     }
 
-    /// Update by id, conditionally on `etag` when given. `Ok(false)`: the precondition
-    /// failed (412: someone changed the record).
+    /// Update by id, conditionally on `etag` when given (unless `blind-overwrite` is on).
+    /// `Ok(false)`: the precondition failed (412: someone changed the record).
     pub async fn update(
         &self,
         object: &str,
@@ -454,6 +454,7 @@ impl Salesforce {
         etag: Option<&str>,
         deadline: Instant,
     ) -> Result<bool, SfError> {
+        let etag = etag.filter(|_| !self.defects.has(Defect::BlindOverwrite));
         let headers: Vec<(&str, &str)> = etag.map(|e| ("if-match", e)).into_iter().collect();
         let r = self
             .write(

@@ -473,8 +473,32 @@ impl SalesforceHandle {
     pub fn user_id(&self, username: &str) -> Option<String> {
         self.state.user(username).map(|u| u.id.clone())
     }
-    /// Insert a record directly (test fixtures, seeded data). The body is validated like a REST create.
-    pub fn insert(&self, object: &str, body: Value) -> Result<String, errors::SfError> {
+    /// A write straight into the org as `user` (default: the integration user), with the
+    /// body validated like a REST write of that mode.
+    fn write_as<R>(
+        &self,
+        object: &str,
+        body: &Value,
+        mode: validate::WriteMode,
+        user: Option<&str>,
+        write: impl FnOnce(
+            &mut store::OrgData,
+            &schema::OrgSchema,
+            &schema::ObjectDef,
+            serde_json::Map<String, Value>,
+            &store::Actor,
+        ) -> Result<R, errors::SfError>,
+    ) -> Result<R, errors::SfError> {
+        let who = match user {
+            Some(u) => self.state.user(u).ok_or_else(errors::SfError::not_found)?,
+            None => &self.state.users[0],
+        };
+        let actor = store::Actor {
+            user_id: who.id.clone(),
+            username: Some(who.user.username.clone()),
+            now: self.state.clock.wall(),
+            at_us: self.state.now_us(),
+        };
         let mut org = self.state.org.write();
         let Org { schema, data } = &mut *org;
         let obj = schema
@@ -482,14 +506,18 @@ impl SalesforceHandle {
             .ok_or_else(errors::SfError::not_found)?
             .clone();
         let map = body.as_object().cloned().unwrap_or_default();
-        let values = validate::validate_body(&obj, &map, validate::WriteMode::Create)?;
-        let actor = store::Actor {
-            user_id: self.state.users[0].id.clone(),
-            username: Some(self.state.users[0].user.username.clone()),
-            now: self.state.clock.wall(),
-            at_us: self.state.now_us(),
-        };
-        data.create(schema, &obj, values, &actor)
+        let values = validate::validate_body(&obj, &map, mode)?;
+        write(data, schema, &obj, values, &actor)
+    }
+    /// Insert a record directly (test fixtures, seeded data). The body is validated like a REST create.
+    pub fn insert(&self, object: &str, body: Value) -> Result<String, errors::SfError> {
+        self.write_as(
+            object,
+            &body,
+            validate::WriteMode::Create,
+            None,
+            |data, schema, obj, values, actor| data.create(schema, obj, values, actor),
+        )
     }
     /// Update a record as another user of the org (a clinician editing between the
     /// integration's read and its write). The body is validated like a REST update.
@@ -500,25 +528,15 @@ impl SalesforceHandle {
         body: Value,
         username: &str,
     ) -> Result<(), errors::SfError> {
-        let user = self
-            .state
-            .user(username)
-            .ok_or_else(errors::SfError::not_found)?;
-        let actor = store::Actor {
-            user_id: user.id.clone(),
-            username: Some(user.user.username.clone()),
-            now: self.state.clock.wall(),
-            at_us: self.state.now_us(),
-        };
-        let mut org = self.state.org.write();
-        let Org { schema, data } = &mut *org;
-        let obj = schema
-            .object(object)
-            .ok_or_else(errors::SfError::not_found)?
-            .clone();
-        let map = body.as_object().cloned().unwrap_or_default();
-        let values = validate::validate_body(&obj, &map, validate::WriteMode::Update)?;
-        data.update(schema, &obj, id, values, &actor, store::Precondition::None)
+        self.write_as(
+            object,
+            &body,
+            validate::WriteMode::Update,
+            Some(username),
+            |data, schema, obj, values, actor| {
+                data.update(schema, obj, id, values, actor, store::Precondition::None)
+            },
+        )
     }
     /// Every record of an object, live and deleted, rendered as the REST API would.
     pub fn records(&self, object: &str) -> Vec<Value> {
