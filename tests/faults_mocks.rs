@@ -461,6 +461,59 @@ async fn governor_limits_quota_long_requests_and_row_locks() {
     );
 }
 
+/// Overlapping faults on one piece of state, ended in the order they began (found by
+/// `crashcart explore`: the quota stayed spent for good) or in reverse: the state is held
+/// while any of them is in force and is the original once all have ended.
+#[tokio::test]
+async fn overlapping_state_faults_restore_the_state_from_before_the_first() {
+    let rig = Rig::start().await;
+    let sf = rig.sf.handle();
+    let (used, max) = sf.api_usage();
+    assert!(used < max);
+    for first_ends_first in [true, false] {
+        let a = rig
+            .engine
+            .apply(FaultSpec::now(FaultKind::QuotaExhausted))
+            .unwrap();
+        let b = rig
+            .engine
+            .apply(FaultSpec::now(FaultKind::QuotaExhausted))
+            .unwrap();
+        let (earlier, later) = if first_ends_first { (a, b) } else { (b, a) };
+        drop(earlier);
+        assert_eq!(sf.api_usage().0, max, "still spent while one is in force");
+        drop(later);
+        assert_eq!(sf.api_usage().0, used, "restored once both ended");
+    }
+    // Three token TTLs, the middle one ending first, then the newest, then the oldest.
+    let ttl = |secs| {
+        FaultSpec::now(FaultKind::TokenTtl {
+            ttl: Duration::from_secs(secs),
+        })
+    };
+    let before = sf.token_ttl();
+    let (x, y, z) = (
+        rig.engine.apply(ttl(10)).unwrap(),
+        rig.engine.apply(ttl(20)).unwrap(),
+        rig.engine.apply(ttl(30)).unwrap(),
+    );
+    drop(y);
+    assert_eq!(sf.token_ttl(), Duration::from_secs(30));
+    drop(z);
+    assert_eq!(
+        sf.token_ttl(),
+        Duration::from_secs(10),
+        "the oldest in force"
+    );
+    drop(x);
+    assert_eq!(sf.token_ttl(), before);
+    // And when the engine goes, newest first.
+    let _ = rig.engine.apply(ttl(10)).map(std::mem::forget);
+    let _ = rig.engine.apply(ttl(20)).map(std::mem::forget);
+    rig.engine.clear_all();
+    assert_eq!(sf.token_ttl(), before);
+}
+
 #[tokio::test]
 async fn schema_drift_changes_describe_and_queries_and_is_undone() {
     let rig = Rig::start().await;

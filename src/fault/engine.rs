@@ -106,6 +106,25 @@ enum Undo {
     Versions(u32),
     LlmSlots(Vec<(String, usize, usize)>),
     Network(Vec<String>),
+    /// Undo the first, then the second: a later fault on the same state took over the undo of
+    /// an earlier one that ended first.
+    Then(Box<Undo>, Box<Undo>),
+}
+
+impl Undo {
+    /// The piece of mock state this undo restores (`None`: network faults, which are entries
+    /// removed by name and never overlap).
+    fn slot(&self) -> Option<String> {
+        match self {
+            Undo::TokenTtl(_) => Some("token-ttl".into()),
+            Undo::Quota(_) => Some("quota".into()),
+            Undo::Object(before, _) => Some(format!("object:{}", before.name)),
+            Undo::Versions(_) => Some("api-versions".into()),
+            Undo::LlmSlots(_) => Some("llm-slots".into()),
+            Undo::Network(_) => None,
+            Undo::Then(first, _) => first.slot(),
+        }
+    }
 }
 
 /// How often a fault hits: counts matching requests and draws from its own seeded stream.
@@ -376,7 +395,8 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Last owner gone: clear state faults and uninstall the hooks.
         let rules: Vec<Arc<Rule>> = std::mem::take(&mut *self.rules.write());
-        for r in rules {
+        // Newest first: each restores the state the one before it saw.
+        for r in rules.into_iter().rev() {
             if let Some(u) = r.undo.lock().take() {
                 run_undo(self, u);
             }
@@ -410,10 +430,38 @@ fn remove(inner: &Inner, id: u64) -> bool {
         rules.remove(pos)
     };
     if let Some(u) = rule.undo.lock().take() {
-        run_undo(inner, u);
+        undo_or_hand_over(inner, id, u);
     }
     event(inner, &rule, "removed");
     true
+}
+
+/// Undo a fault that ended, unless a fault applied later to the same state is still in force:
+/// that one saved the state with this fault in it, so restoring now would leave it wrong, and
+/// restoring its saved state at its end would bring this fault back for good (two quota faults
+/// ending in the order they began left the quota spent forever). The later fault takes over
+/// this undo and runs it after its own: overlapping faults on one piece of state end together
+/// with the last of them, and the state is always the one from before the first.
+fn undo_or_hand_over(inner: &Inner, id: u64, u: Undo) {
+    let later = u.slot().and_then(|slot| {
+        inner
+            .rules
+            .read()
+            .iter()
+            .filter(|r| r.id > id)
+            .find(|r| r.undo.lock().as_ref().and_then(Undo::slot) == Some(slot.clone()))
+            .cloned()
+    });
+    match later {
+        Some(l) => {
+            let mut own = l.undo.lock();
+            *own = match own.take() {
+                Some(theirs) => Some(Undo::Then(Box::new(theirs), Box::new(u))),
+                None => Some(u),
+            };
+        }
+        None => run_undo(inner, u),
+    }
 }
 
 /// Check a fault's parameters and route glob, without an engine (scenario validation).
@@ -717,6 +765,10 @@ fn run_undo(inner: &Inner, undo: Undo) {
             if let Some(net) = &inner.deps.network {
                 net.remove(&applied);
             }
+        }
+        Undo::Then(first, second) => {
+            run_undo(inner, *first);
+            run_undo(inner, *second);
         }
     }
 }
