@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use super::defect::Defect;
 use super::llm::LlmError;
-use super::resilience::CallError;
+use super::resilience::{single_attempt, CallError};
 use super::salesforce::{Salesforce, SfError};
 use super::Reference;
 use crate::transport::urlencode;
@@ -92,36 +92,48 @@ async fn undo_once(sf: &Salesforce, step: &Undo, deadline: Instant) -> Result<()
     }
 }
 
-/// Undo `steps` (newest first). What cannot be undone now is retried in the background,
-/// with capped backoff, until it completes or a minute has passed.
+/// Undo `steps` (newest first). A compensation is retried on a slow schedule of its own:
+/// up to `max_attempts` rounds that reach Salesforce, the first at once, the others ¾ to 1½
+/// backoff caps apart (jittered), each a single attempt per request, so no request is sent
+/// more than `max_attempts` times (retrying calls inside a retry loop would multiply their
+/// attempts). A round the open breaker holds back sent nothing and does not count. A step
+/// still not undone after the last round, or after a minute, is logged for a human.
 async fn compensate(r: &Arc<Reference>, steps: Vec<Undo>) {
     if r.defects.has(Defect::NoCompensation) {
         return;
     }
+    let sent = |e: &SfError| !matches!(e, SfError::Call(CallError::Open(_)));
     for step in steps.into_iter().rev() {
         let deadline = Instant::now() + r.policy.operation_deadline;
-        if undo_once(&r.sf, &step, deadline).await.is_ok() {
-            continue;
-        }
+        let mut rounds = match single_attempt(undo_once(&r.sf, &step, deadline)).await {
+            Ok(()) => continue,
+            Err(e) => u32::from(sent(&e)),
+        };
         let r = r.clone();
         let guard = r.compensating.enter();
         tokio::spawn(async move {
             let _guard = guard;
             let give_up = Instant::now() + Duration::from_secs(60);
-            let mut wait = r.policy.base;
-            while Instant::now() < give_up {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(r.policy.cap);
+            while rounds < r.policy.max_attempts.max(2) && Instant::now() < give_up {
+                // ¾ to 1½ backoff caps (1.5–3 s by default): past a short outage, well
+                // within a compensation deadline.
+                let u = (r.sf.dep.random() % 1_000) as f64 / 1_000.0;
+                tokio::time::sleep(r.policy.cap.mul_f64(0.75 + 0.75 * u)).await;
                 let deadline = Instant::now() + r.policy.operation_deadline;
-                match undo_once(&r.sf, &step, deadline).await {
+                match single_attempt(undo_once(&r.sf, &step, deadline)).await {
                     Ok(()) => {
                         (r.log)(format!("compensated {step:?} after a retry"));
                         return;
                     }
-                    Err(e) => (r.log)(format!("compensation of {step:?} failed again: {e}")),
+                    Err(e) => {
+                        rounds += u32::from(sent(&e));
+                        (r.log)(format!("compensation of {step:?} failed again: {e}"));
+                    }
                 }
             }
-            (r.log)(format!("gave up compensating {step:?}"));
+            (r.log)(format!(
+                "gave up compensating {step:?}: left for a human to undo"
+            ));
         });
     }
 }
@@ -286,10 +298,9 @@ async fn book_event(
     };
     match written {
         Ok(id) => Ok(json!({"event": id, "contact": contact_id, "visit_prep": prep.is_some()})),
-        Err(e) => {
-            let may_exist = e.status().is_none_or(|s| s >= 500);
-            Err((sf_failure("event", &e), may_exist))
-        }
+        // Whatever the last answer, an earlier attempt may have landed with its answer lost:
+        // the compensation looks the Event up by key.
+        Err(e) => Err((sf_failure("event", &e), true)),
     }
 }
 

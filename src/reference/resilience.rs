@@ -249,6 +249,17 @@ impl Breaker {
         };
     }
 
+    /// Hold every call for `d` (the dependency said when to come back: `Retry-After`),
+    /// without shortening an opening already longer.
+    pub fn pause(&self, d: Duration) {
+        let mut s = self.state.lock();
+        let until = Instant::now() + d;
+        *s = match *s {
+            BreakerState::Open { until: u } if u > until => BreakerState::Open { until: u },
+            _ => BreakerState::Open { until },
+        };
+    }
+
     /// True while open or half-open.
     pub fn is_open(&self) -> bool {
         !matches!(*self.state.lock(), BreakerState::Closed { .. })
@@ -299,6 +310,18 @@ fn retry_after(r: &HttpResponse) -> Option<Duration> {
     r.header("retry-after")
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(Duration::from_secs_f64)
+}
+
+tokio::task_local! {
+    /// Attempts per call inside [`single_attempt`].
+    static ATTEMPTS: u32;
+}
+
+/// Run `f` with every [`Dependency::call`] inside it making one attempt only. For retry
+/// loops of their own, such as compensation: a loop of retrying calls would multiply the
+/// attempts (4 rounds of 4 attempts are 16 requests at a dependency that is down).
+pub async fn single_attempt<F: std::future::Future>(f: F) -> F::Output {
+    ATTEMPTS.scope(1, f).await
 }
 
 /// Why a call gave up without an answer.
@@ -371,6 +394,7 @@ impl Dependency {
         let no_breaker = self.defects.has(Defect::NoBreaker);
         let unbounded = self.defects.has(Defect::UnboundedRetries);
         let timeout = (!self.defects.has(Defect::NoTimeout)).then_some(self.timeout);
+        let scoped = ATTEMPTS.try_with(|a| *a).ok();
         self.budget.first();
         let mut retry = 0u32;
         let mut previous = Duration::ZERO;
@@ -420,10 +444,17 @@ impl Dependency {
                     } else {
                         self.breaker.failure(&self.policy);
                     }
+                    // `Retry-After` speaks to every caller, not only this one: the dependency
+                    // is held until then (a single probe follows), so other callers do not
+                    // keep the server busy refusing them.
+                    if let (Some(ra), false) = (wait_at_least, no_breaker) {
+                        self.breaker.pause(ra);
+                    }
                 }
             }
             retry += 1;
-            let out_of_attempts = !unbounded && retry >= self.policy.max_attempts;
+            let out_of_attempts = scoped.is_some_and(|a| retry >= a)
+                || (!unbounded && retry >= self.policy.max_attempts);
             let budget_spent =
                 !unbounded && self.policy.budget && !self.budget.withdraw(&self.policy);
             if out_of_attempts || budget_spent {
@@ -531,6 +562,19 @@ mod tests {
         assert!(b.allow());
         b.success();
         assert!(b.allow() && b.allow() && !b.is_open());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_holds_every_caller_and_never_shortens_an_opening() {
+        let b = Breaker::default();
+        b.pause(Duration::from_secs(1));
+        assert!(!b.allow(), "held for the Retry-After");
+        tokio::time::advance(Duration::from_millis(500)).await;
+        b.pause(Duration::from_millis(100));
+        tokio::time::advance(Duration::from_millis(400)).await;
+        assert!(!b.allow(), "a shorter Retry-After did not shorten the hold");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(b.allow(), "then one probe");
     }
 
     #[test]

@@ -60,14 +60,6 @@ impl SfError {
                 .to_string(),
         }
     }
-
-    /// The HTTP status, when Salesforce answered.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            SfError::Status { status, .. } => Some(*status),
-            SfError::Call(_) => None,
-        }
-    }
 }
 
 /// The client.
@@ -175,7 +167,7 @@ impl Salesforce {
 
     /// One REST call on the data API (`path` after `/services/data/vXX.X`), authenticated,
     /// with one re-login on INVALID_SESSION_ID and one version upgrade on
-    /// UNSUPPORTED_API_VERSION.
+    /// UNSUPPORTED_API_VERSION. The body goes without the fields learnt to be refused.
     pub async fn rest(
         &self,
         method: Method,
@@ -209,7 +201,9 @@ impl Salesforce {
                     req = req.header(k, v);
                 }
                 if let Some(b) = body {
-                    req = req.json(b);
+                    // Built per attempt: a retry leaves out what another caller has meanwhile
+                    // learnt the org refuses (schema drift).
+                    req = req.json(&self.without_dropped(b));
                 }
                 req
             };
@@ -326,14 +320,13 @@ impl Salesforce {
         headers: &[(&str, &str)],
         deadline: Instant,
     ) -> Result<HttpResponse, SfError> {
-        let body = self.without_dropped(fields);
+        // `rest` leaves out the fields learnt to be refused on every attempt.
         let r = self
-            .rest(method.clone(), path, Some(&body), headers, deadline)
+            .rest(method.clone(), path, Some(fields), headers, deadline)
             .await?;
-        if self.learn_drift(&r, &body) {
-            let body = self.without_dropped(fields);
+        if self.learn_drift(&r, fields) {
             return self
-                .rest(method, path, Some(&body), headers, deadline)
+                .rest(method, path, Some(fields), headers, deadline)
                 .await;
         }
         Ok(r)
