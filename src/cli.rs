@@ -95,30 +95,10 @@ pub enum Command {
     /// Compare retry/backoff settings under a scenario's faults, in simulation: a ranked
     /// table, the Pareto front (time, calls, quota) and a recommendation.
     Tune(TuneArgs),
-    /// Search for fault schedules that break the SLOs (simulation, reference integration),
-    /// shrink the first found to a minimal one, and write it as a scenario that replays it.
-    Explore {
-        /// The starting scenario (its workload and SLOs; its `explore:` section is the budget).
-        scenario: PathBuf,
-        /// Generated schedules to try (both cores: half each).
-        #[arg(long, default_value_t = 64)]
-        cases: u32,
-        /// Seed of the generator.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Explore the reference integration with this defect (repeatable).
-        #[arg(long = "defect", value_enum)]
-        defects: Vec<crate::reference::Defect>,
-        /// Where the counterexample scenario goes (default: in the report dir).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Counterexamples are kept here and replayed first next time.
-        #[arg(long, default_value = "scenarios/regressions")]
-        regressions: PathBuf,
-        /// Where the runs' journals go.
-        #[arg(long, default_value = "crashcart-reports/explore")]
-        report_dir: PathBuf,
-    },
+    /// Search for fault schedules that break the SLOs (simulation and the reference
+    /// integration by default; `--real-time` for any SUT), shrink the first found to a
+    /// minimal one, and write it as a scenario that replays it.
+    Explore(crate::explore_cli::ExploreArgs),
     /// Print the JSON Schema of scenario files (for editors).
     Schema,
     /// Check scenario files without running them; every problem of every file is listed.
@@ -260,126 +240,6 @@ async fn tune(a: TuneArgs) -> Result<i32, Error> {
         write(p, crate::tune::svg(&rows))?;
     }
     Ok(exit_code::OK)
-}
-
-/// `crashcart explore`.
-async fn explore(
-    file: &std::path::Path,
-    cases: u32,
-    seed: u64,
-    defects: crate::reference::Defects,
-    out: Option<PathBuf>,
-    regressions: &std::path::Path,
-    report_dir: &std::path::Path,
-) -> Result<i32, Error> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let s = crate::scenario::load(file)?;
-    let budget = s.raw.explore.clone().unwrap_or_default();
-    budget.check()?;
-    let tag = format!("{}-{}", s.name, defects.label());
-    // Counterexamples found before are tried first.
-    for f in crate::explore::regressions(regressions, &tag) {
-        let kept = crate::scenario::load(&f)?;
-        let opts = crate::runner::RunOptions {
-            seed: None,
-            report_dir: Some(report_dir.to_path_buf()),
-            defects: Some(defects.clone()),
-            sim: true,
-            policy: None,
-        };
-        let k2 = kept.clone();
-        let o = tokio::task::spawn_blocking(move || crate::runner::run_simulated(&k2, &opts))
-            .await
-            .map_err(|e| Error::Aborted(e.to_string()))??;
-        if !o.report.passed() {
-            println!(
-                "regression {} still fails: {}",
-                f.display(),
-                kept.raw.description.clone().unwrap_or_default()
-            );
-            return Ok(exit_code::SLO_FAILED);
-        }
-        println!("regression {} now passes", f.display());
-    }
-    let stats = std::sync::Arc::new(AtomicU64::new(0));
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_message(format!("exploring {} ({} cases)", s.name, cases));
-    let started = std::time::Instant::now();
-    // Both cores: two runners with their own generator seeds, half the cases each.
-    let mut handles = vec![];
-    for k in 0..2u64 {
-        let (s, budget, defects, dir, stats) = (
-            s.clone(),
-            budget.clone(),
-            defects.clone(),
-            report_dir.to_path_buf(),
-            stats.clone(),
-        );
-        let n = cases.div_ceil(2);
-        handles.push(tokio::task::spawn_blocking(move || {
-            crate::explore::explore(&s, &budget, &defects, n, seed.wrapping_add(k), &dir, &stats)
-        }));
-    }
-    let ticker = {
-        let (bar, stats) = (bar.clone(), stats.clone());
-        tokio::spawn(async move {
-            loop {
-                bar.set_position(stats.load(Ordering::Relaxed));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
-    let mut found = None;
-    for h in handles {
-        let r = h.await.map_err(|e| Error::Aborted(e.to_string()))??;
-        if found.is_none() {
-            found = r;
-        }
-    }
-    ticker.abort();
-    bar.finish_and_clear();
-    let runs = stats.load(Ordering::Relaxed);
-    let wall = started.elapsed().as_secs_f64();
-    println!(
-        "explored {} with defects {}: {runs} simulated runs in {wall:.1}s ({:.0} cases/s)",
-        s.name,
-        defects.label(),
-        runs as f64 / wall.max(1e-9)
-    );
-    let Some(found) = found else {
-        println!("no failing schedule found in {cases} cases");
-        return Ok(exit_code::OK);
-    };
-    println!(
-        "failure found; {} failing schedules tried while shrinking; minimal schedule: {} fault(s)",
-        found.shrink_steps,
-        found.faults.len()
-    );
-    println!("counterexample: {}", found.describe());
-    let yaml = crate::explore::scenario_yaml(&s, &found, &defects)?;
-    let out = out.unwrap_or_else(|| report_dir.join(format!("{tag}-counterexample.yaml")));
-    for p in [
-        out.clone(),
-        regressions.join(format!("{tag}-{}.yaml", found.seed)),
-    ] {
-        if let Some(parent) = p.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        std::fs::write(&p, &yaml).map_err(|source| Error::Io {
-            context: format!("writing {}", p.display()),
-            source,
-        })?;
-    }
-    println!(
-        "written to {} (replay: crashcart run --sim {}{})",
-        out.display(),
-        out.display(),
-        defects
-            .iter()
-            .map(|d| format!(" --defect {d}"))
-            .collect::<String>()
-    );
-    Ok(exit_code::SLO_FAILED)
 }
 
 /// `crashcart sut …`.
@@ -786,26 +646,7 @@ pub fn main() -> i32 {
                 run_scenarios(&path, o, junit, json, html).await
             }
             Command::Tune(args) => tune(args).await,
-            Command::Explore {
-                scenario,
-                cases,
-                seed,
-                defects,
-                out,
-                regressions,
-                report_dir,
-            } => {
-                explore(
-                    &scenario,
-                    cases,
-                    seed,
-                    defects.into_iter().collect(),
-                    out,
-                    &regressions,
-                    &report_dir,
-                )
-                .await
-            }
+            Command::Explore(a) => crate::explore_cli::explore(a).await,
             Command::Sut(SutCommand::Reference { defects }) => {
                 sut_reference(defects.into_iter().collect()).await
             }

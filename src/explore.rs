@@ -311,35 +311,71 @@ impl Found {
     }
 }
 
-/// Progress of an exploration.
-#[derive(Clone, Debug, Default)]
-pub struct Stats {
-    /// Cases run (shrinking included).
-    pub cases: u64,
-    /// Wall time, seconds.
-    pub wall_s: f64,
+/// Runs one case: the scenario with a drawn schedule and the run's seed in, the outcome out.
+/// [`simulated`] and [`real_time`] make the two kinds; any in-process SUT can have its own.
+pub type CaseRunner<'a> = dyn Fn(&Scenario) -> Result<RunOutcome, Error> + Send + Sync + 'a;
+
+/// Cases in simulation: paused clock, in-process, against the reference integration with
+/// `defects` (none: the correct one). Fast and deterministic: the default.
+pub fn simulated(
+    defects: Defects,
+    dir: PathBuf,
+) -> impl Fn(&Scenario) -> Result<RunOutcome, Error> + Send + Sync {
+    move |s| {
+        let opts = RunOptions {
+            seed: None,
+            report_dir: Some(dir.clone()),
+            defects: Some(defects.clone()),
+            sim: true,
+            policy: None,
+        };
+        crate::runner::run_simulated(s, &opts)
+    }
 }
 
-fn simulate(
-    s: &Scenario,
-    faults: Vec<FaultSpec>,
-    defects: &Defects,
-    seed: u64,
-    dir: &Path,
-) -> Result<RunOutcome, Error> {
+/// Cases in wall time on real sockets against the scenario's own SUT (an external process or
+/// URL), or the reference integration when `defects` is given, on `runtime`. Slow (each case
+/// lasts the scenario's duration) and not deterministic, but real. Call from a thread that
+/// may block (not from inside an async task).
+pub fn real_time(
+    runtime: tokio::runtime::Handle,
+    defects: Option<Defects>,
+    dir: PathBuf,
+) -> impl Fn(&Scenario) -> Result<RunOutcome, Error> + Send + Sync {
+    move |s| {
+        let opts = RunOptions {
+            seed: None,
+            report_dir: Some(dir.clone()),
+            defects: defects.clone(),
+            sim: false,
+            policy: None,
+        };
+        runtime.block_on(crate::runner::run(s, &opts, |_| {}))
+    }
+}
+
+/// How hard to search.
+#[derive(Clone, Copy, Debug)]
+pub struct Search {
+    /// Generated schedules to try.
+    pub cases: u32,
+    /// Seed of the generator.
+    pub seed: u64,
+    /// Failing schedules to try while shrinking, at most.
+    pub shrink_iters: u32,
+}
+
+fn with_faults(s: &Scenario, faults: Vec<FaultSpec>, seed: u64) -> Scenario {
     let mut s = s.clone();
     s.raw.faults = faults;
-    let opts = RunOptions {
-        seed: Some(seed),
-        report_dir: Some(dir.to_path_buf()),
-        defects: Some(defects.clone()),
-        sim: true,
-        policy: None,
-    };
-    crate::runner::run_simulated(&s, &opts)
+    s.raw.seed = Some(seed);
+    s
 }
 
-fn broken(o: &RunOutcome) -> Vec<(String, String)> {
+/// SLOs that failed, with their first evidence line.
+type Broken = Vec<(String, String)>;
+
+fn broken(o: &RunOutcome) -> Broken {
     o.report
         .slos
         .iter()
@@ -353,40 +389,53 @@ fn broken(o: &RunOutcome) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Explore: up to `cases` generated schedules from `seed`, then shrink the first failure.
-/// `Ok(None)` when every case met the SLOs.
+/// Explore: up to `search.cases` generated schedules, each run by `run` with the scenario's
+/// SLOs as the property, then shrink the first failure. `Ok(None)` when every case met the
+/// SLOs. A run that could not start or was aborted (Ctrl-C) stops the search with its error:
+/// an abort is not a failure to shrink.
 pub fn explore(
     s: &Scenario,
     budget: &Budget,
-    defects: &Defects,
-    cases: u32,
-    seed: u64,
-    dir: &Path,
+    search: Search,
     stats: &Arc<AtomicU64>,
+    run: &CaseRunner,
 ) -> Result<Option<Found>, Error> {
     budget.check()?;
-    let run_seed = s.raw.seed.unwrap_or(seed);
+    let run_seed = s.raw.seed.unwrap_or(search.seed);
     let config = Config {
-        cases,
+        cases: search.cases,
         failure_persistence: None,
-        max_shrink_iters: 512,
+        max_shrink_iters: search.shrink_iters,
         ..Config::default()
     };
     let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[..8].copy_from_slice(&search.seed.to_le_bytes());
     let mut runner =
         TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
-    let failing = Arc::new(AtomicU64::new(0));
-    let error: Arc<parking_lot::Mutex<Option<Error>>> = Arc::default();
+    let failing = AtomicU64::new(0);
+    let error: parking_lot::Mutex<Option<Error>> = parking_lot::Mutex::default();
+    // The last failing schedule and what it broke: proptest's minimal one is the last that
+    // failed, so it need not run again (in real time it might not fail twice).
+    let last: parking_lot::Mutex<Option<(Vec<Drawn>, Broken)>> = parking_lot::Mutex::default();
     let strategy = schedules(budget, s.raw.duration);
     let outcome = runner.run(&strategy, |drawn| {
+        if error.lock().is_some() {
+            return Err(TestCaseError::fail("stopped"));
+        }
         stats.fetch_add(1, Ordering::Relaxed);
         let faults: Vec<FaultSpec> = drawn.iter().map(|d| spec(d, budget)).collect();
-        match simulate(s, faults, defects, run_seed, dir) {
+        match run(&with_faults(s, faults, run_seed)) {
+            Ok(o) if o.report.aborted.is_some() => {
+                let why = o.report.aborted.clone().unwrap_or_default();
+                *error.lock() = Some(Error::Aborted(format!("a case was aborted: {why}")));
+                Err(TestCaseError::fail("aborted"))
+            }
             Ok(o) if o.report.passed() => Ok(()),
             Ok(o) => {
                 failing.fetch_add(1, Ordering::Relaxed);
-                Err(TestCaseError::fail(format!("{:?}", broken(&o))))
+                let b = broken(&o);
+                *last.lock() = Some((drawn.clone(), b.clone()));
+                Err(TestCaseError::fail(format!("{b:?}")))
             }
             Err(e) => {
                 *error.lock() = Some(e);
@@ -394,18 +443,23 @@ pub fn explore(
             }
         }
     });
-    if let Some(e) = error.lock().take() {
+    if let Some(e) = error.into_inner() {
         return Err(e);
     }
     match outcome {
         Ok(()) => Ok(None),
         Err(TestError::Fail(_, minimal)) => {
             let faults: Vec<FaultSpec> = minimal.iter().map(|d| spec(d, budget)).collect();
-            let o = simulate(s, faults.clone(), defects, run_seed, dir)?;
-            stats.fetch_add(1, Ordering::Relaxed);
+            let broken = match last.into_inner() {
+                Some((drawn, b)) if drawn == minimal => b,
+                _ => {
+                    stats.fetch_add(1, Ordering::Relaxed);
+                    broken(&run(&with_faults(s, faults.clone(), run_seed))?)
+                }
+            };
             Ok(Some(Found {
                 faults,
-                broken: broken(&o),
+                broken,
                 shrink_steps: failing.load(Ordering::Relaxed).saturating_sub(1),
                 seed: run_seed,
             }))
@@ -414,9 +468,26 @@ pub fn explore(
     }
 }
 
+/// The command that replays a counterexample written to `file`: simulation against the
+/// reference (with `defects`), or a real-time run against the reference or the scenario's SUT.
+pub fn replay_command(file: &Path, defects: Option<&Defects>, real_time: bool) -> String {
+    let flags: String = defects
+        .into_iter()
+        .flat_map(|d| d.iter())
+        .map(|d| format!(" --defect {d}"))
+        .collect();
+    let sim = if real_time { "" } else { " --sim" };
+    format!("crashcart run{sim} {}{flags}", file.display())
+}
+
 /// The counterexample as a scenario file: the explored scenario with the minimal schedule
 /// and the seed, which `crashcart run` replays.
-pub fn scenario_yaml(s: &Scenario, found: &Found, defects: &Defects) -> Result<String, Error> {
+pub fn scenario_yaml(
+    s: &Scenario,
+    found: &Found,
+    defects: Option<&Defects>,
+    real_time: bool,
+) -> Result<String, Error> {
     let mut raw = s.raw.clone();
     raw.faults = found.faults.clone();
     raw.seed = Some(found.seed);
@@ -424,17 +495,10 @@ pub fn scenario_yaml(s: &Scenario, found: &Found, defects: &Defects) -> Result<S
     raw.name = Some(format!("{}-counterexample", s.name));
     raw.description = Some(found.describe());
     let body = serde_saphyr::to_string(&raw).map_err(|e| Error::Aborted(e.to_string()))?;
-    let replay = if defects.is_empty() {
-        String::new()
-    } else {
-        defects
-            .iter()
-            .map(|d| format!(" --defect {d}"))
-            .collect::<String>()
-    };
     Ok(format!(
-        "# Found by `crashcart explore` from {}; replay with `crashcart run --sim THIS_FILE{replay}`.\n{body}",
-        s.file.display()
+        "# Found by `crashcart explore` from {}; replay with `{}`.\n{body}",
+        s.file.display(),
+        replay_command(Path::new("THIS_FILE"), defects, real_time)
     ))
 }
 

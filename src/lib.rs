@@ -15,7 +15,7 @@
 //! - [`transport`]: the HTTP transport seam (real sockets, or in-process routers).
 //! - [`sim`]: simulation mode's network (network faults inside the in-process transport).
 //! - [`tune`]: `crashcart tune`, backoff settings swept in simulation, ranked, Pareto front.
-//! - [`explore`]: `crashcart explore`, proptest-generated fault schedules, shrunk to a minimal failing one.
+//! - [`explore`]: proptest-generated fault schedules, shrunk to a minimal failing one; [`explore_cli`]: `crashcart explore`.
 //! - [`report`]: console, JSON and JUnit reports; [`html`]: the HTML report with its SVG timeline.
 //! - [`serve`]: `crashcart serve`, the mocks as standalone servers for game days and manual work.
 //! - `wiremock_faults` (feature `wiremock`): the fault kinds as wiremock-rs responders.
@@ -32,6 +32,7 @@ pub mod control;
 pub mod environment;
 pub mod error;
 pub mod explore;
+pub mod explore_cli;
 pub mod fault;
 pub mod fault_cli;
 pub mod html;

@@ -10,7 +10,21 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crashcart");
 
-fn scenario(dir: &Path, python: &Path, defect: bool) -> std::path::PathBuf {
+/// The faults of the plain runs.
+const FAULTS: &str = r#"faults:
+  - name: tokens-expire
+    at: 2s
+    for: 500ms
+    fault: {kind: expire_tokens}
+  - name: sf-partition
+    at: 3500ms
+    for: 1s
+    target: {dependency: salesforce}
+    fault: {kind: partition}
+"#;
+
+/// The toy SUT's scenario with `faults` (a `faults:` block, or an `explore:` budget).
+fn scenario(dir: &Path, python: &Path, defect: bool, faults: &str) -> std::path::PathBuf {
     let script = support::script("toy_sut.py");
     let args = if defect { ", \"--no-refresh\"" } else { "" };
     let text = format!(
@@ -37,16 +51,7 @@ workload:
       effects:
         - object: Event
           match: {{Booking_Key__c: "{{{{key}}}}"}}
-faults:
-  - name: tokens-expire
-    at: 2s
-    for: 500ms
-    fault: {{kind: expire_tokens}}
-  - name: sf-partition
-    at: 3500ms
-    for: 1s
-    target: {{dependency: salesforce}}
-    fault: {{kind: partition}}
+{faults}
 slos:
   - check: token
     refresh_within_requests: 4
@@ -60,8 +65,13 @@ slos:
         script = script.display(),
     );
     let path = dir.join(format!(
-        "toy-{}.yaml",
-        if defect { "defect" } else { "good" }
+        "toy-{}{}.yaml",
+        if defect { "defect" } else { "good" },
+        if faults.starts_with("explore") {
+            "-explore"
+        } else {
+            ""
+        }
     ));
     std::fs::write(&path, text).unwrap();
     path
@@ -90,7 +100,7 @@ fn a_correct_sut_meets_the_slos_and_a_defective_one_fails_the_token_slo() {
     let dir = std::env::temp_dir().join(format!("crashcart-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    let good = scenario(&dir, &python, false);
+    let good = scenario(&dir, &python, false, FAULTS);
     let (code, out, err) = run(&good, &dir);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(
@@ -152,7 +162,7 @@ fn a_correct_sut_meets_the_slos_and_a_defective_one_fails_the_token_slo() {
         String::from_utf8_lossy(&out.stdout)
     );
 
-    let bad = scenario(&dir, &python, true);
+    let bad = scenario(&dir, &python, true, FAULTS);
     let (code, out, err) = run(&bad, &dir);
     assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("SLO FAILED"), "{out}");
@@ -175,5 +185,57 @@ fn a_correct_sut_meets_the_slos_and_a_defective_one_fails_the_token_slo() {
     );
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(junit.contains("<failure"), "{junit}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `crashcart explore --real-time` against an external SUT: the toy SUT without token
+/// refresh, explored with token expiries only, is caught in wall time, and the counterexample
+/// names a real-time replay (no `--sim`) against the scenario's own SUT.
+#[test]
+fn explore_in_real_time_catches_an_external_suts_missing_refresh() {
+    let python = support::venv_python();
+    let dir = std::env::temp_dir().join(format!("crashcart-e2e-explore-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = scenario(
+        &dir,
+        &python,
+        true,
+        "faults: []\nexplore: {kinds: [expire_tokens], max_faults: 3}\n",
+    );
+    let out_file = dir.join("counterexample.yaml");
+    let out = Command::new(BIN)
+        .arg("explore")
+        .arg(&file)
+        .args(["--real-time", "--cases", "3", "--shrink-iters", "1"])
+        .arg("--out")
+        .arg(&out_file)
+        .arg("--regressions")
+        .arg(dir.join("regressions"))
+        .arg("--report-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("the scenario's SUT, real time") && stdout.contains("breaks token"),
+        "{stdout}"
+    );
+    let yaml = std::fs::read_to_string(&out_file).unwrap();
+    assert!(
+        yaml.contains("kind: expire_tokens") && yaml.contains("toy_sut.py"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.starts_with("# Found by `crashcart explore`") && !yaml.contains("--sim"),
+        "{yaml}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,0 +1,253 @@
+//! `crashcart explore`: the command around [`crate::explore`]: regressions replayed first,
+//! the search on both cores (simulation) or one case at a time (`--real-time`), progress,
+//! the report in words and the counterexample written as a scenario file.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use sha2::Digest;
+
+use crate::error::{exit_code, Error};
+use crate::explore::{explore as search, scenario_yaml, CaseRunner, Found, Search};
+use crate::reference::{Defect, Defects};
+use crate::scenario::{Scenario, SutKind};
+
+/// Arguments of `crashcart explore`.
+#[derive(Debug, Args)]
+pub struct ExploreArgs {
+    /// The starting scenario (its workload and SLOs; its `explore:` section is the budget).
+    pub scenario: PathBuf,
+    /// Generated schedules to try (in simulation, half on each core).
+    #[arg(long, default_value_t = 64)]
+    pub cases: u32,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Explore the reference integration with this defect (repeatable).
+    #[arg(long = "defect", value_enum)]
+    pub defects: Vec<Defect>,
+    /// Run every case in wall time on real sockets, against the scenario's own SUT (an
+    /// external process or URL) or the reference; one case at a time, each lasting the
+    /// scenario's duration. Default: simulation, against the reference integration.
+    #[arg(long)]
+    pub real_time: bool,
+    /// Failing schedules to try while shrinking, at most (default: 512 in simulation, 16 in
+    /// real time).
+    #[arg(long)]
+    pub shrink_iters: Option<u32>,
+    /// Where the counterexample scenario goes (default: in the report dir).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Counterexamples are kept here and replayed first next time.
+    #[arg(long, default_value = "scenarios/regressions")]
+    pub regressions: PathBuf,
+    /// Where the runs' journals go.
+    #[arg(long, default_value = "crashcart-reports/explore")]
+    pub report_dir: PathBuf,
+}
+
+/// What the cases run against, and how.
+#[derive(Clone)]
+struct Mode {
+    real_time: bool,
+    /// `Some`: the reference integration with these defects; `None`: the scenario's own SUT.
+    defects: Option<Defects>,
+    dir: PathBuf,
+}
+
+impl Mode {
+    fn runner(&self, rt: &tokio::runtime::Handle) -> Box<CaseRunner<'static>> {
+        match (&self.real_time, &self.defects) {
+            (true, d) => Box::new(crate::explore::real_time(
+                rt.clone(),
+                d.clone(),
+                self.dir.clone(),
+            )),
+            (false, d) => Box::new(crate::explore::simulated(
+                d.clone().unwrap_or_default(),
+                self.dir.clone(),
+            )),
+        }
+    }
+
+    /// Label of what is explored, for file names and messages.
+    fn label(&self) -> String {
+        match &self.defects {
+            Some(d) => d.label(),
+            None => "sut".into(),
+        }
+    }
+}
+
+/// `crashcart explore`.
+pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
+    let s = crate::scenario::load(&a.scenario)?;
+    let budget = s.raw.explore.clone().unwrap_or_default();
+    budget.check()?;
+    let given: Defects = a.defects.iter().copied().collect();
+    let defects = match (&s.sut, a.defects.is_empty()) {
+        (_, false) | (SutKind::Reference, true) => Some(given),
+        _ => None,
+    };
+    if defects.is_none() && !a.real_time {
+        return Err(Error::InvalidInput(format!(
+            "{}: the scenario's SUT is external; simulation explores the built-in reference integration only (give --defect to explore it), or add --real-time to explore your SUT in wall time",
+            a.scenario.display()
+        )));
+    }
+    let mode = Mode {
+        real_time: a.real_time,
+        defects,
+        dir: a.report_dir.clone(),
+    };
+    let tag = format!("{}-{}", s.name, mode.label());
+    let rt = tokio::runtime::Handle::current();
+
+    // Counterexamples found before are tried first.
+    for f in crate::explore::regressions(&a.regressions, &tag) {
+        let kept = crate::scenario::load(&f)?;
+        let run = mode.runner(&rt);
+        let k = kept.clone();
+        let o = tokio::task::spawn_blocking(move || run(&k))
+            .await
+            .map_err(|e| Error::Aborted(e.to_string()))??;
+        if o.report.aborted.is_some() {
+            print!("{}", o.report.console());
+            return Ok(exit_code::ABORTED);
+        }
+        if !o.report.passed() {
+            println!(
+                "regression {} still fails: {}",
+                f.display(),
+                kept.raw.description.clone().unwrap_or_default()
+            );
+            return Ok(exit_code::SLO_FAILED);
+        }
+        println!("regression {} now passes", f.display());
+    }
+
+    // Simulation: two searches with their own generator seeds, one per core. Real time: one,
+    // since cases share the SUT (and each lasts the scenario's duration).
+    let runners: u32 = if a.real_time { 1 } else { 2 };
+    let shrink_iters = a.shrink_iters.unwrap_or(if a.real_time { 16 } else { 512 });
+    if a.real_time {
+        eprintln!(
+            "real time: {} cases of about {} each, one at a time",
+            a.cases,
+            humantime::format_duration(s.raw.duration)
+        );
+    }
+    let stats = Arc::new(AtomicU64::new(0));
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(format!("exploring {} ({} cases)", s.name, a.cases));
+    let started = std::time::Instant::now();
+    let mut handles = vec![];
+    for k in 0..runners {
+        let (s, budget, stats, run) = (s.clone(), budget.clone(), stats.clone(), mode.runner(&rt));
+        let plan = Search {
+            cases: a.cases.div_ceil(runners),
+            seed: a.seed.wrapping_add(k as u64),
+            shrink_iters,
+        };
+        handles.push(tokio::task::spawn_blocking(move || {
+            search(&s, &budget, plan, &stats, &*run)
+        }));
+    }
+    let ticker = {
+        let (bar, stats) = (bar.clone(), stats.clone());
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(stats.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut found: Option<Found> = None;
+    let mut error = None;
+    for h in handles {
+        match h.await.map_err(|e| Error::Aborted(e.to_string()))? {
+            Ok(r) => {
+                if found.is_none() {
+                    found = r;
+                }
+            }
+            Err(e) => error = Some(e),
+        }
+    }
+    ticker.abort();
+    bar.finish_and_clear();
+    if let Some(e) = error {
+        return Err(e);
+    }
+    let runs = stats.load(Ordering::Relaxed);
+    let wall = started.elapsed().as_secs_f64();
+    println!(
+        "explored {} ({}, {}): {runs} runs in {wall:.1}s ({:.1} cases/s)",
+        s.name,
+        match &mode.defects {
+            Some(d) => format!("reference integration, defects: {}", d.label()),
+            None => "the scenario's SUT".into(),
+        },
+        if a.real_time {
+            "real time"
+        } else {
+            "simulation"
+        },
+        runs as f64 / wall.max(1e-9)
+    );
+    let Some(found) = found else {
+        println!("no failing schedule found in {} cases", a.cases);
+        return Ok(exit_code::OK);
+    };
+    println!(
+        "failure found; {} failing schedules tried while shrinking; minimal schedule: {} fault(s)",
+        found.shrink_steps,
+        found.faults.len()
+    );
+    println!("counterexample: {}", found.describe());
+    write_counterexample(&a, &s, &mode, &tag, &found)?;
+    Ok(exit_code::SLO_FAILED)
+}
+
+/// Write the counterexample to `--out` (or the report dir) and keep it among the regressions,
+/// named by its schedule so different counterexamples of one scenario are all kept.
+fn write_counterexample(
+    a: &ExploreArgs,
+    s: &Scenario,
+    mode: &Mode,
+    tag: &str,
+    found: &Found,
+) -> Result<(), Error> {
+    let yaml = scenario_yaml(s, found, mode.defects.as_ref(), mode.real_time)?;
+    let id: String = sha2::Sha256::digest(yaml.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.report_dir.join(format!("{tag}-counterexample.yaml")));
+    for p in [out.clone(), a.regressions.join(format!("{tag}-{id}.yaml"))] {
+        write(&p, &yaml)?;
+    }
+    println!(
+        "written to {} (replay: {})",
+        out.display(),
+        crate::explore::replay_command(&out, mode.defects.as_ref(), mode.real_time)
+    );
+    Ok(())
+}
+
+fn write(p: &Path, text: &str) -> Result<(), Error> {
+    if let Some(parent) = p.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    std::fs::write(p, text).map_err(|source| Error::Io {
+        context: format!("writing {}", p.display()),
+        source,
+    })
+}
