@@ -80,6 +80,8 @@ fn request(
         user: Some("integration@crashcart.test".into()),
         token_digest: Some(format!("{token:024x}")),
         body_digest: Some(format!("{:024x}", seq % 5000)),
+        query_digest: None,
+        idempotency_key: None,
         body_len: 120,
         fault: None,
         retry_count: None,

@@ -21,26 +21,70 @@ use serde::{Deserialize, Serialize};
 
 use crate::checks::Verdict;
 use crate::error::Error;
-use crate::fault::model::{DependencyName, FaultKind, FaultSpec, Latency, Target, Trigger};
+use crate::fault::model::{
+    DependencyName, Direction, FaultKind, FaultSpec, Latency, OutputDrift, Target, Trigger,
+};
 use crate::reference::Defects;
 use crate::runner::{RunOptions, RunOutcome};
 use crate::scenario::Scenario;
 
-/// The fault kinds exploration draws from (the `kind` names scenarios use).
-pub const KINDS: [&str; 12] = [
+/// The fault kinds exploration draws from (the `kind` names scenarios use): every kind of the
+/// fault engine.
+pub const KINDS: [&str; 38] = [
+    // tokens
     "expire_tokens",
+    "token_ttl",
+    "revoke_refresh_tokens",
+    "invalid_grant",
+    // latency
     "latency",
-    "hang",
+    "llm_timing",
+    // HTTP errors
     "http_error",
-    "partition",
-    "quota_exhausted",
-    "row_lock",
+    "empty_response",
+    "malformed_body",
+    "reset_mid_body",
+    "connection_reset",
+    "hang",
     "lost_response",
+    // governor limits
+    "quota_exhausted",
+    "concurrent_long_requests",
+    "row_lock",
     "concurrent_edit",
+    "llm_slots",
     "llm_overloaded",
+    // schema drift
     "field_renamed",
+    "field_removed",
+    "field_type_changed",
+    "required_field_added",
+    "picklist_value_withdrawn",
+    "api_version_retired",
     "llm_output_drift",
+    "llm_truncate",
+    "llm_stream_cut",
+    "llm_stream_error",
+    // network
+    "partition",
+    "reset_peer",
+    "refuse_connections",
+    "network_latency",
+    "bandwidth",
+    "slicer",
+    "slow_close",
+    "network_timeout",
+    "limit_data",
 ];
+
+/// Kind names as given (`all`: every one of [`KINDS`]).
+pub fn kinds(given: &[String]) -> Vec<String> {
+    if given.iter().any(|k| k == "all") {
+        all_kinds()
+    } else {
+        given.to_vec()
+    }
+}
 
 /// What exploration may inject: the scenario's `explore:` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -120,117 +164,276 @@ impl Budget {
     }
 }
 
-/// One drawn fault, in the terms proptest shrinks: kind index, start and duration in
-/// milliseconds, intensity in percent.
+/// One drawn fault, in the terms proptest shrinks: kind, start and duration in milliseconds,
+/// intensity in percent, and which dependency (0: Salesforce, 1: the LLM) for kinds that
+/// apply to either.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Drawn {
     kind: String,
     start_ms: u64,
     duration_ms: u64,
     intensity: u32,
+    on_llm: bool,
 }
 
 fn spec(d: &Drawn, budget: &Budget) -> FaultSpec {
+    use FaultKind as K;
     let share = (d.intensity.max(5) as f64) / 100.0;
+    // Stronger as intensity grows: a count from `mild` down to `strong`.
+    let fewer = |mild: f64, strong: f64| (mild + (strong - mild) * share).round().max(1.0);
     let on = |dep| Target {
         dependency: Some(dep),
         ..Target::default()
     };
+    let either = on(if d.on_llm {
+        DependencyName::Llm
+    } else {
+        DependencyName::Salesforce
+    });
+    let (sf, llm) = (on(DependencyName::Salesforce), on(DependencyName::Llm));
+    let contact = |field: &str| (String::from("Contact"), field.to_string());
     let sometimes = Trigger::Probability(share);
+    let always = Trigger::Always;
+    let both = Direction::Both;
     let (fault, target, trigger) = match d.kind.as_str() {
         "expire_tokens" => (
-            FaultKind::ExpireTokens {
+            K::ExpireTokens {
                 client_id: None,
                 username: None,
                 share: None,
             },
             Target::default(),
-            Trigger::Always,
+            always,
+        ),
+        "token_ttl" => (
+            K::TokenTtl {
+                ttl: Duration::from_secs(fewer(30.0, 1.0) as u64),
+            },
+            Target::default(),
+            always,
+        ),
+        "revoke_refresh_tokens" => (
+            K::RevokeRefreshTokens {
+                client_id: None,
+                username: None,
+            },
+            Target::default(),
+            always,
+        ),
+        "invalid_grant" => (
+            K::InvalidGrant,
+            on(DependencyName::SalesforceAuth),
+            sometimes,
         ),
         "latency" => (
-            FaultKind::Latency {
+            K::Latency {
                 latency: Latency::Fixed {
                     value: budget.max_latency.mul_f64(share),
                 },
             },
-            on(DependencyName::Salesforce),
-            Trigger::Always,
+            either,
+            always,
         ),
-        "hang" => (FaultKind::Hang, on(DependencyName::Llm), sometimes),
+        "llm_timing" => (
+            K::LlmTiming {
+                ttft: Some(Latency::Fixed {
+                    value: budget.max_latency.mul_f64(share),
+                }),
+                inter_token: None,
+            },
+            llm,
+            always,
+        ),
         "http_error" => (
-            FaultKind::HttpError {
+            K::HttpError {
                 status: 503,
                 error_code: None,
                 message: None,
                 retry_after: None,
                 retry_after_ms: None,
             },
-            on(DependencyName::Llm),
-            Trigger::Always,
+            either,
+            sometimes,
         ),
-        "partition" => (
-            FaultKind::Partition {
-                direction: crate::fault::model::Direction::Both,
-            },
-            on(DependencyName::Salesforce),
-            Trigger::Always,
-        ),
-        "quota_exhausted" => (
-            FaultKind::QuotaExhausted,
-            on(DependencyName::Salesforce),
-            Trigger::Always,
-        ),
-        "row_lock" => (
-            FaultKind::RowLock { records: vec![] },
+        "empty_response" => (K::EmptyResponse { status: 502 }, either, sometimes),
+        "malformed_body" => (K::MalformedBody, either, sometimes),
+        "reset_mid_body" => (K::ResetMidBody, either, sometimes),
+        "connection_reset" => (K::ConnectionReset, either, sometimes),
+        "hang" => (K::Hang, either, sometimes),
+        "lost_response" => (
+            K::LostResponse,
             Target {
                 sobject: Some("Event".into()),
-                ..on(DependencyName::Salesforce)
+                ..sf.clone()
             },
             sometimes,
         ),
-        "lost_response" => (
-            FaultKind::LostResponse,
+        "quota_exhausted" => (K::QuotaExhausted, sf, always),
+        "concurrent_long_requests" => (K::ConcurrentLongRequests, sf, sometimes),
+        "row_lock" => (
+            K::RowLock { records: vec![] },
             Target {
                 sobject: Some("Event".into()),
-                ..on(DependencyName::Salesforce)
+                ..sf.clone()
             },
             sometimes,
         ),
         "concurrent_edit" => (
-            FaultKind::ConcurrentEdit {
+            K::ConcurrentEdit {
                 object: "Contact".into(),
                 fields: BTreeMap::from([("Phone".to_string(), serde_json::json!("+1-555-0199"))]),
                 user: None,
             },
-            on(DependencyName::Salesforce),
-            Trigger::Always,
+            sf,
+            always,
+        ),
+        "llm_slots" => (
+            K::LlmSlots {
+                model: None,
+                slots: 1,
+                queue_depth: Some(fewer(8.0, 1.0) as usize),
+            },
+            llm,
+            always,
         ),
         "llm_overloaded" => (
-            FaultKind::LlmOverloaded {
+            K::LlmOverloaded {
                 retry_after: Duration::from_secs(1),
             },
-            on(DependencyName::Llm),
+            llm,
             sometimes,
         ),
-        "field_renamed" => (
-            FaultKind::FieldRenamed {
-                object: "Contact".into(),
-                field: "Data_Provenance__c".into(),
-                to: "Provenance_Source__c".into(),
-            },
-            on(DependencyName::Salesforce),
-            Trigger::Always,
-        ),
-        _ => (
-            FaultKind::LlmOutputDrift {
-                drift: crate::fault::model::OutputDrift::RenameKey {
+        "field_renamed" => {
+            let (object, field) = contact("Data_Provenance__c");
+            (
+                K::FieldRenamed {
+                    object,
+                    field,
+                    to: "Provenance_Source__c".into(),
+                },
+                sf,
+                always,
+            )
+        }
+        "field_removed" => {
+            let (object, field) = contact("Preferred_Language__c");
+            (K::FieldRemoved { object, field }, sf, always)
+        }
+        "field_type_changed" => {
+            let (object, field) = contact("Data_Provenance__c");
+            (
+                K::FieldTypeChanged {
+                    object,
+                    field,
+                    to: "double".into(),
+                },
+                sf,
+                always,
+            )
+        }
+        "required_field_added" => {
+            let (object, field) = contact("MailingCity");
+            (K::RequiredFieldAdded { object, field }, sf, always)
+        }
+        "picklist_value_withdrawn" => {
+            let (object, field) = contact("Preferred_Language__c");
+            (
+                K::PicklistValueWithdrawn {
+                    object,
+                    field,
+                    value: "Spanish".into(),
+                },
+                sf,
+                always,
+            )
+        }
+        "api_version_retired" => (K::ApiVersionRetired { below: 60 }, sf, always),
+        "llm_output_drift" => (
+            K::LlmOutputDrift {
+                drift: OutputDrift::RenameKey {
                     from: "summary".into(),
                     to: "synopsis".into(),
                 },
             },
-            on(DependencyName::Llm),
-            Trigger::Always,
+            llm,
+            always,
         ),
+        "llm_truncate" => (
+            K::LlmTruncate {
+                max_tokens: fewer(60.0, 4.0) as u32,
+            },
+            llm,
+            always,
+        ),
+        "llm_stream_cut" => (
+            K::LlmStreamCut {
+                after_tokens: fewer(40.0, 2.0) as u32,
+            },
+            llm,
+            sometimes,
+        ),
+        "llm_stream_error" => (
+            K::LlmStreamError {
+                after_tokens: fewer(40.0, 2.0) as u32,
+                message: "upstream model error".into(),
+            },
+            llm,
+            sometimes,
+        ),
+        "partition" => (K::Partition { direction: both }, either, always),
+        "reset_peer" => (K::ResetPeer { after: None }, either, always),
+        "refuse_connections" => (K::RefuseConnections, either, always),
+        "network_latency" => (
+            K::NetworkLatency {
+                latency: budget.max_latency.mul_f64(share),
+                jitter: None,
+                direction: both,
+            },
+            either,
+            always,
+        ),
+        "bandwidth" => (
+            K::Bandwidth {
+                rate_kb: fewer(200.0, 1.0) as u32,
+                direction: both,
+            },
+            either,
+            always,
+        ),
+        "slicer" => (
+            K::Slicer {
+                average_size: fewer(256.0, 8.0) as u32,
+                size_variation: 4,
+                delay: Some(Duration::from_millis(fewer(1.0, 20.0) as u64)),
+                direction: both,
+            },
+            either,
+            always,
+        ),
+        "slow_close" => (
+            K::SlowClose {
+                delay: budget.max_latency.mul_f64(share),
+            },
+            either,
+            always,
+        ),
+        "network_timeout" => (
+            K::NetworkTimeout {
+                after: Some(budget.max_latency.mul_f64(1.0 - share * 0.9)),
+                direction: both,
+            },
+            either,
+            always,
+        ),
+        "limit_data" => (
+            K::LimitData {
+                bytes: fewer(20_000.0, 200.0) as u64,
+                direction: both,
+            },
+            either,
+            always,
+        ),
+        other => unreachable!("{other}: not in KINDS (Budget::check refuses it)"),
     };
     FaultSpec {
         name: Some(format!("explored-{}", d.kind.replace('_', "-"))),
@@ -251,14 +454,20 @@ pub fn schedules(budget: &Budget, horizon: Duration) -> impl Strategy<Value = Ve
     let longest = (budget.total_fault_time.as_millis() as u64).max(min);
     let horizon_ms = (horizon.as_millis() as u64).max(1);
     let total = budget.total_fault_time.as_millis() as u64;
-    let one = (0..kinds.len(), 0..horizon_ms, 0..=longest - min, 0u32..=100).prop_map(
-        move |(k, start_ms, extra, intensity)| Drawn {
+    let one = (
+        0..kinds.len(),
+        0..horizon_ms,
+        0..=longest - min,
+        0u32..=100,
+        any::<bool>(),
+    )
+        .prop_map(move |(k, start_ms, extra, intensity, on_llm)| Drawn {
             kind: kinds[k].clone(),
             start_ms,
             duration_ms: min + extra,
             intensity,
-        },
-    );
+            on_llm,
+        });
     prop::collection::vec(one, 1..=budget.max_faults.max(1)).prop_map(move |mut v| {
         // Keep within the total fault time: later faults are cut short.
         let mut left = total;

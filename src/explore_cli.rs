@@ -26,6 +26,10 @@ pub struct ExploreArgs {
     /// Seed of the generator.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Fault kinds to draw from instead of the budget's (comma-separated; `all`: every kind of
+    /// the fault engine).
+    #[arg(long, value_delimiter = ',')]
+    pub kinds: Vec<String>,
     /// Explore the reference integration with this defect (repeatable).
     #[arg(long = "defect", value_enum)]
     pub defects: Vec<Defect>,
@@ -85,7 +89,10 @@ impl Mode {
 /// `crashcart explore`.
 pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
     let s = crate::scenario::load(&a.scenario)?;
-    let budget = s.raw.explore.clone().unwrap_or_default();
+    let mut budget = s.raw.explore.clone().unwrap_or_default();
+    if !a.kinds.is_empty() {
+        budget.kinds = crate::explore::kinds(&a.kinds);
+    }
     budget.check()?;
     let given: Defects = a.defects.iter().copied().collect();
     let defects = match (&s.sut, a.defects.is_empty()) {

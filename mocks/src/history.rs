@@ -78,11 +78,19 @@ pub struct RequestRecord {
     /// A short digest of the request body (absent for an empty body).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_digest: Option<String>,
+    /// A short digest of the query string (absent when there is none): two SOQL queries on
+    /// one path are different requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_digest: Option<String>,
     /// Request body length in bytes.
     pub body_len: u64,
     /// The fault verdict applied, if the fault hook intervened (`delay`, `respond`, `drop`, `reset`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+    /// The client's `Idempotency-Key`, when sent: one per logical operation, the same on its
+    /// retries (so identical requests of different callers are told apart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
     /// openai-python's `x-stainless-retry-count`, when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_count: Option<u32>,

@@ -89,7 +89,16 @@ pub fn retry_after_ms(headers: &HeaderMap) -> Option<u64> {
         .or_else(|| num("retry-after").map(|s| (s * 1000.0) as u64))
 }
 
-/// openai-python's `x-stainless-retry-count` header, when present.
+/// The `Idempotency-Key` header (IETF draft): one key per logical operation, the same on
+/// each of its retries (at most 64 characters kept).
+pub fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| k.chars().take(64).collect())
+}
+
+/// openai-python's `x-stainless-retry-count` (0 on the first attempt).
 pub fn retry_count(headers: &HeaderMap) -> Option<u32> {
     headers
         .get("x-stainless-retry-count")

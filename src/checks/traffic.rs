@@ -46,21 +46,25 @@ fn describe(r: &RequestRecord) -> String {
     )
 }
 
-/// Logical operations: identical requests (method, path, body) retried after a failure
-/// within [`RETRY_WINDOW_US`] belong to one operation. A request sent before the failed
+/// Logical operations: identical requests (method, path, query, body and `Idempotency-Key`, when
+/// the client sends one) retried after a failure within [`RETRY_WINDOW_US`] belong to one
+/// operation. A request sent before the failed
 /// answer went out cannot be its retry: it is another caller's identical request (two
 /// lookups of one practitioner, say). For an attempt without an answer (status 0), that is
 /// when the mock saw the connection end: a reset, or the client giving up (`CLIENT_CLOSED`).
 pub fn logical_operations<'a>(
     requests: impl Iterator<Item = &'a RequestRecord>,
 ) -> Vec<Vec<&'a RequestRecord>> {
-    let mut open: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    type Key = (String, String, String, String, String);
+    let mut open: BTreeMap<Key, usize> = BTreeMap::new();
     let mut groups: Vec<Vec<&RequestRecord>> = vec![];
     for r in requests {
         let key = (
             r.method.clone(),
             r.path.clone(),
+            r.query_digest.clone().unwrap_or_default(),
             r.body_digest.clone().unwrap_or_default(),
+            r.idempotency_key.clone().unwrap_or_default(),
         );
         let joins = open.get(&key).and_then(|&g| {
             let last = groups[g].last()?;
@@ -137,6 +141,8 @@ pub fn retry(t: &Timeline, slo: &RawSlo) -> SloResult {
         target.push(format!("amplification ≤ {a}"));
     }
     let mut res = SloResult::new(name, target.join(", "));
+    let network = network_windows(t, dependency.as_deref());
+    let unseen = |r: &RequestRecord| hidden(&network, r);
     let groups = logical_operations(on_dependency(t, dependency.as_deref()));
     let calls: usize = groups.iter().map(Vec::len).sum();
     if calls == 0 {
@@ -172,12 +178,16 @@ pub fn retry(t: &Timeline, slo: &RawSlo) -> SloResult {
                 continue;
             }
             let d = gap(w[0], w[1]);
-            if i == 0 {
-                first_gaps.push(d);
+            // Gaps measured at the mock include any network delay: under a network fault
+            // they say little about the SUT's backoff (a fixed delay swamps the jitter).
+            if !unseen(w[0]) && !unseen(w[1]) {
+                if i == 0 {
+                    first_gaps.push(d);
+                }
+                let e = by_index.entry(i).or_default();
+                e.0 += d;
+                e.1 += 1;
             }
-            let e = by_index.entry(i).or_default();
-            e.0 += d;
-            e.1 += 1;
             if let Some(mg) = min_gap {
                 if d < mg.as_micros() as u64 {
                     res.fail(format!(
@@ -201,7 +211,9 @@ pub fn retry(t: &Timeline, slo: &RawSlo) -> SloResult {
                     }
                 }
             }
-            if *no_retry_of_non_retryable && non_retryable(w[0]) {
+            // Under a network fault the SUT may never have seen that answer: its re-send is
+            // a retry of a timeout, not of the 4xx.
+            if *no_retry_of_non_retryable && non_retryable(w[0]) && !unseen(w[0]) {
                 res.fail(format!(
                     "retried a non-retryable {}: {}",
                     w[0].status,
@@ -291,6 +303,37 @@ pub fn fault_windows(
 }
 
 /// Faults whose failures a mock sees (network faults stop requests before they arrive).
+/// Windows of network faults on `dependency` (all dependencies when `None`).
+fn network_windows(t: &Timeline, dependency: Option<&str>) -> Vec<(u64, u64, String)> {
+    let faults: Vec<&FaultEvent> = t.faults().collect();
+    fault_windows(&faults, dependency, &NETWORK_KINDS, t.end_us())
+}
+
+/// The mock's answer to `r` may not have reached the SUT when the mock sent it (a network fault
+/// held or dropped it): a request sent during the fault may arrive, and be answered, after it.
+fn hidden(network: &[(u64, u64, String)], r: &RequestRecord) -> bool {
+    network
+        .iter()
+        .any(|(s, e, _)| r.at_us + r.latency_us >= *s && r.at_us < *e + NETWORK_SETTLE_US)
+}
+
+/// How long after a network fault a request sent during it may still arrive at the mock.
+const NETWORK_SETTLE_US: u64 = 5_000_000;
+
+/// Network faults: between the SUT and the mock, so the mock's answer may never have reached
+/// the SUT (or reached it late, after it gave up).
+const NETWORK_KINDS: [&str; 9] = [
+    "partition",
+    "reset_peer",
+    "refuse_connections",
+    "network_latency",
+    "bandwidth",
+    "slicer",
+    "slow_close",
+    "network_timeout",
+    "limit_data",
+];
+
 const OUTAGE_KINDS: [&str; 6] = [
     "http_error",
     "connection_reset",
@@ -562,20 +605,24 @@ pub fn rate_limit(t: &Timeline, slo: &RawSlo) -> SloResult {
     let mut periods = 0;
     for dep in ["salesforce", "llm"] {
         let reqs: Vec<&RequestRecord> = on_dependency(t, Some(dep)).collect();
+        let network = network_windows(t, Some(dep));
         let mut i = 0;
         while i < reqs.len() {
-            if !is_limit(reqs[i]) {
+            // A limit answer a network fault may have held tells nothing of when the SUT
+            // learnt of the limit: the period starts at one it surely saw.
+            if !is_limit(reqs[i]) || hidden(&network, reqs[i]) {
                 i += 1;
                 continue;
             }
             // The SUT learns of the limit when the answer goes out: requests already sent
             // (held by a slow network, say) could not know. Limited until a request sent
-            // since then succeeds.
+            // since then gets any other answer (a 404 or a validation error shows the limit
+            // gone as well as a success does).
             let start = reqs[i].at_us + reqs[i].latency_us;
             let from = reqs.partition_point(|r| r.at_us < start).max(i + 1);
             let end_idx = reqs[from..]
                 .iter()
-                .position(|r| (200..300).contains(&r.status))
+                .position(|r| r.status != 0 && !is_limit(r))
                 .map(|p| from + p)
                 .unwrap_or(reqs.len());
             let end = reqs
@@ -649,10 +696,20 @@ pub fn schema_drift(t: &Timeline, slo: &RawSlo) -> SloResult {
                     .is_some_and(|c| REJECTED.contains(&c))
             })
             .collect();
-        let after_first = rejected.len().saturating_sub(1);
+        // After the first rejection the SUT surely saw went out (not one a network fault may
+        // have held): requests already sent could not know.
+        let network = network_windows(t, None);
+        let after_first = rejected
+            .iter()
+            .position(|r| !hidden(&network, r))
+            .map(|k| {
+                let told = rejected[k].at_us + rejected[k].latency_us;
+                rejected[k + 1..].iter().filter(|r| r.at_us >= told).count()
+            })
+            .unwrap_or(0);
         worst = worst.max(after_first);
         if after_first > *max_rejected_after_drift as usize {
-            res.fail(format!("{label}: {} rejected requests (the SUT kept sending what the org refuses), last {}", rejected.len(), describe(rejected[rejected.len() - 1])));
+            res.fail(format!("{label}: {after_first} rejected requests sent after the first rejection (the SUT kept sending what the org refuses), last {}", describe(rejected[rejected.len() - 1])));
         }
     }
     res.measured = format!("at most {worst} rejected requests after the first");
@@ -693,6 +750,8 @@ mod tests {
             user: None,
             token_digest: Some("tok-a".into()),
             body_digest: Some("body".into()),
+            query_digest: None,
+            idempotency_key: None,
             body_len: 10,
             fault: None,
             retry_count: None,
@@ -764,6 +823,38 @@ mod tests {
             seq += 1;
         }
         out
+    }
+
+    #[test]
+    fn a_4xx_hidden_by_a_network_fault_may_be_retried() {
+        let v = || {
+            let mut v = retried(1, &[100], 0);
+            v[0].status = 404;
+            v
+        };
+        let r = retry(&tl(v(), vec![]), &retry_slo());
+        assert!(
+            r.evidence.iter().any(|e| e.contains("non-retryable 404")),
+            "{r:?}"
+        );
+        // The answer went out during network latency: the SUT saw a timeout, not the 404.
+        let slow = |event: &str, at| {
+            fault(
+                1,
+                at,
+                "network_latency",
+                Some(DependencyName::Salesforce),
+                event,
+            )
+        };
+        let r = retry(
+            &tl(v(), vec![slow("activated", 0), slow("removed", 5)]),
+            &retry_slo(),
+        );
+        assert!(
+            !r.evidence.iter().any(|e| e.contains("non-retryable")),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -1157,7 +1248,22 @@ mod tests {
         };
         let adapts = tl(vec![rejected(0, 200), sf(1, 300, 201)], drift.clone());
         assert_eq!(schema_drift(&adapts, &slo).verdict, Verdict::Pass);
-        let stubborn = tl((0..6).map(|i| rejected(i, 200 + i * 10)).collect(), drift);
+        let stubborn = tl(
+            (0..6).map(|i| rejected(i, 200 + i * 10)).collect(),
+            drift.clone(),
+        );
         assert_eq!(schema_drift(&stubborn, &slo).verdict, Verdict::Fail);
+        // The same six, answered slowly: the first rejection went out after all were sent.
+        let in_flight = tl(
+            (0..6)
+                .map(|i| {
+                    let mut r = rejected(i, 200 + i * 10);
+                    r.latency_us = 100_000;
+                    r
+                })
+                .collect(),
+            drift,
+        );
+        assert_eq!(schema_drift(&in_flight, &slo).verdict, Verdict::Pass);
     }
 }

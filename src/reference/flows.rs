@@ -72,19 +72,20 @@ fn soql_datetime(s: &str) -> String {
 enum Undo {
     /// A Contact this booking created.
     Contact(String),
-    /// An Event that may exist under this booking key.
-    EventByKey(String),
+    /// A record this booking may have created, by external id: `(object, field, value)` (an
+    /// Event by booking key; a new patient's Contact whose upsert had no clear answer).
+    ByKey(&'static str, &'static str, String),
 }
 
 async fn undo_once(sf: &Salesforce, step: &Undo, deadline: Instant) -> Result<(), SfError> {
     match step {
         Undo::Contact(id) => sf.delete("Contact", id, deadline).await,
-        Undo::EventByKey(key) => {
-            let path = format!("/sobjects/Event/Booking_Key__c/{}", urlencode(key));
+        Undo::ByKey(object, field, key) => {
+            let path = format!("/sobjects/{object}/{field}/{}", urlencode(key));
             match sf.get(&path, deadline).await? {
-                Some((ev, _)) => {
-                    let id = ev["Id"].as_str().unwrap_or_default().to_string();
-                    sf.delete("Event", &id, deadline).await
+                Some((rec, _)) => {
+                    let id = rec["Id"].as_str().unwrap_or_default().to_string();
+                    sf.delete(object, &id, deadline).await
                 }
                 None => Ok(()),
             }
@@ -168,12 +169,29 @@ async fn book(State(r): State<Arc<Reference>>, Json(b): Json<Value>) -> Response
         ("Preferred_Language__c", p["language"].clone()),
         ("Data_Provenance__c", b["provenance"].clone()),
     ]);
+    // Whether the patient is new decides what a failure undoes. The upsert's own answer
+    // cannot say: after a lost answer, its retry finds the record the first attempt made.
+    let by_ext = format!(
+        "/sobjects/Contact/Patient_External_Id__c/{}",
+        urlencode(ext)
+    );
+    let existed = match sf.get(&by_ext, deadline).await {
+        Ok(found) => found.is_some(),
+        Err(e) => return sf_failure("contact", &e),
+    };
     let (contact_id, created) = match sf
         .upsert("Contact", "Patient_External_Id__c", ext, &contact, deadline)
         .await
     {
-        Ok(x) => x,
-        Err(e) => return sf_failure("contact", &e),
+        Ok((id, created)) => (id, created || !existed),
+        Err(e) => {
+            // No clear answer: a new patient's Contact may exist now.
+            if !existed {
+                let undo = Undo::ByKey("Contact", "Patient_External_Id__c", ext.to_string());
+                compensate(&r, vec![undo]).await;
+            }
+            return sf_failure("contact", &e);
+        }
     };
     let mut undo = vec![];
     if created {
@@ -194,7 +212,7 @@ async fn book(State(r): State<Arc<Reference>>, Json(b): Json<Value>) -> Response
         Ok(body) => answer(StatusCode::CREATED, body),
         Err((resp, event_may_exist)) => {
             if event_may_exist && !r.defects.has(Defect::NonIdempotentCreate) {
-                undo.push(Undo::EventByKey(key.to_string()));
+                undo.push(Undo::ByKey("Event", "Booking_Key__c", key.to_string()));
             }
             compensate(&r, undo).await;
             resp

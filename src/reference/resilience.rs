@@ -395,6 +395,10 @@ impl Dependency {
         let unbounded = self.defects.has(Defect::UnboundedRetries);
         let timeout = (!self.defects.has(Defect::NoTimeout)).then_some(self.timeout);
         let scoped = ATTEMPTS.try_with(|a| *a).ok();
+        // One key for the logical call, on each of its attempts (`Idempotency-Key`): the
+        // server, and crashcart's checkers, can tell a retry from another caller's identical
+        // request.
+        let key = format!("{:016x}", self.random());
         self.budget.first();
         let mut retry = 0u32;
         let mut previous = Duration::ZERO;
@@ -408,7 +412,10 @@ impl Dependency {
                 return Err(CallError::Transport(self.name, TransportError::Timeout));
             }
             let timeout = timeout.map(|t| t.min(left));
-            let answer = self.transport.send(build(), timeout).await;
+            let answer = self
+                .transport
+                .send(build().header("idempotency-key", &key), timeout)
+                .await;
             let (class, wait_at_least) = match &answer {
                 Ok(r) => {
                     let mut c = classify(r);

@@ -75,8 +75,25 @@ pub struct Salesforce {
     version: RwLock<String>,
     /// Optional fields the org rejected (drift): not sent again.
     dropped: Mutex<BTreeSet<String>>,
+    /// Values a restricted picklist withdrew, by field: the field is left out when it would
+    /// carry one.
+    withdrawn: Mutex<BTreeSet<(String, String)>>,
     /// User ids by username.
     users: Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// The id in a write's success answer. A success whose body cannot be read is no proof the
+/// record was written as sent: an unknown outcome, which a booking compensates.
+fn record_id(r: &HttpResponse) -> Result<String, SfError> {
+    r.json()["id"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| SfError::Status {
+            status: r.status,
+            code: "UNREADABLE_ANSWER".into(),
+            message: "a success answer without a readable record id".into(),
+        })
 }
 
 /// Fields a booking cannot do without (never dropped on drift).
@@ -94,6 +111,7 @@ impl Salesforce {
             latest: RwLock::new(None),
             version: RwLock::new(version),
             dropped: Mutex::default(),
+            withdrawn: Mutex::default(),
             users: Mutex::default(),
         }
     }
@@ -270,19 +288,28 @@ impl Salesforce {
             return fields.clone();
         }
         let dropped = self.dropped.lock();
+        let withdrawn = self.withdrawn.lock();
         let mut out = fields.clone();
         if let Some(m) = out.as_object_mut() {
-            m.retain(|k, _| !dropped.contains(k));
+            m.retain(|k, v| {
+                !dropped.contains(k)
+                    && !v
+                        .as_str()
+                        .is_some_and(|v| withdrawn.contains(&(k.clone(), v.to_string())))
+            });
         }
         out
     }
 
-    /// A write the org refused with INVALID_FIELD for an optional field: remember to leave
-    /// that field out, and say whether a retry without it makes sense.
+    /// A write the org refused with INVALID_FIELD for an optional field, or with a value a
+    /// restricted picklist withdrew: remember to leave that field (or that value) out, and say
+    /// whether a retry without it makes sense.
     fn learn_drift(&self, r: &HttpResponse, sent: &Value) -> bool {
+        let code = error_code(r);
+        let picklist = code.as_deref() == Some("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
         if self.defects.has(Defect::NoDriftHandling)
             || r.status != 400
-            || error_code(r).as_deref() != Some("INVALID_FIELD")
+            || !(picklist || code.as_deref() == Some("INVALID_FIELD"))
         {
             return false;
         }
@@ -307,7 +334,16 @@ impl Salesforce {
         if optional.is_empty() {
             return false;
         }
-        self.dropped.lock().extend(optional);
+        if picklist {
+            // Only that value is gone: the field stays for the others.
+            self.withdrawn.lock().extend(
+                optional
+                    .into_iter()
+                    .filter_map(|f| Some((f.clone(), sent.get(&f)?.as_str()?.to_string()))),
+            );
+        } else {
+            self.dropped.lock().extend(optional);
+        }
         true
     }
 
@@ -390,10 +426,7 @@ impl Salesforce {
             .write(Method::PATCH, &path, fields, &[], deadline)
             .await?;
         match r.status {
-            200 | 201 => Ok((
-                r.json()["id"].as_str().unwrap_or_default().to_string(),
-                r.status == 201,
-            )),
+            200 | 201 => Ok((record_id(&r)?, r.status == 201)),
             _ => Err(SfError::from_response(&r)),
         }
     }
@@ -415,7 +448,7 @@ impl Salesforce {
             )
             .await?;
         match r.status {
-            201 => Ok(r.json()["id"].as_str().unwrap_or_default().to_string()),
+            201 => record_id(&r),
             _ => Err(SfError::from_response(&r)),
         }
     }
@@ -428,10 +461,16 @@ impl Salesforce {
     ) -> Result<Option<(Value, String)>, SfError> {
         let r = self.rest(Method::GET, path, None, &[], deadline).await?;
         match r.status {
-            200 => Ok(Some((
+            // A record without a readable Id is no answer (a garbled body).
+            200 if r.json()["Id"].is_string() => Ok(Some((
                 r.json(),
                 r.header("etag").unwrap_or_default().to_string(),
             ))),
+            200 => Err(SfError::Status {
+                status: 200,
+                code: "UNREADABLE_ANSWER".into(),
+                message: "a record without a readable Id".into(),
+            }),
             404 => Ok(None),
             _ => Err(SfError::from_response(&r)),
         }

@@ -172,9 +172,11 @@ async fn handle(State(st): State<Arc<LlmState>>, req: Request) -> Response {
             user: None,
             token_digest: token.as_deref().map(|t| digest(t.as_bytes())),
             body_digest: (!bytes.is_empty()).then(|| digest(&bytes)),
+            query_digest: None,
             body_len: bytes.len() as u64,
             fault: verdict.history_label(),
             retry_count: retry_count(&parts.headers),
+            idempotency_key: crate::wire::idempotency_key(&parts.headers),
             retry_after_ms: None,
             llm: model.map(|m| {
                 Box::new(LlmExchange {
