@@ -22,62 +22,14 @@ use serde::{Deserialize, Serialize};
 use crate::checks::Verdict;
 use crate::error::Error;
 use crate::fault::model::{
-    DependencyName, Direction, FaultKind, FaultSpec, Latency, OutputDrift, Target, Trigger,
+    kind_names, DependencyName, Direction, FaultKind, FaultSpec, Latency, OutputDrift, Target,
+    Trigger,
 };
 use crate::reference::Defects;
 use crate::runner::{RunOptions, RunOutcome};
 use crate::scenario::Scenario;
 
-/// The fault kinds exploration draws from (the `kind` names scenarios use): every kind of the
-/// fault engine.
-pub const KINDS: [&str; 38] = [
-    // tokens
-    "expire_tokens",
-    "token_ttl",
-    "revoke_refresh_tokens",
-    "invalid_grant",
-    // latency
-    "latency",
-    "llm_timing",
-    // HTTP errors
-    "http_error",
-    "empty_response",
-    "malformed_body",
-    "reset_mid_body",
-    "connection_reset",
-    "hang",
-    "lost_response",
-    // governor limits
-    "quota_exhausted",
-    "concurrent_long_requests",
-    "row_lock",
-    "concurrent_edit",
-    "llm_slots",
-    "llm_overloaded",
-    // schema drift
-    "field_renamed",
-    "field_removed",
-    "field_type_changed",
-    "required_field_added",
-    "picklist_value_withdrawn",
-    "api_version_retired",
-    "llm_output_drift",
-    "llm_truncate",
-    "llm_stream_cut",
-    "llm_stream_error",
-    // network
-    "partition",
-    "reset_peer",
-    "refuse_connections",
-    "network_latency",
-    "bandwidth",
-    "slicer",
-    "slow_close",
-    "network_timeout",
-    "limit_data",
-];
-
-/// Kind names as given (`all`: every one of [`KINDS`]).
+/// Kind names as given (`all`: every kind of the fault engine).
 pub fn kinds(given: &[String]) -> Vec<String> {
     if given.iter().any(|k| k == "all") {
         all_kinds()
@@ -90,7 +42,7 @@ pub fn kinds(given: &[String]) -> Vec<String> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
-    /// Fault kinds allowed (default: all of [`KINDS`]).
+    /// Fault kinds allowed (default: every kind of the fault engine).
     #[serde(default = "all_kinds")]
     pub kinds: Vec<String>,
     /// Faults per schedule, at most.
@@ -111,7 +63,7 @@ pub struct Budget {
 }
 
 fn all_kinds() -> Vec<String> {
-    KINDS.iter().map(|k| k.to_string()).collect()
+    kind_names::all().map(str::to_string).collect()
 }
 fn three() -> usize {
     3
@@ -146,10 +98,14 @@ impl Budget {
                 "explore.kinds: no fault kind allowed".into(),
             ));
         }
-        if let Some(k) = self.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+        if let Some(k) = self
+            .kinds
+            .iter()
+            .find(|k| !kind_names::all().any(|n| n == k.as_str()))
+        {
             return Err(Error::InvalidInput(format!(
                 "explore.kinds: `{k}` cannot be explored (known: {})",
-                KINDS.join(", ")
+                kind_names::all().collect::<Vec<_>>().join(", ")
             )));
         }
         if self.max_faults == 0 {
@@ -433,7 +389,7 @@ fn spec(d: &Drawn, budget: &Budget) -> FaultSpec {
             either,
             always,
         ),
-        other => unreachable!("{other}: not in KINDS (Budget::check refuses it)"),
+        other => unreachable!("{other}: not a fault kind (Budget::check refuses it)"),
     };
     FaultSpec {
         name: Some(format!("explored-{}", d.kind.replace('_', "-"))),
@@ -524,22 +480,24 @@ impl Found {
 /// [`simulated`] and [`real_time`] make the two kinds; any in-process SUT can have its own.
 pub type CaseRunner<'a> = dyn Fn(&Scenario) -> Result<RunOutcome, Error> + Send + Sync + 'a;
 
+/// A case's run options: the scenario's seed (the search sets it), journals in `dir`.
+fn options(dir: &Path, defects: Option<&Defects>, sim: bool) -> RunOptions {
+    RunOptions {
+        seed: None,
+        report_dir: Some(dir.to_path_buf()),
+        defects: defects.cloned(),
+        sim,
+        policy: None,
+    }
+}
+
 /// Cases in simulation: paused clock, in-process, against the reference integration with
 /// `defects` (none: the correct one). Fast and deterministic: the default.
 pub fn simulated(
     defects: Defects,
     dir: PathBuf,
 ) -> impl Fn(&Scenario) -> Result<RunOutcome, Error> + Send + Sync {
-    move |s| {
-        let opts = RunOptions {
-            seed: None,
-            report_dir: Some(dir.clone()),
-            defects: Some(defects.clone()),
-            sim: true,
-            policy: None,
-        };
-        crate::runner::run_simulated(s, &opts)
-    }
+    move |s| crate::runner::run_simulated(s, &options(&dir, Some(&defects), true))
 }
 
 /// Cases in wall time on real sockets against the scenario's own SUT (an external process or
@@ -552,13 +510,7 @@ pub fn real_time(
     dir: PathBuf,
 ) -> impl Fn(&Scenario) -> Result<RunOutcome, Error> + Send + Sync {
     move |s| {
-        let opts = RunOptions {
-            seed: None,
-            report_dir: Some(dir.clone()),
-            defects: defects.clone(),
-            sim: false,
-            policy: None,
-        };
+        let opts = options(&dir, defects.as_ref(), false);
         runtime.block_on(crate::runner::run(s, &opts, |_| {}))
     }
 }
@@ -740,7 +692,8 @@ mod tests {
             ..Budget::default()
         };
         let mut runner = TestRunner::deterministic();
-        for _ in 0..200 {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..400 {
             let v = schedules(&budget, Duration::from_secs(6))
                 .new_tree(&mut runner)
                 .unwrap()
@@ -751,9 +704,12 @@ mod tests {
             for d in &v {
                 let f = spec(d, &budget);
                 crate::fault::engine::check_spec(&f).unwrap();
+                assert_eq!(f.fault.name(), d.kind, "kind_names and the model agree");
+                seen.insert(d.kind.clone());
                 assert!(f.at.unwrap_or_default() < Duration::from_secs(6));
             }
         }
+        assert_eq!(seen.len(), kind_names::all().count(), "every kind drawn");
         assert!(Budget {
             kinds: vec!["nope".into()],
             ..Budget::default()

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use crashcart_mocks::RequestRecord;
 
 use super::{secs, SloResult, Verdict};
+use crate::fault::model::kind_names;
 use crate::fault::FaultEvent;
 use crate::record::Timeline;
 use crate::scenario::raw::RawSlo;
@@ -306,7 +307,7 @@ pub fn fault_windows(
 /// Windows of network faults on `dependency` (all dependencies when `None`).
 fn network_windows(t: &Timeline, dependency: Option<&str>) -> Vec<(u64, u64, String)> {
     let faults: Vec<&FaultEvent> = t.faults().collect();
-    fault_windows(&faults, dependency, &NETWORK_KINDS, t.end_us())
+    fault_windows(&faults, dependency, kind_names::NETWORK, t.end_us())
 }
 
 /// The mock's answer to `r` may not have reached the SUT when the mock sent it (a network fault
@@ -319,20 +320,6 @@ fn hidden(network: &[(u64, u64, String)], r: &RequestRecord) -> bool {
 
 /// How long after a network fault a request sent during it may still arrive at the mock.
 const NETWORK_SETTLE_US: u64 = 5_000_000;
-
-/// Network faults: between the SUT and the mock, so the mock's answer may never have reached
-/// the SUT (or reached it late, after it gave up).
-const NETWORK_KINDS: [&str; 9] = [
-    "partition",
-    "reset_peer",
-    "refuse_connections",
-    "network_latency",
-    "bandwidth",
-    "slicer",
-    "slow_close",
-    "network_timeout",
-    "limit_data",
-];
 
 const OUTAGE_KINDS: [&str; 6] = [
     "http_error",
@@ -654,14 +641,6 @@ const REJECTED: [&str; 5] = [
     "UNSUPPORTED_API_VERSION",
     "INVALID_TYPE",
 ];
-const DRIFTS: [&str; 6] = [
-    "field_renamed",
-    "field_removed",
-    "field_type_changed",
-    "required_field_added",
-    "picklist_value_withdrawn",
-    "api_version_retired",
-];
 
 /// The schema-drift SLO.
 pub fn schema_drift(t: &Timeline, slo: &RawSlo) -> SloResult {
@@ -676,7 +655,7 @@ pub fn schema_drift(t: &Timeline, slo: &RawSlo) -> SloResult {
         format!("≤ {max_rejected_after_drift} rejected requests after the first, per drift"),
     );
     let faults: Vec<&FaultEvent> = t.faults().collect();
-    let windows = fault_windows(&faults, None, &DRIFTS, t.end_us());
+    let windows = fault_windows(&faults, None, kind_names::SCHEMA_DRIFT, t.end_us());
     if windows.is_empty() {
         return res.skip("no schema drift");
     }

@@ -634,3 +634,78 @@ mod tests {
         assert!(e.to_string().contains("colour"), "{e}");
     }
 }
+
+/// The `kind` names of the fault engine by family (what scenarios write in `fault: {kind: …}`).
+pub mod kind_names {
+    /// Sessions and tokens.
+    pub const TOKENS: &[&str] = &[
+        "expire_tokens",
+        "token_ttl",
+        "revoke_refresh_tokens",
+        "invalid_grant",
+    ];
+    /// Slow answers.
+    pub const LATENCY: &[&str] = &["latency", "llm_timing"];
+    /// Error answers and broken exchanges, in the mocks.
+    pub const HTTP: &[&str] = &[
+        "http_error",
+        "empty_response",
+        "malformed_body",
+        "reset_mid_body",
+        "connection_reset",
+        "hang",
+        "lost_response",
+    ];
+    /// Governor limits, contention and overload.
+    pub const GOVERNOR: &[&str] = &[
+        "quota_exhausted",
+        "concurrent_long_requests",
+        "row_lock",
+        "concurrent_edit",
+        "llm_slots",
+        "llm_overloaded",
+    ];
+    /// Salesforce schema drift.
+    pub const SCHEMA_DRIFT: &[&str] = &[
+        "field_renamed",
+        "field_removed",
+        "field_type_changed",
+        "required_field_added",
+        "picklist_value_withdrawn",
+        "api_version_retired",
+    ];
+    /// LLM output drift.
+    pub const LLM_DRIFT: &[&str] = &[
+        "llm_output_drift",
+        "llm_truncate",
+        "llm_stream_cut",
+        "llm_stream_error",
+    ];
+    /// Network faults (the chaos proxy, or the simulated network): between the SUT and a mock.
+    pub const NETWORK: &[&str] = &[
+        "partition",
+        "reset_peer",
+        "refuse_connections",
+        "network_latency",
+        "bandwidth",
+        "slicer",
+        "slow_close",
+        "network_timeout",
+        "limit_data",
+    ];
+    /// Every family.
+    pub const FAMILIES: [&[&str]; 7] = [
+        TOKENS,
+        LATENCY,
+        HTTP,
+        GOVERNOR,
+        SCHEMA_DRIFT,
+        LLM_DRIFT,
+        NETWORK,
+    ];
+
+    /// Every kind name.
+    pub fn all() -> impl Iterator<Item = &'static str> {
+        FAMILIES.into_iter().flatten().copied()
+    }
+}
