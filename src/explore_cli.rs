@@ -64,16 +64,11 @@ struct Mode {
 
 impl Mode {
     fn runner(&self, rt: &tokio::runtime::Handle) -> Box<CaseRunner<'static>> {
-        match (&self.real_time, &self.defects) {
-            (true, d) => Box::new(crate::explore::real_time(
-                rt.clone(),
-                d.clone(),
-                self.dir.clone(),
-            )),
-            (false, d) => Box::new(crate::explore::simulated(
-                d.clone().unwrap_or_default(),
-                self.dir.clone(),
-            )),
+        let (defects, dir) = (self.defects.clone(), self.dir.clone());
+        if self.real_time {
+            Box::new(crate::explore::real_time(rt.clone(), defects, dir))
+        } else {
+            Box::new(crate::explore::simulated(defects.unwrap_or_default(), dir))
         }
     }
 
