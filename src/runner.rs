@@ -308,6 +308,7 @@ pub async fn run(
             }
         }
     };
+    let mut active_at_end = 0;
     if aborted.is_none() {
         mark("ready");
         progress(Progress::Phase("workload".into()));
@@ -350,6 +351,9 @@ pub async fn run(
                 }
             }
         }
+        // Counted before the schedule goes: dropping it aborts the tasks that hold the fault
+        // guards, and an aborted task drops its guards whenever the runtime gets to it.
+        active_at_end = env.engine.active().len();
         drop(schedule);
         mark("workload-end");
     }
@@ -358,7 +362,7 @@ pub async fn run(
     }
     // Cleanup, always: faults off, SUT stopped, state read, mocks down.
     progress(Progress::Phase("checking".into()));
-    let active = env.engine.active().len();
+    let active = active_at_end.max(env.engine.active().len());
     env.engine.clear_all();
     mark(&format!(
         "faults cleared ({active} were active, {} now)",
