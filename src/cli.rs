@@ -194,7 +194,7 @@ async fn tune(a: TuneArgs) -> Result<i32, Error> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    eprintln!(
+    errln!(
         "crashcart tune: {} ({} configurations × {} client counts × {} seeds = {runs} runs, {jobs} at once)",
         s.name,
         space.configs().len(),
@@ -212,9 +212,9 @@ async fn tune(a: TuneArgs) -> Result<i32, Error> {
         crate::tune::sweep(&s, &space, jobs, &a.report_dir, move || b2.inc(1)).await?;
     bar.finish_and_clear();
     let rows = crate::tune::rows(&configs, &samples);
-    print!("{}", crate::tune::table(&rows));
+    out!("{}", crate::tune::table(&rows));
     if let Some(r) = crate::tune::recommend(&rows) {
-        println!(
+        outln!(
             "\nrecommendation ({} clients): {} — {:.3}s mean completion, {:.1} calls, {:.1}% success",
             r.clients,
             r.config,
@@ -223,7 +223,7 @@ async fn tune(a: TuneArgs) -> Result<i32, Error> {
             r.success * 100.0
         );
     }
-    println!(
+    outln!(
         "{runs} simulated runs in {:.1}s of wall time",
         started.elapsed().as_secs_f64()
     );
@@ -382,7 +382,7 @@ async fn run_scenarios(
     let scenarios = load_scenarios(path)?;
     let mut reports = vec![];
     for s in &scenarios {
-        eprintln!("crashcart run: {} ({})", s.name, s.file.display());
+        errln!("crashcart run: {} ({})", s.name, s.file.display());
 
         // A progress bar over the workload, on a terminal, for runs of a few seconds or more.
         let bar = if opts.sim {
@@ -391,7 +391,7 @@ async fn run_scenarios(
             progress_bar(s.raw.duration)
         };
         let outcome = crate::runner::run(s, &opts, |p| match p {
-            crate::runner::Progress::Seed(seed) => eprintln!("  seed {seed}"),
+            crate::runner::Progress::Seed(seed) => errln!("  seed {seed}"),
             crate::runner::Progress::Phase(ph) => {
                 if let Some(b) = &bar {
                     match ph.as_str() {
@@ -400,18 +400,18 @@ async fn run_scenarios(
                         _ => {}
                     }
                 }
-                eprintln!("  {ph}");
+                errln!("  {ph}");
             }
             crate::runner::Progress::Settings(pairs) => {
-                eprintln!("  configure the SUT with:");
+                errln!("  configure the SUT with:");
                 for (k, v) in pairs {
-                    eprintln!("    {k}={v}");
+                    errln!("    {k}={v}");
                 }
             }
         })
         .await?;
         let report = outcome.report;
-        print!("{}", report.console());
+        out!("{}", report.console());
         let page = crate::html::render(&report, &outcome.timeline);
         let html_path = match (&html, scenarios.len()) {
             (Some(p), 1) => p.clone(),
@@ -426,12 +426,12 @@ async fn run_scenarios(
             .and_then(|_| std::fs::write(&html_path, page))
             .is_ok()
         {
-            println!("  html: {}", html_path.display());
+            outln!("  html: {}", html_path.display());
         }
         reports.push(report);
     }
     if reports.len() > 1 {
-        println!(
+        outln!(
             "
 summary: {} scenarios, {} met, {} failed, {} aborted",
             reports.len(),
@@ -502,7 +502,7 @@ fn load_scenarios(path: &std::path::Path) -> Result<Vec<crate::scenario::Scenari
 async fn sut_reference(defects: crate::reference::Defects) -> Result<i32, Error> {
     let settings = crate::reference::Settings::from_lookup(|k| std::env::var(k).ok())?;
     let port = settings.port;
-    let log: crate::reference::LogSink = std::sync::Arc::new(|line| eprintln!("reference: {line}"));
+    let log: crate::reference::LogSink = std::sync::Arc::new(|line| errln!("reference: {line}"));
     let r = crate::reference::Reference::new(
         settings,
         crate::transport::Transport::sockets(),
@@ -511,7 +511,7 @@ async fn sut_reference(defects: crate::reference::Defects) -> Result<i32, Error>
         log,
     );
     let running = crate::reference::spawn(r, port).await?;
-    eprintln!(
+    errln!(
         "reference integration listening on http://{} (defects: {}); Ctrl-C to stop",
         running.addr,
         defects.label()
@@ -519,7 +519,7 @@ async fn sut_reference(defects: crate::reference::Defects) -> Result<i32, Error>
     crate::shutdown::signal().await;
     let left = running.stop(Duration::from_secs(10)).await;
     if left > 0 {
-        eprintln!("reference: stopped with {left} compensations unfinished");
+        errln!("reference: stopped with {left} compensations unfinished");
     }
     Ok(exit_code::OK)
 }
@@ -554,7 +554,7 @@ fn validate(files: &[PathBuf]) -> Result<i32, Error> {
     let mut bad = 0;
     for f in files {
         match crate::scenario::load(f) {
-            Ok(s) => println!(
+            Ok(s) => outln!(
                 "{}: ok ({}: {} faults, {} SLOs)",
                 f.display(),
                 s.name,
@@ -563,7 +563,7 @@ fn validate(files: &[PathBuf]) -> Result<i32, Error> {
             ),
             Err(e) => {
                 bad += 1;
-                eprintln!("{e}");
+                errln!("{e}");
             }
         }
     }
@@ -608,7 +608,7 @@ pub fn main() -> i32 {
     let runtime = match built {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("crashcart: cannot start the async runtime: {e}");
+            errln!("crashcart: cannot start the async runtime: {e}");
             return exit_code::ABORTED;
         }
     };
@@ -617,7 +617,7 @@ pub fn main() -> i32 {
             Command::Serve(args) => crate::serve::run(args).await.map(|()| exit_code::OK),
             Command::Fault(cmd) => crate::fault_cli::run(cmd).await.map(|()| exit_code::OK),
             Command::Schema => {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&crate::scenario::json_schema())
                         .unwrap_or_default()
@@ -670,10 +670,10 @@ pub fn main() -> i32 {
                     jobs.max(1),
                     &report_dir,
                     sim,
-                    |line| eprintln!("  {line}"),
+                    |line| errln!("  {line}"),
                 )
                 .await?;
-                print!("{}", m.table());
+                out!("{}", m.table());
                 if let Some(p) = markdown {
                     std::fs::write(&p, m.markdown()).map_err(|source| Error::Io {
                         context: format!("writing {}", p.display()),
@@ -689,7 +689,7 @@ pub fn main() -> i32 {
             } => {
                 let s = crate::scenario::load(&scenario)?;
                 let r = crate::runner::recheck(&s, &journal, seed)?;
-                print!("{}", r.console());
+                out!("{}", r.console());
                 Ok(r.exit_code())
             }
             Command::Plan { file, seed, json } => {
@@ -697,12 +697,12 @@ pub fn main() -> i32 {
                     let seed = seed.or(s.raw.seed).unwrap_or(0);
                     let plan = crate::scenario::plan::plan(&s, seed);
                     if json {
-                        println!(
+                        outln!(
                             "{}",
                             serde_json::to_string_pretty(&plan).unwrap_or_default()
                         );
                     } else {
-                        print!("{plan}");
+                        out!("{plan}");
                     }
                     exit_code::OK
                 })
@@ -712,7 +712,7 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("crashcart: {e}");
+            errln!("crashcart: {e}");
             e.exit_code()
         }
     }

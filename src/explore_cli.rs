@@ -117,18 +117,18 @@ pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
             .await
             .map_err(|e| Error::Aborted(e.to_string()))??;
         if o.report.aborted.is_some() {
-            print!("{}", o.report.console());
+            out!("{}", o.report.console());
             return Ok(exit_code::ABORTED);
         }
         if !o.report.passed() {
-            println!(
+            outln!(
                 "regression {} still fails: {}",
                 f.display(),
                 kept.raw.description.clone().unwrap_or_default()
             );
             return Ok(exit_code::SLO_FAILED);
         }
-        println!("regression {} now passes", f.display());
+        outln!("regression {} now passes", f.display());
     }
 
     // Simulation: two searches with their own generator seeds, one per core. Real time: one,
@@ -136,7 +136,7 @@ pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
     let runners: u32 = if a.real_time { 1 } else { 2 };
     let shrink_iters = a.shrink_iters.unwrap_or(if a.real_time { 16 } else { 512 });
     if a.real_time {
-        eprintln!(
+        errln!(
             "real time: {} cases of about {} each, one at a time",
             a.cases,
             humantime::format_duration(s.raw.duration)
@@ -186,7 +186,7 @@ pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
     }
     let runs = stats.load(Ordering::Relaxed);
     let wall = started.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "explored {} ({}, {}): {runs} runs in {wall:.1}s ({:.1} cases/s)",
         s.name,
         match &mode.defects {
@@ -201,15 +201,15 @@ pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
         runs as f64 / wall.max(1e-9)
     );
     let Some(found) = found else {
-        println!("no failing schedule found in {} cases", a.cases);
+        outln!("no failing schedule found in {} cases", a.cases);
         return Ok(exit_code::OK);
     };
-    println!(
+    outln!(
         "failure found; {} failing schedules tried while shrinking; minimal schedule: {} fault(s)",
         found.shrink_steps,
         found.faults.len()
     );
-    println!("counterexample: {}", found.describe());
+    outln!("counterexample: {}", found.describe());
     write_counterexample(&a, &s, &mode, &tag, &found)?;
     Ok(exit_code::SLO_FAILED)
 }
@@ -236,7 +236,7 @@ fn write_counterexample(
     for p in [out.clone(), a.regressions.join(format!("{tag}-{id}.yaml"))] {
         write(&p, &yaml)?;
     }
-    println!(
+    outln!(
         "written to {} (replay: {})",
         out.display(),
         crate::explore::replay_command(&out, mode.defects.as_ref(), mode.real_time)

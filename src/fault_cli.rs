@@ -62,12 +62,12 @@ pub async fn run(cmd: FaultCommand) -> Result<(), Error> {
                 &api,
             )
             .await?;
-            println!("{out}");
+            outln!("{out}");
         }
         FaultCommand::List { api } => {
-            println!("{}", send(http.get(url(&api, "/faults")), &api).await?)
+            outln!("{}", send(http.get(url(&api, "/faults")), &api).await?)
         }
-        FaultCommand::Events { api } => println!(
+        FaultCommand::Events { api } => outln!(
             "{}",
             send(http.get(url(&api, "/faults/events")), &api).await?
         ),
@@ -77,7 +77,7 @@ pub async fn run(cmd: FaultCommand) -> Result<(), Error> {
                 None => "/faults".to_string(),
             };
             send(http.delete(url(&api, &path)), &api).await?;
-            eprintln!("cleared");
+            errln!("cleared");
         }
     }
     Ok(())

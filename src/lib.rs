@@ -26,6 +26,22 @@
 
 #![warn(missing_docs)]
 
+// Console output for the commands. `print!` and `eprint!` panic when the stream is closed
+// (`crashcart run … | head`); a closed console is not a reason to stop a run that has
+// faults to clear and reports to write, so these write and ignore the error.
+macro_rules! out {
+    ($($t:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stdout(), $($t)*); }};
+}
+macro_rules! outln {
+    ($($t:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout(), $($t)*); }};
+}
+macro_rules! errout {
+    ($($t:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stderr(), $($t)*); }};
+}
+macro_rules! errln {
+    ($($t:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr(), $($t)*); }};
+}
+
 pub mod checks;
 pub mod cli;
 pub mod control;

@@ -182,14 +182,14 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         let _ = writeln!(text, "api              {}   (Toxiproxy API: /proxies, /reset; faults: /faults, /faults/events)", api.base_url());
     }
     text.push_str("Ctrl-C to stop.\n");
-    eprint!("{text}");
+    errout!("{text}");
     if args.env {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(export_lines(&env.env_pairs()).as_bytes());
         let _ = out.flush();
     }
     crate::shutdown::signal().await;
-    eprintln!("crashcart serve: shutting down (clearing faults)");
+    errln!("crashcart serve: shutting down (clearing faults)");
     control.clear();
     if let Some(api) = api {
         api.shutdown().await;
