@@ -543,6 +543,9 @@ pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
         }
     }
     let mut worst_refreshes = 0usize;
+    // A token request whose answer a network fault may have held or cut got the SUT no token:
+    // asking again is a retry, not a storm.
+    let network = network_windows(t, Some("salesforce"));
     for (k, e) in expiries.iter().enumerate() {
         let until = expiries
             .get(k + 1)
@@ -556,6 +559,7 @@ pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
         let n = reqs[a..b]
             .iter()
             .filter(|r| matches!(r.operation.as_str(), "oauth.token" | "soap.login"))
+            .filter(|r| !hidden(&network, r))
             .count();
         worst_refreshes = worst_refreshes.max(n);
         if n > *max_refreshes_per_expiry as usize {
@@ -1046,9 +1050,23 @@ mod tests {
             reqs.push(auth(2 + i, 101 + i));
         }
         reqs.push(sf(9, 200, 401));
-        let r = token(&tl(reqs, vec![expiry]), &slo);
+        let r = token(&tl(reqs.clone(), vec![expiry.clone()]), &slo);
         assert!(
             r.evidence.iter().any(|e| e.contains("refresh storm")),
+            "{r:?}"
+        );
+        // The same token requests while a network fault cut Salesforce's answers: retries of
+        // a login whose token never arrived, not a storm (found by explore with limit_data).
+        let cut = fault(
+            2,
+            90,
+            "limit_data",
+            Some(DependencyName::Salesforce),
+            "activated",
+        );
+        let r = token(&tl(reqs.clone(), vec![expiry.clone(), cut]), &slo);
+        assert!(
+            !r.evidence.iter().any(|e| e.contains("refresh storm")),
             "{r:?}"
         );
         assert!(
