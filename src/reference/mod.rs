@@ -7,7 +7,9 @@
 //! - [`defect`]: the defects.
 //! - [`resilience`]: policy, backoff with full jitter, retry budget, circuit breaker, the
 //!   retrying call.
-//! - [`salesforce`]: OAuth with single-flight re-login, REST calls, quota headroom, drift.
+//! - [`salesforce`]: OAuth with single-flight re-login, REST calls, quota headroom, API
+//!   version upgrade; [`drift`]: what it learns of schema drift (fields and values the org
+//!   refuses, objects held while the org requires a field it cannot fill).
 //! - [`llm`]: visit-preparation JSON and streamed case summaries, with JSON drift handling.
 //! - [`flows`]: the HTTP endpoints (`POST /appointments`, `POST /patients/{id}/sync`,
 //!   `POST /cases/{id}/summarize`) and the booking saga.
@@ -16,6 +18,7 @@
 //! sockets or in-process on a paused clock.
 
 pub mod defect;
+pub mod drift;
 pub mod flows;
 pub mod llm;
 pub mod resilience;

@@ -1,9 +1,8 @@
 //! The reference integration's Salesforce client: OAuth (password grant) with single-flight
 //! re-login on INVALID_SESSION_ID, the REST calls the flows need, `Sforce-Limit-Info`
-//! headroom, and drift handling (fields the org rejects are dropped; a retired API version is
-//! replaced by the newest the org offers).
+//! headroom, and drift handling (what the org refuses is learnt in [`super::drift`]; a retired
+//! API version is replaced by the newest the org offers, and not sent again meanwhile).
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use http::Method;
@@ -12,6 +11,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::defect::{Defect, Defects};
+use super::drift::{object_of, Drift, HoldState};
 use super::resilience::{error_code, CallError, Dependency};
 use super::Settings;
 use crate::transport::{urlencode, HttpRequest, HttpResponse};
@@ -73,14 +73,33 @@ pub struct Salesforce {
     /// The newest session, for building each attempt's request without waiting on a login.
     latest: RwLock<Option<Session>>,
     version: RwLock<String>,
-    /// Optional fields the org rejected (drift): not sent again.
-    dropped: Mutex<BTreeSet<String>>,
-    /// Values a restricted picklist withdrew, by field: the field is left out when it would
-    /// carry one.
-    withdrawn: Mutex<BTreeSet<(String, String)>>,
+    /// The version the org answered UNSUPPORTED_API_VERSION to: not sent again until the
+    /// versions list names another.
+    retired: Mutex<Option<String>>,
+    /// Schema drift learnt from the org's refusals.
+    drift: Drift,
     /// User ids by username.
     users: Mutex<std::collections::HashMap<String, String>>,
+    /// Logins paused after the token endpoint refused one.
+    login_pause: Mutex<Option<LoginPause>>,
 }
+
+/// After the token endpoint refuses a login (an answer, such as `invalid_grant`; a call that
+/// got no answer is the breaker's business), logins pause: [`FIRST_LOGIN_PAUSE`], doubling up
+/// to [`MAX_LOGIN_PAUSE`] while refusals go on. Callers meanwhile fail at once, unsent: an
+/// org refusing the credentials is not asked again at the workload's rate (Salesforce locks
+/// a user out after repeated failed logins).
+#[derive(Debug)]
+struct LoginPause {
+    until: Instant,
+    wait: Duration,
+    why: String,
+}
+
+/// The first pause after a refused login.
+const FIRST_LOGIN_PAUSE: Duration = Duration::from_millis(500);
+/// The longest pause between logins while they are refused.
+const MAX_LOGIN_PAUSE: Duration = Duration::from_secs(4);
 
 /// The id in a write's success answer. A success whose body cannot be read is no proof the
 /// record was written as sent: an unknown outcome, which a booking compensates.
@@ -96,13 +115,11 @@ fn record_id(r: &HttpResponse) -> Result<String, SfError> {
         })
 }
 
-/// Fields a booking cannot do without (never dropped on drift).
-const REQUIRED: [&str; 4] = ["LastName", "StartDateTime", "EndDateTime", "Booking_Key__c"];
-
 impl Salesforce {
     /// A client for the org in `settings`.
     pub fn new(dep: Dependency, settings: Settings, defects: Defects) -> Self {
         let version = settings.api_version.clone();
+        let drift = Drift::new(!defects.has(Defect::NoDriftHandling));
         Self {
             dep,
             settings,
@@ -110,13 +127,23 @@ impl Salesforce {
             session: tokio::sync::Mutex::new(None),
             latest: RwLock::new(None),
             version: RwLock::new(version),
-            dropped: Mutex::default(),
-            withdrawn: Mutex::default(),
+            retired: Mutex::default(),
+            drift,
             users: Mutex::default(),
+            login_pause: Mutex::default(),
         }
     }
 
     async fn login(&self, deadline: Instant) -> Result<Session, SfError> {
+        if let Some(p) = &*self.login_pause.lock() {
+            if Instant::now() < p.until {
+                return Err(SfError::Status {
+                    status: 400,
+                    code: "LOGIN_PAUSED".into(),
+                    message: format!("not sent: the last login was refused ({})", p.why),
+                });
+            }
+        }
         let s = &self.settings;
         let req = HttpRequest::new(
             Method::POST,
@@ -134,8 +161,19 @@ impl Salesforce {
         ]);
         let r = self.dep.call(&req, deadline).await?;
         if r.status != 200 {
-            return Err(SfError::from_response(&r));
+            let e = SfError::from_response(&r);
+            let mut pause = self.login_pause.lock();
+            let wait = pause
+                .as_ref()
+                .map_or(FIRST_LOGIN_PAUSE, |p| (p.wait * 2).min(MAX_LOGIN_PAUSE));
+            *pause = Some(LoginPause {
+                until: Instant::now() + wait,
+                wait,
+                why: e.to_string(),
+            });
+            return Err(e);
         }
+        *self.login_pause.lock() = None;
         let v = r.json();
         match (v["access_token"].as_str(), v["instance_url"].as_str()) {
             (Some(t), Some(i)) => Ok(Session {
@@ -177,7 +215,16 @@ impl Salesforce {
                 return Ok(x.clone());
             }
         }
-        let fresh = self.login(deadline).await?;
+        let fresh = match self.login(deadline).await {
+            Ok(f) => f,
+            Err(e) => {
+                // The session is dead and none replaced it: callers log in (or fail while
+                // logins pause) instead of sending requests with the dead token.
+                *s = None;
+                *self.latest.write() = None;
+                return Err(e);
+            }
+        };
         *s = Some(fresh.clone());
         *self.latest.write() = Some(fresh.clone());
         Ok(fresh)
@@ -198,9 +245,15 @@ impl Salesforce {
         let mut renewed = false;
         let mut upgraded = false;
         loop {
+            if self.retired.lock().as_deref() == Some(self.version.read().as_str()) {
+                // Known retired (another call learnt it): the new version first, or nothing.
+                upgraded = true;
+                self.upgrade_version(&session, deadline).await?;
+            }
             // Each attempt carries the newest session (another caller may have renewed it
             // while this one waited), unless the client never refreshes.
             let sent = std::sync::Mutex::new(session.token.clone());
+            let sent_version = std::sync::Mutex::new(String::new());
             let build = || {
                 let s = match &*self.latest.read() {
                     Some(l) if !self.defects.has(Defect::NoRefresh) => l.clone(),
@@ -210,6 +263,9 @@ impl Salesforce {
                     *t = s.token.clone();
                 }
                 let version = self.version.read().clone();
+                if let Ok(mut v) = sent_version.lock() {
+                    v.clone_from(&version);
+                }
                 let mut req = HttpRequest::new(
                     method.clone(),
                     format!("{}/services/data/v{version}{path}", s.instance),
@@ -221,7 +277,7 @@ impl Salesforce {
                 if let Some(b) = body {
                     // Built per attempt: a retry leaves out what another caller has meanwhile
                     // learnt the org refuses (schema drift).
-                    req = req.json(&self.without_dropped(b));
+                    req = req.json(&self.drift.without_dropped(b));
                 }
                 req
             };
@@ -234,13 +290,15 @@ impl Salesforce {
                 continue;
             }
             if r.status == 410
-                && !upgraded
                 && !self.defects.has(Defect::NoDriftHandling)
                 && error_code(&r).as_deref() == Some("UNSUPPORTED_API_VERSION")
             {
-                upgraded = true;
-                self.upgrade_version(&session, deadline).await?;
-                continue;
+                *self.retired.lock() = Some(sent_version.into_inner().unwrap_or_default());
+                if !upgraded {
+                    upgraded = true;
+                    self.upgrade_version(&session, deadline).await?;
+                    continue;
+                }
             }
             return Ok(r);
         }
@@ -266,6 +324,9 @@ impl Salesforce {
         }
     }
 
+    /// The newest version of the org's versions list replaces a retired one. An unreadable
+    /// list (or one naming only the retired version) is an error: sending the retired version
+    /// again would only be refused again.
     async fn upgrade_version(&self, s: &Session, deadline: Instant) -> Result<(), SfError> {
         let req = HttpRequest::new(Method::GET, format!("{}/services/data", s.instance));
         let r = self.dep.call(&req, deadline).await?;
@@ -276,78 +337,28 @@ impl Salesforce {
             .flatten()
             .filter_map(|v| v["version"].as_str()?.parse::<f64>().ok())
             .fold(0.0f64, f64::max);
-        if newest > 0.0 {
-            *self.version.write() = format!("{newest:.1}");
+        let newest = format!("{newest:.1}");
+        let mut retired = self.retired.lock();
+        if newest == "0.0" || retired.as_deref() == Some(newest.as_str()) {
+            return Err(SfError::Status {
+                status: 410,
+                code: "UNSUPPORTED_API_VERSION".into(),
+                message: format!(
+                    "not sent: API version {} is retired and the org's versions list (status \
+                     {}) names no other",
+                    retired.as_deref().unwrap_or("?"),
+                    r.status
+                ),
+            });
         }
+        *self.version.write() = newest;
+        *retired = None;
         Ok(())
     }
 
-    /// Drop the fields the org dropped (drift), unless `no-drift-handling`.
-    fn without_dropped(&self, fields: &Value) -> Value {
-        if self.defects.has(Defect::NoDriftHandling) {
-            return fields.clone();
-        }
-        let dropped = self.dropped.lock();
-        let withdrawn = self.withdrawn.lock();
-        let mut out = fields.clone();
-        if let Some(m) = out.as_object_mut() {
-            m.retain(|k, v| {
-                !dropped.contains(k)
-                    && !v
-                        .as_str()
-                        .is_some_and(|v| withdrawn.contains(&(k.clone(), v.to_string())))
-            });
-        }
-        out
-    }
-
-    /// A write the org refused with INVALID_FIELD for an optional field, or with a value a
-    /// restricted picklist withdrew: remember to leave that field (or that value) out, and say
-    /// whether a retry without it makes sense.
-    fn learn_drift(&self, r: &HttpResponse, sent: &Value) -> bool {
-        let code = error_code(r);
-        let picklist = code.as_deref() == Some("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
-        if self.defects.has(Defect::NoDriftHandling)
-            || r.status != 400
-            || !(picklist || code.as_deref() == Some("INVALID_FIELD"))
-        {
-            return false;
-        }
-        let v = r.json();
-        let mut fields: Vec<String> = v[0]["fields"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f.as_str().map(str::to_string))
-            .collect();
-        if fields.is_empty() {
-            // "No such column 'X' on sobject of type Y"
-            let msg = v[0]["message"].as_str().unwrap_or_default();
-            if let Some(name) = msg.split('\'').nth(1) {
-                fields.push(name.to_string());
-            }
-        }
-        let optional: Vec<String> = fields
-            .into_iter()
-            .filter(|f| !REQUIRED.contains(&f.as_str()) && sent.get(f).is_some())
-            .collect();
-        if optional.is_empty() {
-            return false;
-        }
-        if picklist {
-            // Only that value is gone: the field stays for the others.
-            self.withdrawn.lock().extend(
-                optional
-                    .into_iter()
-                    .filter_map(|f| Some((f.clone(), sent.get(&f)?.as_str()?.to_string()))),
-            );
-        } else {
-            self.dropped.lock().extend(optional);
-        }
-        true
-    }
-
-    /// A write with drift handling: on INVALID_FIELD for an optional field, once more without it.
+    /// A write with drift handling: on INVALID_FIELD for an optional field, once more without
+    /// it; on REQUIRED_FIELD_MISSING for a field it does not have, the object's creating writes
+    /// are held (see [`super::drift`]).
     pub async fn write(
         &self,
         method: Method,
@@ -360,10 +371,13 @@ impl Salesforce {
         let r = self
             .rest(method.clone(), path, Some(fields), headers, deadline)
             .await?;
-        if self.learn_drift(&r, fields) {
+        if self.drift.learn_refused_field(&r, fields) {
             return self
                 .rest(method, path, Some(fields), headers, deadline)
                 .await;
+        }
+        if let Some(object) = object_of(path) {
+            self.drift.learn_required(object, &r, fields);
         }
         Ok(r)
     }
@@ -412,7 +426,26 @@ impl Salesforce {
         Ok(id)
     }
 
-    /// Upsert by external id: `(id, created)`.
+    /// Whether a write that could create a record of `object` may go out: `Err` while the
+    /// org requires a field the integration cannot fill. One caller per period reads the
+    /// object's describe to see whether the requirement is gone.
+    async fn may_create(&self, object: &str, deadline: Instant) -> Result<(), SfError> {
+        match self.drift.hold(object) {
+            HoldState::Clear => Ok(()),
+            HoldState::Held(e) => Err(e),
+            HoldState::Probe => {
+                let path = format!("/sobjects/{object}/describe");
+                let describe = match self.rest(Method::GET, &path, None, &[], deadline).await {
+                    Ok(r) if r.status == 200 => Some(r.json()),
+                    _ => None,
+                };
+                self.drift.probed(object, describe.as_ref())
+            }
+        }
+    }
+
+    /// Upsert by external id: `(id, created)`. While creating `object`s is held (a field the
+    /// org now requires), only an existing record is written.
     pub async fn upsert(
         &self,
         object: &str,
@@ -422,6 +455,11 @@ impl Salesforce {
         deadline: Instant,
     ) -> Result<(String, bool), SfError> {
         let path = format!("/sobjects/{object}/{field}/{}", urlencode(value));
+        if let Err(held) = self.may_create(object, deadline).await {
+            if self.get(&path, deadline).await?.is_none() {
+                return Err(held);
+            }
+        }
         let r = self
             .write(Method::PATCH, &path, fields, &[], deadline)
             .await?;
@@ -438,6 +476,7 @@ impl Salesforce {
         fields: &Value,
         deadline: Instant,
     ) -> Result<String, SfError> {
+        self.may_create(object, deadline).await?;
         let r = self
             .write(
                 Method::POST,
