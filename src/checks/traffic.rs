@@ -484,6 +484,8 @@ pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
     }
     let mut worst_delay = 0usize;
     let mut dead: Vec<(String, u64)> = vec![];
+    // A token answer a network fault may have held or cut may never have reached the SUT.
+    let network = network_windows(t, Some("salesforce"));
     for &i in &invalid {
         let r = reqs[i];
         // Recovered when a new token is obtained, or when the next call already carries one
@@ -510,8 +512,14 @@ pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
                         describe(r)
                     ));
                 }
-                if let Some(d) = &r.token_digest {
-                    dead.push((d.clone(), reqs[i + 1 + p].at_us));
+                // The dead token is judged from when the SUT surely had another: a token
+                // answer it surely got, or a call carrying a new token.
+                let surely =
+                    |x: &&RequestRecord| renewed(x) && !(is_auth_success(x) && hidden(&network, x));
+                if let (Some(d), Some(q)) =
+                    (&r.token_digest, reqs[i + 1..].iter().copied().find(surely))
+                {
+                    dead.push((d.clone(), q.at_us));
                 }
             }
             None => {
@@ -545,7 +553,6 @@ pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
     let mut worst_refreshes = 0usize;
     // A token request whose answer a network fault may have held or cut got the SUT no token:
     // asking again is a retry, not a storm.
-    let network = network_windows(t, Some("salesforce"));
     for (k, e) in expiries.iter().enumerate() {
         let until = expiries
             .get(k + 1)
@@ -1055,6 +1062,12 @@ mod tests {
             r.evidence.iter().any(|e| e.contains("refresh storm")),
             "{r:?}"
         );
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.contains("dead token was used again")),
+            "{r:?}"
+        );
         // The same token requests while a network fault cut Salesforce's answers: retries of
         // a login whose token never arrived, not a storm (found by explore with limit_data).
         let cut = fault(
@@ -1064,13 +1077,24 @@ mod tests {
             Some(DependencyName::Salesforce),
             "activated",
         );
-        let r = token(&tl(reqs.clone(), vec![expiry.clone(), cut]), &slo);
+        let r = token(&tl(reqs.clone(), vec![expiry.clone(), cut.clone()]), &slo);
         assert!(
             !r.evidence.iter().any(|e| e.contains("refresh storm")),
             "{r:?}"
         );
+        // Nor is the dead token sent again while every new token's answer may have been cut
+        // "used after a new one was obtained": the SUT had none (found by explore).
+        let reuse = vec![expired(1, 100), auth(2, 110), expired(3, 150)];
+        let r = token(&tl(reuse.clone(), vec![expiry.clone()]), &slo);
         assert!(
             r.evidence
+                .iter()
+                .any(|e| e.contains("dead token was used again")),
+            "{r:?}"
+        );
+        let r = token(&tl(reuse, vec![expiry.clone(), cut]), &slo);
+        assert!(
+            !r.evidence
                 .iter()
                 .any(|e| e.contains("dead token was used again")),
             "{r:?}"
