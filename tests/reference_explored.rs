@@ -87,6 +87,26 @@ fn a_newly_required_field_holds_new_records_instead_of_sending_them() {
     assert_handled(&s, &[1, 2, 3]);
 }
 
+#[test]
+fn retries_of_writes_hung_before_the_requirement_are_withdrawn() {
+    // Upserts sent while Salesforce hung were retried after the org had started refusing
+    // new Contacts: four more refusals at seed 31 before retries checked the hold. (The
+    // fault names are explore's: a fault's random draws are seeded by its name.)
+    let s = neutral_with(
+        "required-field-after-hang",
+        "  - {name: explored-required-field-added, at: 2721ms, for: 2376ms, target: {dependency: salesforce}, \
+         fault: {kind: required_field_added, object: Contact, field: MailingCity}}\n  \
+         - {name: explored-hang, at: 2101ms, for: 1400ms, target: {dependency: salesforce}, \
+         trigger: {probability: 0.84}, fault: {kind: hang}}",
+    );
+    for seed in [31, 1, 2] {
+        let (v, m) = schema_drift(&s, Defects::default(), seed);
+        assert_eq!(v, Verdict::Pass, "seed {seed}: {m}");
+        let (v, m) = verdict(&s, Defects::default(), seed, "consistency");
+        assert_eq!(v, Verdict::Pass, "seed {seed}: {m}");
+    }
+}
+
 fn versions_garbled(probability: f64) -> crashcart::scenario::Scenario {
     neutral_with(
         "versions-garbled",

@@ -501,9 +501,11 @@ pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
             Some(p) => {
                 // Requests sent once the 401 was out: those in flight already could not know.
                 let told = r.at_us + r.latency_us;
+                // Nor those a network fault may have held: sent earlier than they arrived.
                 let data_between = reqs[i + 1..i + 1 + p]
                     .iter()
                     .filter(|x| x.dependency.as_str() == "salesforce" && x.at_us >= told)
+                    .filter(|x| !hidden(&network, x))
                     .count();
                 worst_delay = worst_delay.max(data_between);
                 if data_between > *refresh_within_requests as usize {
@@ -650,13 +652,18 @@ pub fn rate_limit(t: &Timeline, slo: &RawSlo) -> SloResult {
     res
 }
 
-const REJECTED: [&str; 5] = [
-    "INVALID_FIELD",
-    "REQUIRED_FIELD_MISSING",
-    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-    "UNSUPPORTED_API_VERSION",
-    "INVALID_TYPE",
-];
+/// The refusals a drift of this kind causes. A window is judged by its own kind's refusals
+/// only: a retired API version's 410s inside a renamed field's window are not the SUT
+/// resending the renamed field (found by explore).
+fn rejected_by(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "required_field_added" => &["REQUIRED_FIELD_MISSING"],
+        "picklist_value_withdrawn" => &["INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"],
+        "api_version_retired" => &["UNSUPPORTED_API_VERSION"],
+        // field_renamed, field_removed, field_type_changed
+        _ => &["INVALID_FIELD", "INVALID_TYPE"],
+    }
+}
 
 /// The schema-drift SLO.
 pub fn schema_drift(t: &Timeline, slo: &RawSlo) -> SloResult {
@@ -671,13 +678,21 @@ pub fn schema_drift(t: &Timeline, slo: &RawSlo) -> SloResult {
         format!("≤ {max_rejected_after_drift} rejected requests after the first, per drift"),
     );
     let faults: Vec<&FaultEvent> = t.faults().collect();
-    let windows = fault_windows(&faults, None, kind_names::SCHEMA_DRIFT, t.end_us());
+    let windows: Vec<(u64, u64, String, &[&str])> = kind_names::SCHEMA_DRIFT
+        .iter()
+        .flat_map(|kind| {
+            fault_windows(&faults, None, &[kind], t.end_us())
+                .into_iter()
+                .map(|(s, e, l)| (s, e, l, rejected_by(kind)))
+        })
+        .collect();
     if windows.is_empty() {
         return res.skip("no schema drift");
     }
     let all: Vec<&RequestRecord> = t.requests().collect();
+    let network = network_windows(t, None);
     let mut worst = 0;
-    for (start, end, label) in windows {
+    for (start, end, label, codes) in windows {
         let (a, b) = (
             all.partition_point(|r| r.at_us < start),
             all.partition_point(|r| r.at_us < end),
@@ -685,15 +700,10 @@ pub fn schema_drift(t: &Timeline, slo: &RawSlo) -> SloResult {
         let rejected: Vec<&RequestRecord> = all[a..b]
             .iter()
             .copied()
-            .filter(|r| {
-                r.error_code
-                    .as_deref()
-                    .is_some_and(|c| REJECTED.contains(&c))
-            })
+            .filter(|r| r.error_code.as_deref().is_some_and(|c| codes.contains(&c)))
             .collect();
         // After the first rejection the SUT surely saw went out (not one a network fault may
         // have held): requests already sent could not know.
-        let network = network_windows(t, None);
         let after_first = rejected
             .iter()
             .position(|r| !hidden(&network, r))
@@ -1044,6 +1054,34 @@ mod tests {
             token(&in_flight([150, 151, 152]), &slo).verdict,
             Verdict::Fail
         );
+        // Unless a network fault may have held them: sent before they arrived, maybe before
+        // the 401 went out (found by explore with network latency and a slicer).
+        let held = tl(
+            vec![
+                slow.clone(),
+                sf(2, 150, 200),
+                sf(3, 151, 200),
+                sf(4, 152, 200),
+                auth(5, 155),
+                renewed.clone(),
+            ],
+            vec![
+                expiry.clone(),
+                fault(
+                    7,
+                    90,
+                    "network_latency",
+                    Some(DependencyName::Salesforce),
+                    "activated",
+                ),
+            ],
+        );
+        assert_eq!(
+            token(&held, &slo).verdict,
+            Verdict::Pass,
+            "{:?}",
+            token(&held, &slo)
+        );
         // No refresh: it keeps failing.
         let bad = tl(
             vec![expired(1, 100), expired(2, 110), expired(3, 120)],
@@ -1313,8 +1351,31 @@ mod tests {
                     r
                 })
                 .collect(),
-            drift,
+            drift.clone(),
         );
         assert_eq!(schema_drift(&in_flight, &slo).verdict, Verdict::Pass);
+        // A retired API version's refusals inside the removed field's window are another
+        // drift's, judged in that drift's own window (found by explore).
+        let retired = |s, at| {
+            let mut r = sf(s, at, 410);
+            r.error_code = Some("UNSUPPORTED_API_VERSION".into());
+            r
+        };
+        let mut v = vec![rejected(0, 200), sf(1, 300, 201)];
+        v.extend((2..7).map(|i| retired(i, 400 + i * 10)));
+        assert_eq!(
+            schema_drift(&tl(v.clone(), drift.clone()), &slo).verdict,
+            Verdict::Pass
+        );
+        let mut both = drift;
+        both.push(fault(
+            2,
+            400,
+            "api_version_retired",
+            Some(DependencyName::Salesforce),
+            "activated",
+        ));
+        let r = schema_drift(&tl(v, both), &slo);
+        assert!(r.evidence.iter().any(|e| e.contains("f2")), "{r:?}");
     }
 }

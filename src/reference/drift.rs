@@ -68,6 +68,22 @@ pub fn object_of(path: &str) -> Option<&str> {
         .filter(|o| !o.is_empty())
 }
 
+/// The object a write may create a record of: a create (`POST /sobjects/{object}`) or an
+/// upsert by external id (`PATCH /sobjects/{object}/{field}/{value}`).
+pub fn creates<'a>(method: &http::Method, path: &'a str) -> Option<&'a str> {
+    let object = object_of(path)?;
+    let segments = path
+        .split('?')
+        .next()?
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .count();
+    match (method.as_str(), segments) {
+        ("POST", 2) | ("PATCH", 4) => Some(object),
+        _ => None,
+    }
+}
+
 /// The field names an error answer names (`fields`, else a quoted name in `message`).
 fn named_fields(r: &HttpResponse) -> Vec<String> {
     let v = r.json();
@@ -170,6 +186,11 @@ impl Drift {
         }
     }
 
+    /// Whether creating `object`s is held (no probe taken).
+    pub fn is_held(&self, object: &str) -> bool {
+        self.holds.lock().contains_key(object)
+    }
+
     /// Whether a write that could create a record of `object` may go out now.
     pub fn hold(&self, object: &str) -> HoldState {
         let mut holds = self.holds.lock();
@@ -251,6 +272,14 @@ mod tests {
         assert_eq!(object_of("/sobjects/Contact"), Some("Contact"));
         assert_eq!(object_of("/sobjects/Contact/Ext__c/1"), Some("Contact"));
         assert_eq!(object_of("/query?q=x"), None);
+        use http::Method;
+        assert_eq!(creates(&Method::POST, "/sobjects/Event"), Some("Event"));
+        assert_eq!(
+            creates(&Method::PATCH, "/sobjects/Contact/Ext__c/1"),
+            Some("Contact")
+        );
+        assert_eq!(creates(&Method::PATCH, "/sobjects/Contact/003x"), None);
+        assert_eq!(creates(&Method::DELETE, "/sobjects/Contact/003x"), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -333,6 +333,10 @@ pub enum CallError {
     /// No answer after the retries allowed.
     #[error("{0}: {1}")]
     Transport(&'static str, TransportError),
+    /// A retry the caller withdrew before it was sent (what it would send is now known to be
+    /// refused): the outcome is that of the attempts before it.
+    #[error("{0}: retry not sent: {1}")]
+    Withdrawn(&'static str, String),
 }
 
 /// One dependency as the integration sees it: transport, timeout, breaker, budget.
@@ -381,14 +385,15 @@ impl Dependency {
         req: &HttpRequest,
         deadline: Instant,
     ) -> Result<HttpResponse, CallError> {
-        self.call_with(|| req.clone(), deadline).await
+        self.call_with(|_| Ok(req.clone()), deadline).await
     }
 
     /// As [`Self::call`], with the request built afresh for every attempt (so a retry carries
-    /// the session current at that moment, not the one of the first attempt).
+    /// the session current at that moment, not the one of the first attempt). `build` gets the
+    /// retry's number (0: the first attempt) and may withdraw a retry with the reason.
     pub async fn call_with(
         &self,
-        build: impl Fn() -> HttpRequest,
+        build: impl Fn(u32) -> Result<HttpRequest, String>,
         deadline: Instant,
     ) -> Result<HttpResponse, CallError> {
         let no_breaker = self.defects.has(Defect::NoBreaker);
@@ -412,9 +417,10 @@ impl Dependency {
                 return Err(CallError::Transport(self.name, TransportError::Timeout));
             }
             let timeout = timeout.map(|t| t.min(left));
+            let req = build(retry).map_err(|why| CallError::Withdrawn(self.name, why))?;
             let answer = self
                 .transport
-                .send(build().header("idempotency-key", &key), timeout)
+                .send(req.header("idempotency-key", &key), timeout)
                 .await;
             let (class, wait_at_least) = match &answer {
                 Ok(r) => {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::defect::{Defect, Defects};
-use super::drift::{object_of, Drift, HoldState};
+use super::drift::{creates, object_of, Drift, HoldState};
 use super::resilience::{error_code, CallError, Dependency};
 use super::Settings;
 use crate::transport::{urlencode, HttpRequest, HttpResponse};
@@ -254,7 +254,16 @@ impl Salesforce {
             // while this one waited), unless the client never refreshes.
             let sent = std::sync::Mutex::new(session.token.clone());
             let sent_version = std::sync::Mutex::new(String::new());
-            let build = || {
+            let build = |retry: u32| {
+                if let (true, Some(object)) = (retry > 0, creates(&method, path)) {
+                    // A retry of a write that could create a record, once the org requires a
+                    // field the integration cannot fill, would only be refused.
+                    if self.drift.is_held(object) {
+                        return Err(format!(
+                            "{object} requires a field this integration cannot fill"
+                        ));
+                    }
+                }
                 let s = match &*self.latest.read() {
                     Some(l) if !self.defects.has(Defect::NoRefresh) => l.clone(),
                     _ => session.clone(),
@@ -279,7 +288,7 @@ impl Salesforce {
                     // learnt the org refuses (schema drift).
                     req = req.json(&self.drift.without_dropped(b));
                 }
-                req
+                Ok(req)
             };
             let r = self.dep.call_with(build, deadline).await?;
             session.token = sent.into_inner().unwrap_or_default();
