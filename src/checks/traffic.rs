@@ -452,6 +452,10 @@ fn is_auth_success(r: &RequestRecord) -> bool {
     matches!(r.operation.as_str(), "oauth.token" | "soap.login") && r.status == 200
 }
 
+/// The pause after a refused login beyond which the next login is a retry, not part of a
+/// storm (a workload's callers logging in one after another come far closer).
+const REFUSED_LOGIN_PAUSE_US: u64 = 250_000;
+
 /// The token SLO.
 pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
     let RawSlo::Token {
@@ -570,10 +574,21 @@ pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
             reqs.partition_point(|r| r.at_us < e.at_us),
             reqs.partition_point(|r| r.at_us < until),
         );
-        let n = reqs[a..b]
+        let logins: Vec<&&RequestRecord> = reqs[a..b]
             .iter()
             .filter(|r| matches!(r.operation.as_str(), "oauth.token" | "soap.login"))
-            .filter(|r| !hidden(&network, r))
+            .collect();
+        // A login the token endpoint refused, tried again after a pause, is backing off, not
+        // storming: a long refusal outlasts any fixed count (found by explore).
+        let n = logins
+            .iter()
+            .enumerate()
+            .filter(|(j, r)| {
+                let refused_before = *j > 0 && (400..500).contains(&logins[j - 1].status);
+                let paused = *j > 0 && r.at_us >= logins[j - 1].at_us + REFUSED_LOGIN_PAUSE_US;
+                !(refused_before && paused)
+            })
+            .filter(|(_, r)| !hidden(&network, r))
             .count();
         worst_refreshes = worst_refreshes.max(n);
         if n > *max_refreshes_per_expiry as usize {
@@ -1092,6 +1107,33 @@ mod tests {
             r.evidence
                 .iter()
                 .any(|e| e.contains("never obtained a new token")),
+            "{r:?}"
+        );
+        // Refused logins: tried again at the workload's pace, a storm; backing off, not.
+        let refused = |s, at| {
+            req(
+                s,
+                at,
+                Dependency::SalesforceAuth,
+                "oauth.token",
+                "/services/oauth2/token",
+                400,
+            )
+        };
+        let logins = |gap: u64| {
+            let mut v = vec![expired(1, 100)];
+            v.extend((0..4).map(|i| refused(2 + i, 101 + i * gap)));
+            v.push(auth(6, 101 + 4 * gap));
+            tl(v, vec![expiry.clone()])
+        };
+        let r = token(&logins(100), &slo);
+        assert!(
+            r.evidence.iter().any(|e| e.contains("refresh storm")),
+            "{r:?}"
+        );
+        let r = token(&logins(500), &slo);
+        assert!(
+            !r.evidence.iter().any(|e| e.contains("refresh storm")),
             "{r:?}"
         );
         // A storm: five token requests for one expiry; and the dead token used again.
