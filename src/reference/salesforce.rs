@@ -252,28 +252,24 @@ impl Salesforce {
             }
             // Each attempt carries the newest session (another caller may have renewed it
             // while this one waited), unless the client never refreshes.
-            let sent = std::sync::Mutex::new(session.token.clone());
-            let sent_version = std::sync::Mutex::new(String::new());
+            // What the last attempt carried: (token, API version).
+            let sent = std::sync::Mutex::new((session.token.clone(), String::new()));
             let build = |retry: u32| {
-                if let (true, Some(object)) = (retry > 0, creates(&method, path)) {
-                    // A retry of a write that could create a record, once the org requires a
-                    // field the integration cannot fill, would only be refused.
-                    if self.drift.is_held(object) {
-                        return Err(format!(
-                            "{object} requires a field this integration cannot fill"
-                        ));
-                    }
+                // A retry of a write that could create a record, once the org requires a field
+                // the integration cannot fill, would only be refused.
+                let held = creates(&method, path).filter(|o| self.drift.is_held(o));
+                if let (true, Some(object)) = (retry > 0, held) {
+                    return Err(format!(
+                        "{object} requires a field this integration cannot fill"
+                    ));
                 }
                 let s = match &*self.latest.read() {
                     Some(l) if !self.defects.has(Defect::NoRefresh) => l.clone(),
                     _ => session.clone(),
                 };
-                if let Ok(mut t) = sent.lock() {
-                    *t = s.token.clone();
-                }
                 let version = self.version.read().clone();
-                if let Ok(mut v) = sent_version.lock() {
-                    v.clone_from(&version);
+                if let Ok(mut carried) = sent.lock() {
+                    *carried = (s.token.clone(), version.clone());
                 }
                 let mut req = HttpRequest::new(
                     method.clone(),
@@ -291,7 +287,8 @@ impl Salesforce {
                 Ok(req)
             };
             let r = self.dep.call_with(build, deadline).await?;
-            session.token = sent.into_inner().unwrap_or_default();
+            let (token, version) = sent.into_inner().unwrap_or_default();
+            session.token = token;
             self.watch_headroom(&r);
             if r.status == 401 && !renewed && !self.defects.has(Defect::NoRefresh) {
                 renewed = true;
@@ -302,7 +299,7 @@ impl Salesforce {
                 && !self.defects.has(Defect::NoDriftHandling)
                 && error_code(&r).as_deref() == Some("UNSUPPORTED_API_VERSION")
             {
-                *self.retired.lock() = Some(sent_version.into_inner().unwrap_or_default());
+                *self.retired.lock() = Some(version);
                 if !upgraded {
                     upgraded = true;
                     self.upgrade_version(&session, deadline).await?;
