@@ -2,12 +2,16 @@
 //! measured value, the target, a verdict and the evidence (the offending requests, operations
 //! or records).
 //!
-//! - [`traffic`]: what the SUT did to its dependencies: retry, circuit breaker, token,
-//!   rate limit, schema drift.
+//! - what the SUT did to its dependencies: [`traffic`] (retry, and what the others share),
+//!   [`breaker`] (circuit breaker), [`token`] (sessions), [`refusals`] (rate limit, schema
+//!   drift).
 //! - [`outcome`]: what the workload saw and left behind: availability and latency,
 //!   consistency and rollback.
 
+pub mod breaker;
 pub mod outcome;
+pub mod refusals;
+pub mod token;
 pub mod traffic;
 
 use std::collections::BTreeMap;
@@ -117,10 +121,10 @@ pub fn check_all(
     slos.iter()
         .map(|slo| match slo {
             RawSlo::Retry { .. } => traffic::retry(timeline, slo),
-            RawSlo::CircuitBreaker { .. } => traffic::circuit_breaker(timeline, slo),
-            RawSlo::Token { .. } => traffic::token(timeline, slo),
-            RawSlo::RateLimit { .. } => traffic::rate_limit(timeline, slo),
-            RawSlo::SchemaDrift { .. } => traffic::schema_drift(timeline, slo),
+            RawSlo::CircuitBreaker { .. } => breaker::circuit_breaker(timeline, slo),
+            RawSlo::Token { .. } => token::token(timeline, slo),
+            RawSlo::RateLimit { .. } => refusals::rate_limit(timeline, slo),
+            RawSlo::SchemaDrift { .. } => refusals::schema_drift(timeline, slo),
             RawSlo::Availability { .. } => outcome::availability(timeline, slo),
             RawSlo::Consistency { .. } => {
                 outcome::consistency(timeline, state, operations, seed, slo)

@@ -1,0 +1,405 @@
+//! The token SLO: renewal after INVALID_SESSION_ID, refresh storms, reuse of a dead token.
+
+use crashcart_mocks::RequestRecord;
+
+use super::traffic::{describe, hidden, network_windows};
+use super::{secs, SloResult};
+use crate::fault::FaultEvent;
+use crate::record::Timeline;
+use crate::scenario::raw::RawSlo;
+
+fn is_auth_success(r: &RequestRecord) -> bool {
+    matches!(r.operation.as_str(), "oauth.token" | "soap.login") && r.status == 200
+}
+
+/// The pause after a refused login beyond which the next login is a retry, not part of a
+/// storm (a workload's callers logging in one after another come far closer).
+const REFUSED_LOGIN_PAUSE_US: u64 = 250_000;
+
+/// The token SLO.
+pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
+    let RawSlo::Token {
+        refresh_within_requests,
+        max_refreshes_per_expiry,
+    } = slo
+    else {
+        unreachable!("dispatched by kind")
+    };
+    let mut res = SloResult::new("token", format!("new token within {refresh_within_requests} requests of INVALID_SESSION_ID, ≤ {max_refreshes_per_expiry} token requests per expiry, no reuse of a dead token"));
+    let reqs: Vec<&RequestRecord> = t
+        .requests()
+        .filter(|r| r.dependency.as_str().starts_with("salesforce"))
+        .collect();
+    let expiries: Vec<&FaultEvent> = t
+        .faults()
+        .filter(|f| {
+            f.event == "activated"
+                && matches!(f.kind.as_str(), "expire_tokens" | "revoke_refresh_tokens")
+        })
+        .collect();
+    let invalid: Vec<usize> = reqs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.error_code.as_deref() == Some("INVALID_SESSION_ID"))
+        .map(|(i, _)| i)
+        .collect();
+    if invalid.is_empty() && expiries.is_empty() {
+        return res.skip("no session expired");
+    }
+    let mut worst_delay = 0usize;
+    let mut dead: Vec<(String, u64)> = vec![];
+    // A token answer a network fault may have held or cut may never have reached the SUT.
+    let network = network_windows(t, Some("salesforce"));
+    for &i in &invalid {
+        let r = reqs[i];
+        // Recovered when a new token is obtained, or when the next call already carries one
+        // (another caller renewed it while this one was in flight: single flight at work).
+        let renewed = |x: &&RequestRecord| {
+            is_auth_success(x)
+                || (x.dependency.as_str() == "salesforce"
+                    && x.token_digest.is_some()
+                    && x.token_digest != r.token_digest
+                    && x.status < 400)
+        };
+        match reqs[i + 1..].iter().position(renewed) {
+            Some(p) => {
+                // Requests sent once the 401 was out: those in flight already could not know.
+                let told = r.at_us + r.latency_us;
+                // Nor those a network fault may have held: sent earlier than they arrived.
+                let data_between = reqs[i + 1..i + 1 + p]
+                    .iter()
+                    .filter(|x| x.dependency.as_str() == "salesforce" && x.at_us >= told)
+                    .filter(|x| !hidden(&network, x))
+                    .count();
+                worst_delay = worst_delay.max(data_between);
+                if data_between > *refresh_within_requests as usize {
+                    res.fail(format!(
+                        "{data_between} requests before a new token after {}",
+                        describe(r)
+                    ));
+                }
+                // The dead token is judged from when the SUT surely had another: a token
+                // answer it surely got, or a call carrying a new token.
+                let surely =
+                    |x: &&RequestRecord| renewed(x) && !(is_auth_success(x) && hidden(&network, x));
+                if let (Some(d), Some(q)) =
+                    (&r.token_digest, reqs[i + 1..].iter().copied().find(surely))
+                {
+                    dead.push((d.clone(), q.at_us));
+                }
+            }
+            None => {
+                if reqs[i + 1..]
+                    .iter()
+                    .any(|x| x.dependency.as_str() == "salesforce")
+                {
+                    res.fail(format!("never obtained a new token after {}", describe(r)));
+                }
+            }
+        }
+    }
+    // One pass: a request carrying a token after the moment it was replaced.
+    let mut replaced: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for (digest, since) in &dead {
+        let e = replaced.entry(digest.as_str()).or_insert(*since);
+        *e = (*e).min(*since);
+    }
+    for r in &reqs {
+        let Some(d) = r.token_digest.as_deref() else {
+            continue;
+        };
+        // A request a network fault may have held was sent earlier than it arrived: maybe
+        // before the new token.
+        if hidden(&network, r) {
+            continue;
+        }
+        if replaced.get(d).is_some_and(|since| r.at_us > *since) {
+            res.fail(format!(
+                "a dead token was used again after a new one was obtained: {}",
+                describe(r)
+            ));
+            replaced.remove(d);
+        }
+    }
+    let mut worst_refreshes = 0usize;
+    // A token request whose answer a network fault may have held or cut got the SUT no token:
+    // asking again is a retry, not a storm.
+    for (k, e) in expiries.iter().enumerate() {
+        let until = expiries
+            .get(k + 1)
+            .map(|n| n.at_us)
+            .unwrap_or(u64::MAX)
+            .min(e.at_us + 60_000_000);
+        let (a, b) = (
+            reqs.partition_point(|r| r.at_us < e.at_us),
+            reqs.partition_point(|r| r.at_us < until),
+        );
+        let logins: Vec<&&RequestRecord> = reqs[a..b]
+            .iter()
+            .filter(|r| matches!(r.operation.as_str(), "oauth.token" | "soap.login"))
+            .collect();
+        // A login the token endpoint refused, tried again after a pause, is backing off, not
+        // storming: a long refusal outlasts any fixed count (found by explore).
+        let n = logins
+            .iter()
+            .enumerate()
+            .filter(|(j, r)| {
+                let refused_before = *j > 0 && (400..500).contains(&logins[j - 1].status);
+                let paused = *j > 0 && r.at_us >= logins[j - 1].at_us + REFUSED_LOGIN_PAUSE_US;
+                !(refused_before && paused)
+            })
+            .filter(|(_, r)| !hidden(&network, r))
+            .count();
+        worst_refreshes = worst_refreshes.max(n);
+        if n > *max_refreshes_per_expiry as usize {
+            res.fail(format!(
+                "{n} token requests after the expiry at {} ({}): a refresh storm",
+                secs(e.at_us),
+                e.fault
+            ));
+        }
+    }
+    res.measured = format!("{} INVALID_SESSION_ID, at most {worst_delay} requests before a new token, at most {worst_refreshes} token requests per expiry", invalid.len());
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::traffic::tests::{fault, req, tl};
+    use crate::checks::Verdict;
+    use crate::fault::DependencyName;
+    use crashcart_mocks::Dependency;
+
+    #[test]
+    fn token_catches_no_refresh_storms_and_reuse() {
+        let slo = RawSlo::Token {
+            refresh_within_requests: 2,
+            max_refreshes_per_expiry: 2,
+        };
+        let sf = |s, at, st| {
+            req(
+                s,
+                at,
+                Dependency::Salesforce,
+                "query",
+                "/services/data/v59.0/query",
+                st,
+            )
+        };
+        let auth = |s, at| {
+            req(
+                s,
+                at,
+                Dependency::SalesforceAuth,
+                "oauth.token",
+                "/services/oauth2/token",
+                200,
+            )
+        };
+        let expired = |s, at| {
+            let mut r = sf(s, at, 401);
+            r.error_code = Some("INVALID_SESSION_ID".into());
+            r
+        };
+        let expiry = fault(1, 50, "expire_tokens", None, "activated");
+        // Good: one 401, one refresh, new token used.
+        let mut after = sf(3, 120, 200);
+        after.token_digest = Some("tok-b".into());
+        let good = tl(
+            vec![sf(0, 10, 200), expired(1, 100), auth(2, 110), after],
+            vec![expiry.clone()],
+        );
+        assert_eq!(
+            token(&good, &slo).verdict,
+            Verdict::Pass,
+            "{:?}",
+            token(&good, &slo)
+        );
+        // Also good: another caller had renewed the token while this call was in flight, and
+        // the retry carries the new one (no token request after the 401; found by explore).
+        let mut renewed = sf(3, 120, 200);
+        renewed.token_digest = Some("tok-b".into());
+        let early = tl(
+            vec![auth(0, 90), expired(1, 100), renewed],
+            vec![expiry.clone()],
+        );
+        assert_eq!(
+            token(&early, &slo).verdict,
+            Verdict::Pass,
+            "{:?}",
+            token(&early, &slo)
+        );
+        // Also good: a slow 401 (answered 50 ms after it arrived); the three requests sent
+        // before it went out could not know the session was dead. Sent after, they count.
+        let mut slow = expired(1, 100);
+        slow.latency_us = 50_000;
+        let mut renewed = sf(6, 160, 200);
+        renewed.token_digest = Some("tok-b".into());
+        let in_flight = |at: [u64; 3]| {
+            tl(
+                vec![
+                    slow.clone(),
+                    sf(2, at[0], 200),
+                    sf(3, at[1], 200),
+                    sf(4, at[2], 200),
+                    auth(5, 155),
+                    renewed.clone(),
+                ],
+                vec![expiry.clone()],
+            )
+        };
+        assert_eq!(
+            token(&in_flight([110, 120, 130]), &slo).verdict,
+            Verdict::Pass
+        );
+        assert_eq!(
+            token(&in_flight([150, 151, 152]), &slo).verdict,
+            Verdict::Fail
+        );
+        // Unless a network fault may have held them: sent before they arrived, maybe before
+        // the 401 went out (found by explore with network latency and a slicer).
+        let held = tl(
+            vec![
+                slow.clone(),
+                sf(2, 150, 200),
+                sf(3, 151, 200),
+                sf(4, 152, 200),
+                auth(5, 155),
+                renewed.clone(),
+            ],
+            vec![
+                expiry.clone(),
+                fault(
+                    7,
+                    90,
+                    "network_latency",
+                    Some(DependencyName::Salesforce),
+                    "activated",
+                ),
+            ],
+        );
+        assert_eq!(
+            token(&held, &slo).verdict,
+            Verdict::Pass,
+            "{:?}",
+            token(&held, &slo)
+        );
+        // No refresh: it keeps failing.
+        let bad = tl(
+            vec![expired(1, 100), expired(2, 110), expired(3, 120)],
+            vec![expiry.clone()],
+        );
+        let r = token(&bad, &slo);
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.contains("never obtained a new token")),
+            "{r:?}"
+        );
+        // Refused logins: tried again at the workload's pace, a storm; backing off, not.
+        let refused = |s, at| {
+            req(
+                s,
+                at,
+                Dependency::SalesforceAuth,
+                "oauth.token",
+                "/services/oauth2/token",
+                400,
+            )
+        };
+        let logins = |gap: u64| {
+            let mut v = vec![expired(1, 100)];
+            v.extend((0..4).map(|i| refused(2 + i, 101 + i * gap)));
+            v.push(auth(6, 101 + 4 * gap));
+            tl(v, vec![expiry.clone()])
+        };
+        let r = token(&logins(100), &slo);
+        assert!(
+            r.evidence.iter().any(|e| e.contains("refresh storm")),
+            "{r:?}"
+        );
+        let r = token(&logins(500), &slo);
+        assert!(
+            !r.evidence.iter().any(|e| e.contains("refresh storm")),
+            "{r:?}"
+        );
+        // A storm: five token requests for one expiry; and the dead token used again.
+        let mut reqs = vec![expired(1, 100)];
+        for i in 0..5 {
+            reqs.push(auth(2 + i, 101 + i));
+        }
+        reqs.push(sf(9, 200, 401));
+        let r = token(&tl(reqs.clone(), vec![expiry.clone()]), &slo);
+        assert!(
+            r.evidence.iter().any(|e| e.contains("refresh storm")),
+            "{r:?}"
+        );
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.contains("dead token was used again")),
+            "{r:?}"
+        );
+        // The same token requests while a network fault cut Salesforce's answers: retries of
+        // a login whose token never arrived, not a storm (found by explore with limit_data).
+        let cut = fault(
+            2,
+            90,
+            "limit_data",
+            Some(DependencyName::Salesforce),
+            "activated",
+        );
+        let r = token(&tl(reqs.clone(), vec![expiry.clone(), cut.clone()]), &slo);
+        assert!(
+            !r.evidence.iter().any(|e| e.contains("refresh storm")),
+            "{r:?}"
+        );
+        // Nor is the dead token sent again while every new token's answer may have been cut,
+        // or a request with it held by the network until after the new token, "used after a
+        // new one was obtained" (both found by explore).
+        let reuse = vec![expired(1, 100), auth(2, 110), expired(3, 150)];
+        let r = token(&tl(reuse.clone(), vec![expiry.clone()]), &slo);
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.contains("dead token was used again")),
+            "{r:?}"
+        );
+        let r = token(&tl(reuse, vec![expiry.clone(), cut]), &slo);
+        assert!(
+            !r.evidence
+                .iter()
+                .any(|e| e.contains("dead token was used again")),
+            "{r:?}"
+        );
+        let mut renewed = sf(3, 120, 200);
+        renewed.token_digest = Some("tok-b".into());
+        let held = vec![expired(1, 100), auth(2, 110), renewed, sf(4, 150, 401)];
+        let slow = fault(
+            3,
+            90,
+            "network_latency",
+            Some(DependencyName::Salesforce),
+            "activated",
+        );
+        let r = token(&tl(held.clone(), vec![expiry.clone()]), &slo);
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.contains("dead token was used again")),
+            "{r:?}"
+        );
+        let r = token(&tl(held, vec![expiry.clone(), slow]), &slo);
+        assert!(
+            !r.evidence
+                .iter()
+                .any(|e| e.contains("dead token was used again")),
+            "{r:?}"
+        );
+        assert_eq!(
+            token(&tl(vec![sf(0, 1, 200)], vec![]), &slo).verdict,
+            Verdict::Skip
+        );
+    }
+}
