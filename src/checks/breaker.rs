@@ -138,10 +138,9 @@ pub fn circuit_breaker(t: &Timeline, slo: &RawSlo) -> SloResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::traffic::tests::{fault, req, tl};
+    use crate::checks::traffic::tests::{fault, sf, tl};
     use crate::checks::Verdict;
     use crate::fault::DependencyName;
-    use crashcart_mocks::Dependency;
 
     #[test]
     fn circuit_breaker_counts_calls_during_an_outage() {
@@ -151,16 +150,6 @@ mod tests {
             max_calls: 2,
             probe_gap: None,
             resume_within: Some(std::time::Duration::from_secs(2)),
-        };
-        let sf = |s, at, st| {
-            req(
-                s,
-                at,
-                Dependency::Salesforce,
-                "query",
-                &format!("/q/{s}"),
-                st,
-            )
         };
         let outage = vec![
             fault(

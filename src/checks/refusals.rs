@@ -149,24 +149,13 @@ pub fn schema_drift(t: &Timeline, slo: &RawSlo) -> SloResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::traffic::tests::{fault, req, tl};
+    use crate::checks::traffic::tests::{fault, sf, tl};
     use crate::fault::DependencyName;
-    use crashcart_mocks::Dependency;
 
     #[test]
     fn rate_limit_and_schema_drift() {
         let slo = RawSlo::RateLimit {
             max_rate_while_limited: 2.0,
-        };
-        let sf = |s, at, st| {
-            req(
-                s,
-                at,
-                Dependency::Salesforce,
-                "query",
-                &format!("/q/{s}"),
-                st,
-            )
         };
         let calm = tl(
             vec![sf(0, 0, 429), sf(1, 1000, 429), sf(2, 2500, 200)],

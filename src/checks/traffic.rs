@@ -365,6 +365,18 @@ pub(crate) mod tests {
         }
     }
 
+    /// A Salesforce query, each at a path of its own (`/q/{seq}`): no two are one operation.
+    pub(crate) fn sf(seq: u64, at_ms: u64, status: u16) -> RequestRecord {
+        req(
+            seq,
+            at_ms,
+            Dependency::Salesforce,
+            "query",
+            &format!("/q/{seq}"),
+            status,
+        )
+    }
+
     pub(crate) fn fault(
         id: u64,
         at_ms: u64,
