@@ -173,6 +173,7 @@ mod tests {
 
     #[test]
     fn token_catches_no_refresh_storms_and_reuse() {
+        let says = |r: &SloResult, what: &str| r.evidence.iter().any(|e| e.contains(what));
         let slo = RawSlo::Token {
             refresh_within_requests: 2,
             max_refreshes_per_expiry: 2,
@@ -291,12 +292,7 @@ mod tests {
             vec![expiry.clone()],
         );
         let r = token(&bad, &slo);
-        assert!(
-            r.evidence
-                .iter()
-                .any(|e| e.contains("never obtained a new token")),
-            "{r:?}"
-        );
+        assert!(says(&r, "never obtained a new token"), "{r:?}");
         // Refused logins: tried again at the workload's pace, a storm; backing off, not.
         let refused = |s, at| {
             req(
@@ -315,15 +311,9 @@ mod tests {
             tl(v, vec![expiry.clone()])
         };
         let r = token(&logins(100), &slo);
-        assert!(
-            r.evidence.iter().any(|e| e.contains("refresh storm")),
-            "{r:?}"
-        );
+        assert!(says(&r, "refresh storm"), "{r:?}");
         let r = token(&logins(500), &slo);
-        assert!(
-            !r.evidence.iter().any(|e| e.contains("refresh storm")),
-            "{r:?}"
-        );
+        assert!(!says(&r, "refresh storm"), "{r:?}");
         // A storm: five token requests for one expiry; and the dead token used again.
         let mut reqs = vec![expired(1, 100)];
         for i in 0..5 {
@@ -331,16 +321,8 @@ mod tests {
         }
         reqs.push(sf(9, 200, 401));
         let r = token(&tl(reqs.clone(), vec![expiry.clone()]), &slo);
-        assert!(
-            r.evidence.iter().any(|e| e.contains("refresh storm")),
-            "{r:?}"
-        );
-        assert!(
-            r.evidence
-                .iter()
-                .any(|e| e.contains("dead token was used again")),
-            "{r:?}"
-        );
+        assert!(says(&r, "refresh storm"), "{r:?}");
+        assert!(says(&r, "dead token was used again"), "{r:?}");
         // The same token requests while a network fault cut Salesforce's answers: retries of
         // a login whose token never arrived, not a storm (found by explore with limit_data).
         let cut = fault(
@@ -351,28 +333,15 @@ mod tests {
             "activated",
         );
         let r = token(&tl(reqs.clone(), vec![expiry.clone(), cut.clone()]), &slo);
-        assert!(
-            !r.evidence.iter().any(|e| e.contains("refresh storm")),
-            "{r:?}"
-        );
+        assert!(!says(&r, "refresh storm"), "{r:?}");
         // Nor is the dead token sent again while every new token's answer may have been cut,
         // or a request with it held by the network until after the new token, "used after a
         // new one was obtained" (both found by explore).
         let reuse = vec![expired(1, 100), auth(2, 110), expired(3, 150)];
         let r = token(&tl(reuse.clone(), vec![expiry.clone()]), &slo);
-        assert!(
-            r.evidence
-                .iter()
-                .any(|e| e.contains("dead token was used again")),
-            "{r:?}"
-        );
+        assert!(says(&r, "dead token was used again"), "{r:?}");
         let r = token(&tl(reuse, vec![expiry.clone(), cut]), &slo);
-        assert!(
-            !r.evidence
-                .iter()
-                .any(|e| e.contains("dead token was used again")),
-            "{r:?}"
-        );
+        assert!(!says(&r, "dead token was used again"), "{r:?}");
         let mut renewed = sf(3, 120, 200);
         renewed.token_digest = Some("tok-b".into());
         let held = vec![expired(1, 100), auth(2, 110), renewed, sf(4, 150, 401)];
@@ -384,19 +353,9 @@ mod tests {
             "activated",
         );
         let r = token(&tl(held.clone(), vec![expiry.clone()]), &slo);
-        assert!(
-            r.evidence
-                .iter()
-                .any(|e| e.contains("dead token was used again")),
-            "{r:?}"
-        );
+        assert!(says(&r, "dead token was used again"), "{r:?}");
         let r = token(&tl(held, vec![expiry.clone(), slow]), &slo);
-        assert!(
-            !r.evidence
-                .iter()
-                .any(|e| e.contains("dead token was used again")),
-            "{r:?}"
-        );
+        assert!(!says(&r, "dead token was used again"), "{r:?}");
         assert_eq!(
             token(&tl(vec![sf(0, 1, 200)], vec![]), &slo).verdict,
             Verdict::Skip

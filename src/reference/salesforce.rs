@@ -257,11 +257,13 @@ impl Salesforce {
             let build = |retry: u32| {
                 // A retry of a write that could create a record, once the org requires a field
                 // the integration cannot fill, would only be refused.
-                let held = creates(&method, path).filter(|o| self.drift.is_held(o));
-                if let (true, Some(object)) = (retry > 0, held) {
-                    return Err(format!(
-                        "{object} requires a field this integration cannot fill"
-                    ));
+                // Checked on retries only: first attempts were let through by `may_create`.
+                if retry > 0 {
+                    if let Some(object) = creates(&method, path).filter(|o| self.drift.is_held(o)) {
+                        return Err(format!(
+                            "{object} requires a field this integration cannot fill"
+                        ));
+                    }
                 }
                 let s = match &*self.latest.read() {
                     Some(l) if !self.defects.has(Defect::NoRefresh) => l.clone(),
