@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crashcart::checks::{check_all, FinalState};
 use crashcart::fault::{DependencyName, FaultEvent};
-use crashcart::record::{Event, OpEvent, Phase, Timeline};
+use crashcart::timeline::{Event, OpEvent, Phase, Timeline};
 use crashcart::scenario::raw::{RawEffect, RawOperation, RawSlo};
 use crashcart_mocks::{Dependency, RequestRecord};
 use criterion::{criterion_group, Criterion};

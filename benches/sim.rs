@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crashcart::runner::{run_simulated, RunOptions, RunOutcome};
+use crashcart::run::{run_simulated, RunOptions, RunOutcome};
 use crashcart::scenario::Scenario;
 use criterion::{criterion_group, Criterion};
 

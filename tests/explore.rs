@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use crashcart::explore::{explore, scenario_yaml, simulated, Found, Search};
 use crashcart::reference::{Defect, Defects};
-use crashcart::runner::{run_simulated, RunOptions};
+use crashcart::run::{run_simulated, RunOptions};
 use crashcart::scenario::Scenario;
 
 /// Cases allowed per defect. A refresh storm needs two faults together (a token expiry while

@@ -507,7 +507,7 @@ async fn engine_drives_an_external_toxiproxy_through_toxiproxy_rust() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_environment_can_send_its_network_faults_to_an_external_toxiproxy() {
-    use crashcart::environment::{EnvOptions, Environment, SalesforceOptions};
+    use crashcart::run::environment::{EnvOptions, Environment, SalesforceOptions};
     // The "external" Toxiproxy: a proxy set and its API, as another host would run them.
     let external = ChaosProxy::new(2, false);
     let server = api::serve(external.clone(), "127.0.0.1:0".parse().unwrap(), false)

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crashcart::checks::Verdict;
 use crashcart::reference::{Defect, Defects};
-use crashcart::runner::{run_simulated, RunOptions};
+use crashcart::run::{run_simulated, RunOptions};
 
 /// The neutral exploration scenario with these faults instead of none.
 fn neutral_with(name: &str, faults: &str) -> crashcart::scenario::Scenario {

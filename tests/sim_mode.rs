@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crashcart::runner::{run, RunOptions};
+use crashcart::run::{run, RunOptions};
 
 fn scenario(name: &str) -> crashcart::scenario::Scenario {
     let f = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crashcart::fault::{DependencyName, FaultKind, Latency, Trigger};
-use crashcart::wiremock_faults::{
+use crashcart::fault::wiremock::{
     llm_overloaded, rate_limited, salesforce_request_limit, salesforce_session_expired,
     FaultResponder,
 };

@@ -5,7 +5,7 @@ use crashcart_mocks::RequestRecord;
 use super::traffic::{describe, failed, fault_windows, on_dependency};
 use super::{secs, SloResult};
 use crate::fault::FaultEvent;
-use crate::record::Timeline;
+use crate::timeline::Timeline;
 use crate::scenario::raw::RawSlo;
 
 const OUTAGE_KINDS: [&str; 6] = [

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::Timeline;
+use crate::timeline::Timeline;
 use crate::scenario::raw::{RawOperation, RawSlo};
 
 /// A checker's verdict.

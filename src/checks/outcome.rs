@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::traffic::fault_windows;
 use super::{secs, FinalState, SloResult};
 use crate::fault::FaultEvent;
-use crate::record::{OpEvent, Phase, Timeline};
+use crate::timeline::{OpEvent, Phase, Timeline};
 use crate::scenario::raw::{RawOperation, RawSlo};
 use crate::scenario::template;
 
@@ -343,7 +343,7 @@ pub fn consistency(
 mod tests {
     use super::*;
     use crate::checks::Verdict;
-    use crate::record::Event;
+    use crate::timeline::Event;
     use crate::scenario::raw::RawEffect;
     use serde_json::json;
 
@@ -521,7 +521,7 @@ mod tests {
 mod compensation_tests {
     use super::*;
     use crate::checks::Verdict;
-    use crate::record::Event;
+    use crate::timeline::Event;
     use crate::scenario::raw::RawEffect;
     use serde_json::json;
 

@@ -7,7 +7,7 @@ use super::traffic::{describe, fault_windows, hidden, network_windows, on_depend
 use super::{SloResult, Verdict};
 use crate::fault::model::kind_names;
 use crate::fault::FaultEvent;
-use crate::record::Timeline;
+use crate::timeline::Timeline;
 use crate::scenario::raw::RawSlo;
 
 fn is_limit(r: &RequestRecord) -> bool {

@@ -5,7 +5,7 @@ use crashcart_mocks::RequestRecord;
 use super::traffic::{describe, hidden, network_windows};
 use super::{secs, SloResult};
 use crate::fault::FaultEvent;
-use crate::record::Timeline;
+use crate::timeline::Timeline;
 use crate::scenario::raw::RawSlo;
 
 fn is_auth_success(r: &RequestRecord) -> bool {

@@ -9,7 +9,7 @@ use crashcart_mocks::RequestRecord;
 use super::{secs, SloResult};
 use crate::fault::model::kind_names;
 use crate::fault::FaultEvent;
-use crate::record::Timeline;
+use crate::timeline::Timeline;
 use crate::scenario::raw::RawSlo;
 
 /// Two identical requests further apart than this are different logical operations.
@@ -328,7 +328,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::checks::Verdict;
     use crate::fault::DependencyName;
-    use crate::record::Event;
+    use crate::timeline::Event;
     use crashcart_mocks::Dependency;
 
     pub(crate) fn req(

@@ -11,6 +11,8 @@ pub mod latency;
 pub mod model;
 pub mod schedule;
 pub mod shape;
+#[cfg(feature = "wiremock")]
+pub mod wiremock;
 
 pub use engine::{
     ActiveFault, Dependencies, FaultEngine, FaultError, FaultEvent, FaultGuard, NetworkFaults,

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use crate::checks::traffic::fault_windows;
 use crate::checks::Verdict;
 use crate::fault::FaultEvent;
-use crate::record::{Phase, Timeline};
+use crate::timeline::{Phase, Timeline};
 use crate::report::RunReport;
 
 fn esc(s: &str) -> String {

@@ -10,6 +10,8 @@
 //! an SSE stream arrives whole and is parsed after). A per-call timeout is the caller's choice:
 //! `None` waits forever, which is exactly the `no-timeout` defect.
 
+pub mod sim;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,7 +137,7 @@ pub enum Transport {
 #[derive(Default)]
 pub struct InProcessHosts {
     routers: HashMap<String, (Router, Option<crate::fault::DependencyName>)>,
-    net: Option<Arc<crate::sim::SimNetwork>>,
+    net: Option<Arc<crate::transport::sim::SimNetwork>>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -170,7 +172,7 @@ impl Transport {
     /// faults `net` applies (simulation mode).
     pub fn simulated(
         hosts: impl IntoIterator<Item = (String, Router, Option<crate::fault::DependencyName>)>,
-        net: Arc<crate::sim::SimNetwork>,
+        net: Arc<crate::transport::sim::SimNetwork>,
     ) -> Self {
         Self::InProcess(Arc::new(InProcessHosts {
             routers: hosts.into_iter().map(|(h, r, d)| (h, (r, d))).collect(),

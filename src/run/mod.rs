@@ -6,6 +6,11 @@
 //! with its process group, mocks down), merge one timeline, write the journal, and check the
 //! SLOs. The runner reports through a callback and never prints.
 
+pub mod environment;
+pub mod shutdown;
+pub mod sut;
+pub mod workload;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,18 +19,18 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::checks::{check_all, FinalState};
-use crate::environment::{EnvOptions, Environment, LlmOptions, SalesforceOptions};
+use crate::run::environment::{EnvOptions, Environment, LlmOptions, SalesforceOptions};
 use crate::error::Error;
-use crate::record::{Event, Phase, Timeline};
+use crate::timeline::{Event, Phase, Timeline};
 use crate::reference::{Defects, Policy, Reference, Settings};
 use crate::report::RunReport;
 use crate::scenario::{Scenario, SutKind};
-use crate::sut::{free_port, wait_ready, SutProcess};
+use crate::run::sut::{free_port, wait_ready, SutProcess};
 use crate::transport::Transport;
 
 /// The reference integration's host in simulation.
 const SIM_REFERENCE: &str = "reference.sim:80";
-use crate::workload::Driver;
+use crate::run::workload::Driver;
 
 /// What the runner tells its caller while it works.
 #[derive(Clone, Debug)]
@@ -241,7 +246,7 @@ pub async fn run(
             ready_url = Some(url.clone());
             tokio::select! {
                 r = wait_ready(&url, s.ready_timeout, &mut p) => if let Err(e) = r { aborted = Some(format!("SUT not ready: {e}")) },
-                _ = crate::shutdown::signal() => aborted = Some("interrupted".into()),
+                _ = crate::run::shutdown::signal() => aborted = Some("interrupted".into()),
             }
             sut = Some(p);
             format!("http://127.0.0.1:{port}")
@@ -331,7 +336,7 @@ pub async fn run(
         loop {
             tokio::select! {
                 _ = &mut workload => break,
-                _ = crate::shutdown::signal() => { aborted = Some("interrupted (Ctrl-C or SIGTERM)".into()); break; }
+                _ = crate::run::shutdown::signal() => { aborted = Some("interrupted (Ctrl-C or SIGTERM)".into()); break; }
                 _ = tick.tick() => {
                     if let (Some(limit), Some(url)) = (s.raw.abort.unhealthy_for, &ready_url) {
                         let ok = matches!(health.get(url).send().await, Ok(r) if r.status().is_success());

@@ -26,7 +26,7 @@ use crate::fault::model::{
     Trigger,
 };
 use crate::reference::Defects;
-use crate::runner::{RunOptions, RunOutcome};
+use crate::run::{RunOptions, RunOutcome};
 use crate::scenario::Scenario;
 
 /// Kind names as given (`all`: every kind of the fault engine).
@@ -497,7 +497,7 @@ pub fn simulated(
     defects: Defects,
     dir: PathBuf,
 ) -> impl Fn(&Scenario) -> Result<RunOutcome, Error> + Send + Sync {
-    move |s| crate::runner::run_simulated(s, &options(&dir, Some(&defects), true))
+    move |s| crate::run::run_simulated(s, &options(&dir, Some(&defects), true))
 }
 
 /// Cases in wall time on real sockets against the scenario's own SUT (an external process or
@@ -511,7 +511,7 @@ pub fn real_time(
 ) -> impl Fn(&Scenario) -> Result<RunOutcome, Error> + Send + Sync {
     move |s| {
         let opts = options(&dir, defects.as_ref(), false);
-        runtime.block_on(crate::runner::run(s, &opts, |_| {}))
+        runtime.block_on(crate::run::run(s, &opts, |_| {}))
     }
 }
 

@@ -2,6 +2,8 @@
 //! testsuite, an SLO a testcase, its evidence the failure message). Every report records the
 //! seed and the command that replays the run.
 
+pub mod html;
+
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};

@@ -19,7 +19,7 @@ use crate::checks::Verdict;
 use crate::error::Error;
 use crate::reference::resilience::Strategy;
 use crate::reference::{Defects, Policy};
-use crate::runner::{RunOptions, RunOutcome};
+use crate::run::{RunOptions, RunOutcome};
 use crate::scenario::Scenario;
 
 /// The sweep space.
@@ -274,11 +274,11 @@ pub fn measure(config: usize, clients: u32, seed: u64, o: &RunOutcome) -> Sample
     let last = ops.iter().map(|e| e.at_us).max().unwrap_or(0);
     let done: Vec<_> = ops
         .iter()
-        .filter(|e| e.phase != crate::record::Phase::Invoke)
+        .filter(|e| e.phase != crate::timeline::Phase::Invoke)
         .collect();
     let ok = done
         .iter()
-        .filter(|e| e.phase == crate::record::Phase::Ok)
+        .filter(|e| e.phase == crate::timeline::Phase::Ok)
         .count();
     let mut calls = 0;
     let mut quota = 0;
@@ -341,7 +341,7 @@ fn run_one(
         sim: true,
         policy: Some(policy),
     };
-    crate::runner::run_simulated(&s, &opts)
+    crate::run::run_simulated(&s, &opts)
 }
 
 /// Run the whole sweep, `jobs` runs at once; `tick` is called after each run.

@@ -2,6 +2,8 @@
 //! `--env`, the connection settings as shell `export` lines), run until Ctrl-C or SIGTERM,
 //! then shut down cleanly.
 
+pub mod control;
+
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,8 +14,8 @@ use crashcart_mocks::server::{ListenConfig, RunningServer, StopHandle};
 use crashcart_mocks::TlsMaterial;
 
 use crate::cli::{ServeArgs, ServeTarget};
-use crate::control::Control;
-use crate::environment::{EnvOptions, Environment, LlmOptions, SalesforceOptions};
+use crate::serve::control::Control;
+use crate::run::environment::{EnvOptions, Environment, LlmOptions, SalesforceOptions};
 use crate::error::Error;
 
 /// Quote a value for a POSIX shell.
@@ -149,7 +151,7 @@ async fn start_api(
         return Ok(None);
     };
     let router =
-        crate::proxy::api::router(proxy.clone()).merge(crate::control::router(control.clone()));
+        crate::proxy::api::router(proxy.clone()).merge(crate::serve::control::router(control.clone()));
     let (stop, _signal) = StopHandle::new();
     let listen = ListenConfig {
         bind: SocketAddr::new(args.bind, args.api_port),
@@ -188,7 +190,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         let _ = out.write_all(export_lines(&env.env_pairs()).as_bytes());
         let _ = out.flush();
     }
-    crate::shutdown::signal().await;
+    crate::run::shutdown::signal().await;
     errln!("crashcart serve: shutting down (clearing faults)");
     control.clear();
     if let Some(api) = api {

@@ -11,7 +11,7 @@ use crate::checks::Verdict;
 use crate::error::{exit_code, Error};
 use crate::reference::{Defect, Defects};
 use crate::report::RunReport;
-use crate::runner::RunOptions;
+use crate::run::RunOptions;
 use crate::scenario::Scenario;
 
 /// One cell: what a run of one scenario against one row gave.
@@ -224,11 +224,11 @@ pub async fn run(
                 };
                 let r = if sim {
                     let s2 = s.clone();
-                    tokio::task::spawn_blocking(move || crate::runner::run_simulated(&s2, &opts))
+                    tokio::task::spawn_blocking(move || crate::run::run_simulated(&s2, &opts))
                         .await
                         .unwrap_or_else(|e| Err(Error::Aborted(e.to_string())))
                 } else {
-                    crate::runner::run(&s, &opts, |_| {}).await
+                    crate::run::run(&s, &opts, |_| {}).await
                 };
                 (row, s.name.clone(), r)
             });

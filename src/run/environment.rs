@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::fault::{Dependencies, FaultEngine};
 use crate::proxy::network::EmbeddedNetwork;
 use crate::proxy::ChaosProxy;
-use crate::sim::SimNetwork;
+use crate::transport::sim::SimNetwork;
 use crate::transport::Transport;
 
 /// How to start the mock Salesforce.

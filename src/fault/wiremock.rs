@@ -5,7 +5,7 @@
 //! ```no_run
 //! # async fn demo() {
 //! use crashcart::fault::{FaultKind, Trigger};
-//! use crashcart::wiremock_faults::FaultResponder;
+//! use crashcart::fault::wiremock::FaultResponder;
 //! use wiremock::{matchers::method, Mock, MockServer, ResponseTemplate};
 //!
 //! let server = MockServer::start().await;

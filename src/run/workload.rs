@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
-use crate::record::{Event, OpEvent, Phase};
+use crate::timeline::{Event, OpEvent, Phase};
 use crate::scenario::raw::{RawOperation, RawWorkload};
 use crate::scenario::template;
 use crate::transport::{HttpRequest, Transport, TransportError};

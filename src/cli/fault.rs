@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use crate::cli::FaultCommand;
-use crate::control::parse_specs;
+use crate::serve::control::parse_specs;
 use crate::error::Error;
 
 fn url(api: &str, path: &str) -> String {

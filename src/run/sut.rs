@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::error::Error;
-use crate::record::{scrub, Event};
+use crate::timeline::{scrub, Event};
 use crate::scenario::raw;
 
 /// A running SUT. Dropping it kills its process group.

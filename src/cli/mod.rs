@@ -1,5 +1,8 @@
 //! The command line. Thin by design: parse, call a module, map the result to an exit code.
 
+pub mod explore;
+pub mod fault;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -98,7 +101,7 @@ pub enum Command {
     /// Search for fault schedules that break the SLOs (simulation and the reference
     /// integration by default; `--real-time` for any SUT), shrink the first found to a
     /// minimal one, and write it as a scenario that replays it.
-    Explore(crate::explore_cli::ExploreArgs),
+    Explore(crate::cli::explore::ExploreArgs),
     /// Print the JSON Schema of scenario files (for editors).
     Schema,
     /// Check scenario files without running them; every problem of every file is listed.
@@ -374,7 +377,7 @@ pub struct ServeArgs {
 /// (aborted 3 > failed 1 > met 0).
 async fn run_scenarios(
     path: &std::path::Path,
-    opts: crate::runner::RunOptions,
+    opts: crate::run::RunOptions,
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
     html: Option<PathBuf>,
@@ -390,9 +393,9 @@ async fn run_scenarios(
         } else {
             progress_bar(s.raw.duration)
         };
-        let outcome = crate::runner::run(s, &opts, |p| match p {
-            crate::runner::Progress::Seed(seed) => errln!("  seed {seed}"),
-            crate::runner::Progress::Phase(ph) => {
+        let outcome = crate::run::run(s, &opts, |p| match p {
+            crate::run::Progress::Seed(seed) => errln!("  seed {seed}"),
+            crate::run::Progress::Phase(ph) => {
                 if let Some(b) = &bar {
                     match ph.as_str() {
                         "workload" => b.reset_elapsed(),
@@ -402,7 +405,7 @@ async fn run_scenarios(
                 }
                 errln!("  {ph}");
             }
-            crate::runner::Progress::Settings(pairs) => {
+            crate::run::Progress::Settings(pairs) => {
                 errln!("  configure the SUT with:");
                 for (k, v) in pairs {
                     errln!("    {k}={v}");
@@ -412,7 +415,7 @@ async fn run_scenarios(
         .await?;
         let report = outcome.report;
         out!("{}", report.console());
-        let page = crate::html::render(&report, &outcome.timeline);
+        let page = crate::report::html::render(&report, &outcome.timeline);
         let html_path = match (&html, scenarios.len()) {
             (Some(p), 1) => p.clone(),
             _ => opts
@@ -516,7 +519,7 @@ async fn sut_reference(defects: crate::reference::Defects) -> Result<i32, Error>
         running.addr,
         defects.label()
     );
-    crate::shutdown::signal().await;
+    crate::run::shutdown::signal().await;
     let left = running.stop(Duration::from_secs(10)).await;
     if left > 0 {
         errln!("reference: stopped with {left} compensations unfinished");
@@ -615,7 +618,7 @@ pub fn main() -> i32 {
     let result: Result<i32, Error> = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => crate::serve::run(args).await.map(|()| exit_code::OK),
-            Command::Fault(cmd) => crate::fault_cli::run(cmd).await.map(|()| exit_code::OK),
+            Command::Fault(cmd) => crate::cli::fault::run(cmd).await.map(|()| exit_code::OK),
             Command::Schema => {
                 outln!(
                     "{}",
@@ -636,7 +639,7 @@ pub fn main() -> i32 {
                 html,
             } => {
                 let defects = (!defects.is_empty()).then(|| defects.into_iter().collect());
-                let o = crate::runner::RunOptions {
+                let o = crate::run::RunOptions {
                     seed,
                     report_dir: Some(report_dir),
                     defects,
@@ -646,7 +649,7 @@ pub fn main() -> i32 {
                 run_scenarios(&path, o, junit, json, html).await
             }
             Command::Tune(args) => tune(args).await,
-            Command::Explore(a) => crate::explore_cli::explore(a).await,
+            Command::Explore(a) => crate::cli::explore::explore(a).await,
             Command::Sut(SutCommand::Reference { defects }) => {
                 sut_reference(defects.into_iter().collect()).await
             }
@@ -688,7 +691,7 @@ pub fn main() -> i32 {
                 seed,
             } => {
                 let s = crate::scenario::load(&scenario)?;
-                let r = crate::runner::recheck(&s, &journal, seed)?;
+                let r = crate::run::recheck(&s, &journal, seed)?;
                 out!("{}", r.console());
                 Ok(r.exit_code())
             }
