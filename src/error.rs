@@ -36,6 +36,9 @@ pub enum Error {
     /// The run was aborted or could not go on (unreachable server, internal failure).
     #[error("{0}")]
     Aborted(String),
+    /// The built-in reference integration could not start.
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
     /// An I/O failure.
     #[error("{context}: {source}")]
     Io {
@@ -51,6 +54,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::InvalidInput(_) | Error::Scenario(_) => exit_code::INVALID_INPUT,
+            Error::Reference(crate::reference::ReferenceError::Io { .. }) => exit_code::ABORTED,
+            Error::Reference(_) => exit_code::INVALID_INPUT,
             Error::Mock(MockError::NonLoopback(_))
             | Error::Mock(MockError::Parse { .. })
             | Error::Mock(MockError::Invalid { .. })

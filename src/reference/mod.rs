@@ -19,6 +19,7 @@
 
 pub mod defect;
 pub mod drift;
+pub mod error;
 pub mod flows;
 pub mod llm;
 pub mod resilience;
@@ -31,9 +32,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use defect::{Defect, Defects};
+pub use error::ReferenceError;
 pub use resilience::Policy;
 
-use crate::error::Error;
 use crate::transport::Transport;
 
 /// The connection settings of the SUT contract.
@@ -65,14 +66,8 @@ pub struct Settings {
 
 impl Settings {
     /// Read the settings through `get` (the process environment, or a run's settings).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let need = |k: &str| {
-            get(k).ok_or_else(|| {
-                Error::InvalidInput(format!(
-                    "the reference integration needs {k} in its environment (the SUT contract)"
-                ))
-            })
-        };
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ReferenceError> {
+        let need = |k: &str| get(k).ok_or_else(|| ReferenceError::MissingSetting(k.to_string()));
         Ok(Self {
             login_url: need("SALESFORCE_LOGIN_URL")?,
             client_id: need("SALESFORCE_CLIENT_ID")?,
@@ -86,7 +81,7 @@ impl Settings {
             port: match get("PORT") {
                 Some(p) => p
                     .parse()
-                    .map_err(|_| Error::InvalidInput(format!("PORT={p} is not a port number")))?,
+                    .map_err(|_| ReferenceError::BadPort(p))?,
                 None => 0,
             },
             seed: get("CRASHCART_SEED")
@@ -251,14 +246,17 @@ impl Drop for RunningReference {
 }
 
 /// Serve the integration on `127.0.0.1:port` (0: any free port).
-pub async fn spawn(reference: Arc<Reference>, port: u16) -> Result<RunningReference, Error> {
+pub async fn spawn(
+    reference: Arc<Reference>,
+    port: u16,
+) -> Result<RunningReference, ReferenceError> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
-        .map_err(|source| Error::Io {
+        .map_err(|source| ReferenceError::Io {
             context: format!("binding the reference integration to 127.0.0.1:{port}"),
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| Error::Io {
+    let addr = listener.local_addr().map_err(|source| ReferenceError::Io {
         context: "reading the reference integration's address".into(),
         source,
     })?;

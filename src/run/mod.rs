@@ -270,7 +270,7 @@ pub async fn run(
                 Ok(x) => x,
                 Err(e) => {
                     env.shutdown().await;
-                    return Err(e);
+                    return Err(e.into());
                 }
             };
             let sink_log = log.clone();
@@ -307,7 +307,7 @@ pub async fn run(
                     }
                     Err(e) => {
                         env.shutdown().await;
-                        return Err(e);
+                        return Err(e.into());
                     }
                 }
             }
