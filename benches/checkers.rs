@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use crashcart::checks::{check_all, FinalState};
 use crashcart::fault::{DependencyName, FaultEvent};
-use crashcart::timeline::{Event, OpEvent, Phase, Timeline};
+use crashcart::scenario::domain::{Operation, Slo};
 use crashcart::scenario::raw::{RawEffect, RawOperation, RawSlo};
+use crashcart::timeline::{Event, OpEvent, Phase, Timeline};
 use crashcart_mocks::{Dependency, RequestRecord};
 use criterion::{criterion_group, Criterion};
 
@@ -267,7 +268,9 @@ fn bench(c: &mut Criterion) {
     let timeline = Timeline::merge(history());
     let bytes = LIVE.load(Ordering::Relaxed) - before;
     let n = timeline.events.len();
-    let (slos, ops, state) = (slos(), operations(), FinalState::default());
+    let slos: Vec<Slo> = slos().iter().map(Slo::from_raw).collect();
+    let ops: Vec<Operation> = operations().iter().map(Operation::from_raw).collect();
+    let state = FinalState::default();
     let mut g = c.benchmark_group("checkers");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));

@@ -5,8 +5,8 @@ use crashcart_mocks::RequestRecord;
 use super::traffic::{describe, failed, fault_windows, on_dependency};
 use super::{secs, SloResult};
 use crate::fault::FaultEvent;
+use crate::scenario::domain::BreakerSlo;
 use crate::timeline::Timeline;
-use crate::scenario::raw::RawSlo;
 
 const OUTAGE_KINDS: [&str; 6] = [
     "http_error",
@@ -18,17 +18,15 @@ const OUTAGE_KINDS: [&str; 6] = [
 ];
 
 /// The circuit-breaker SLO.
-pub fn circuit_breaker(t: &Timeline, slo: &RawSlo) -> SloResult {
-    let RawSlo::CircuitBreaker {
+pub fn circuit_breaker(t: &Timeline, slo: &BreakerSlo) -> SloResult {
+    let BreakerSlo {
         dependency,
         after_failures,
         max_calls,
         probe_gap,
         resume_within,
-    } = slo
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = slo;
+    let dependency = dependency.as_str();
     let mut res = SloResult::new(
         format!("circuit_breaker ({dependency})"),
         format!(
@@ -144,8 +142,8 @@ mod tests {
 
     #[test]
     fn circuit_breaker_counts_calls_during_an_outage() {
-        let slo = RawSlo::CircuitBreaker {
-            dependency: "salesforce".into(),
+        let slo = BreakerSlo {
+            dependency: DependencyName::Salesforce,
             after_failures: 3,
             max_calls: 2,
             probe_gap: None,

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::scenario::domain::{Operation, Slo};
 use crate::timeline::Timeline;
-use crate::scenario::raw::{RawOperation, RawSlo};
 
 /// A checker's verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,23 +112,21 @@ pub struct RecordWrite {
 
 /// Run every SLO of a scenario.
 pub fn check_all(
-    slos: &[RawSlo],
-    operations: &[RawOperation],
+    slos: &[Slo],
+    operations: &[Operation],
     seed: u64,
     timeline: &Timeline,
     state: &FinalState,
 ) -> Vec<SloResult> {
     slos.iter()
         .map(|slo| match slo {
-            RawSlo::Retry { .. } => traffic::retry(timeline, slo),
-            RawSlo::CircuitBreaker { .. } => breaker::circuit_breaker(timeline, slo),
-            RawSlo::Token { .. } => token::token(timeline, slo),
-            RawSlo::RateLimit { .. } => refusals::rate_limit(timeline, slo),
-            RawSlo::SchemaDrift { .. } => refusals::schema_drift(timeline, slo),
-            RawSlo::Availability { .. } => outcome::availability(timeline, slo),
-            RawSlo::Consistency { .. } => {
-                outcome::consistency(timeline, state, operations, seed, slo)
-            }
+            Slo::Retry(s) => traffic::retry(timeline, s),
+            Slo::CircuitBreaker(s) => breaker::circuit_breaker(timeline, s),
+            Slo::Token(s) => token::token(timeline, s),
+            Slo::RateLimit(s) => refusals::rate_limit(timeline, s),
+            Slo::SchemaDrift(s) => refusals::schema_drift(timeline, s),
+            Slo::Availability(s) => outcome::availability(timeline, s),
+            Slo::Consistency(s) => outcome::consistency(timeline, state, operations, seed, s),
         })
         .collect()
 }

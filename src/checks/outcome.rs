@@ -8,9 +8,9 @@ use serde_json::Value;
 use super::traffic::fault_windows;
 use super::{secs, FinalState, SloResult};
 use crate::fault::FaultEvent;
-use crate::timeline::{OpEvent, Phase, Timeline};
-use crate::scenario::raw::{RawOperation, RawSlo};
+use crate::scenario::domain::{AvailabilitySlo, ConsistencySlo, Operation};
 use crate::scenario::template;
+use crate::timeline::{OpEvent, Phase, Timeline};
 
 fn quantile(sorted: &[u64], q: f64) -> u64 {
     if sorted.is_empty() {
@@ -21,15 +21,12 @@ fn quantile(sorted: &[u64], q: f64) -> u64 {
 }
 
 /// The availability and latency SLO.
-pub fn availability(t: &Timeline, slo: &RawSlo) -> SloResult {
-    let RawSlo::Availability {
+pub fn availability(t: &Timeline, slo: &AvailabilitySlo) -> SloResult {
+    let AvailabilitySlo {
         min_success_ratio,
         p99,
         recover_within,
-    } = slo
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = slo;
     let mut target = vec![];
     if let Some(r) = min_success_ratio {
         target.push(format!("success ≥ {:.1}%", r * 100.0));
@@ -164,15 +161,13 @@ fn matches(record: &Value, fields: &BTreeMap<String, String>) -> bool {
 pub fn consistency(
     t: &Timeline,
     state: &FinalState,
-    operations: &[RawOperation],
+    operations: &[Operation],
     seed: u64,
-    slo: &RawSlo,
+    slo: &ConsistencySlo,
 ) -> SloResult {
-    let RawSlo::Consistency { compensate_within } = slo else {
-        unreachable!("dispatched by kind")
-    };
+    let ConsistencySlo { compensate_within } = slo;
     let mut res = SloResult::new("consistency", "ok ⇒ exactly once, fail ⇒ absent, unknown ⇒ whole or absent; no orphans, duplicates or double bookings");
-    let by_name: BTreeMap<&str, &RawOperation> =
+    let by_name: BTreeMap<&str, &Operation> =
         operations.iter().map(|o| (o.name.as_str(), o)).collect();
     let outcomes: Vec<&OpEvent> = t.ops().filter(|o| o.phase != Phase::Invoke).collect();
     let mut checked = 0;
@@ -343,8 +338,8 @@ pub fn consistency(
 mod tests {
     use super::*;
     use crate::checks::Verdict;
+    use crate::scenario::domain::Effect;
     use crate::timeline::Event;
-    use crate::scenario::raw::RawEffect;
     use serde_json::json;
 
     fn op(n: u64, at_ms: u64, phase: Phase, latency_ms: u64) -> Event {
@@ -362,7 +357,7 @@ mod tests {
 
     #[test]
     fn availability_ratio_latency_and_recovery() {
-        let slo = RawSlo::Availability {
+        let slo = AvailabilitySlo {
             min_success_ratio: Some(0.9),
             p99: Some(std::time::Duration::from_millis(500)),
             recover_within: Some(std::time::Duration::from_secs(2)),
@@ -370,7 +365,7 @@ mod tests {
         let good = Timeline::merge((0..20).map(|i| op(i, i * 100, Phase::Ok, 100)).collect());
         assert_eq!(availability(&good, &slo).verdict, Verdict::Pass);
         // A hung operation the workload gave up on counts with the time it waited.
-        let lenient = RawSlo::Availability {
+        let lenient = AvailabilitySlo {
             min_success_ratio: Some(0.5),
             p99: Some(std::time::Duration::from_millis(500)),
             recover_within: None,
@@ -429,19 +424,19 @@ mod tests {
 
     #[test]
     fn consistency_finds_leftovers_partials_orphans_and_double_bookings() {
-        let ops = vec![RawOperation {
+        let ops = vec![Operation {
             name: "book".into(),
             weight: 1,
-            method: "POST".into(),
+            method: http::Method::POST,
             path: "/appointments".into(),
             body: None,
             effects: vec![
-                RawEffect {
+                Effect {
                     object: "Event".into(),
                     matches: [("Booking_Key__c".to_string(), "{{key}}".to_string())].into(),
                     count: 1,
                 },
-                RawEffect {
+                Effect {
                     object: "Contact".into(),
                     matches: [(
                         "Patient_External_Id__c".to_string(),
@@ -452,7 +447,7 @@ mod tests {
                 },
             ],
         }];
-        let slo = RawSlo::Consistency {
+        let slo = ConsistencySlo {
             compensate_within: None,
         };
         let v = |n| template::values(1, n);
@@ -521,19 +516,19 @@ mod tests {
 mod compensation_tests {
     use super::*;
     use crate::checks::Verdict;
+    use crate::scenario::domain::Effect;
     use crate::timeline::Event;
-    use crate::scenario::raw::RawEffect;
     use serde_json::json;
 
     #[test]
     fn a_compensation_must_come_within_its_limit() {
-        let ops = vec![RawOperation {
+        let ops = vec![Operation {
             name: "book".into(),
             weight: 1,
-            method: "POST".into(),
+            method: http::Method::POST,
             path: "/appointments".into(),
             body: None,
-            effects: vec![RawEffect {
+            effects: vec![Effect {
                 object: "Contact".into(),
                 matches: [(
                     "Patient_External_Id__c".to_string(),
@@ -543,7 +538,7 @@ mod compensation_tests {
                 count: 1,
             }],
         }];
-        let slo = RawSlo::Consistency {
+        let slo = ConsistencySlo {
             compensate_within: Some(std::time::Duration::from_secs(5)),
         };
         let v = template::values(1, 0);
@@ -579,7 +574,7 @@ mod compensation_tests {
 
     #[test]
     fn consistency_reports_a_blind_overwrite_of_another_users_edit() {
-        let slo = RawSlo::Consistency {
+        let slo = ConsistencySlo {
             compensate_within: None,
         };
         let w = |at: u64, kind: &str, user: &str, fields: &[&str], conditional: bool| {

@@ -7,8 +7,8 @@ use super::traffic::{describe, fault_windows, hidden, network_windows, on_depend
 use super::{SloResult, Verdict};
 use crate::fault::model::kind_names;
 use crate::fault::FaultEvent;
+use crate::scenario::domain::{RateLimitSlo, SchemaDriftSlo};
 use crate::timeline::Timeline;
-use crate::scenario::raw::RawSlo;
 
 fn is_limit(r: &RequestRecord) -> bool {
     r.status == 429
@@ -17,13 +17,10 @@ fn is_limit(r: &RequestRecord) -> bool {
 }
 
 /// The rate-limit SLO.
-pub fn rate_limit(t: &Timeline, slo: &RawSlo) -> SloResult {
-    let RawSlo::RateLimit {
+pub fn rate_limit(t: &Timeline, slo: &RateLimitSlo) -> SloResult {
+    let RateLimitSlo {
         max_rate_while_limited,
-    } = slo
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = slo;
     let mut res = SloResult::new(
         "rate_limit",
         format!("≤ {max_rate_while_limited} requests/s while limited"),
@@ -88,13 +85,10 @@ fn rejected_by(kind: &str) -> &'static [&'static str] {
 }
 
 /// The schema-drift SLO.
-pub fn schema_drift(t: &Timeline, slo: &RawSlo) -> SloResult {
-    let RawSlo::SchemaDrift {
+pub fn schema_drift(t: &Timeline, slo: &SchemaDriftSlo) -> SloResult {
+    let SchemaDriftSlo {
         max_rejected_after_drift,
-    } = slo
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = slo;
     let mut res = SloResult::new(
         "schema_drift",
         format!("≤ {max_rejected_after_drift} rejected requests after the first, per drift"),
@@ -154,7 +148,7 @@ mod tests {
 
     #[test]
     fn rate_limit_and_schema_drift() {
-        let slo = RawSlo::RateLimit {
+        let slo = RateLimitSlo {
             max_rate_while_limited: 2.0,
         };
         let calm = tl(
@@ -200,7 +194,7 @@ mod tests {
             Verdict::Fail
         );
 
-        let slo = RawSlo::SchemaDrift {
+        let slo = SchemaDriftSlo {
             max_rejected_after_drift: 1,
         };
         let drift = vec![fault(

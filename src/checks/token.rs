@@ -5,8 +5,8 @@ use crashcart_mocks::RequestRecord;
 use super::traffic::{describe, hidden, network_windows};
 use super::{secs, SloResult};
 use crate::fault::FaultEvent;
+use crate::scenario::domain::TokenSlo;
 use crate::timeline::Timeline;
-use crate::scenario::raw::RawSlo;
 
 fn is_auth_success(r: &RequestRecord) -> bool {
     matches!(r.operation.as_str(), "oauth.token" | "soap.login") && r.status == 200
@@ -17,14 +17,11 @@ fn is_auth_success(r: &RequestRecord) -> bool {
 const REFUSED_LOGIN_PAUSE_US: u64 = 250_000;
 
 /// The token SLO.
-pub fn token(t: &Timeline, slo: &RawSlo) -> SloResult {
-    let RawSlo::Token {
+pub fn token(t: &Timeline, slo: &TokenSlo) -> SloResult {
+    let TokenSlo {
         refresh_within_requests,
         max_refreshes_per_expiry,
-    } = slo
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = slo;
     let mut res = SloResult::new("token", format!("new token within {refresh_within_requests} requests of INVALID_SESSION_ID, ≤ {max_refreshes_per_expiry} token requests per expiry, no reuse of a dead token"));
     let reqs: Vec<&RequestRecord> = t
         .requests()
@@ -174,7 +171,7 @@ mod tests {
     #[test]
     fn token_catches_no_refresh_storms_and_reuse() {
         let says = |r: &SloResult, what: &str| r.evidence.iter().any(|e| e.contains(what));
-        let slo = RawSlo::Token {
+        let slo = TokenSlo {
             refresh_within_requests: 2,
             max_refreshes_per_expiry: 2,
         };

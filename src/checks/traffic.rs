@@ -9,8 +9,8 @@ use crashcart_mocks::RequestRecord;
 use super::{secs, SloResult};
 use crate::fault::model::kind_names;
 use crate::fault::FaultEvent;
+use crate::scenario::domain::RetrySlo;
 use crate::timeline::Timeline;
-use crate::scenario::raw::RawSlo;
 
 /// Two identical requests further apart than this are different logical operations.
 pub const RETRY_WINDOW_US: u64 = 60_000_000;
@@ -100,8 +100,8 @@ fn gap(a: &RequestRecord, b: &RequestRecord) -> u64 {
 }
 
 /// The retry SLO.
-pub fn retry(t: &Timeline, slo: &RawSlo) -> SloResult {
-    let RawSlo::Retry {
+pub fn retry(t: &Timeline, slo: &RetrySlo) -> SloResult {
+    let RetrySlo {
         dependency,
         max_attempts,
         min_gap,
@@ -110,16 +110,11 @@ pub fn retry(t: &Timeline, slo: &RawSlo) -> SloResult {
         honour_retry_after,
         no_retry_of_non_retryable,
         max_amplification,
-    } = slo
-    else {
-        unreachable!("dispatched by kind")
-    };
+    } = slo;
+    let dependency = dependency.map(|d| d.as_str());
     let name = format!(
         "retry{}",
-        dependency
-            .as_deref()
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default()
+        dependency.map(|d| format!(" ({d})")).unwrap_or_default()
     );
     let mut target = vec![];
     if let Some(m) = max_attempts {
@@ -144,9 +139,9 @@ pub fn retry(t: &Timeline, slo: &RawSlo) -> SloResult {
         target.push(format!("amplification ≤ {a}"));
     }
     let mut res = SloResult::new(name, target.join(", "));
-    let network = network_windows(t, dependency.as_deref());
+    let network = network_windows(t, dependency);
     let unseen = |r: &RequestRecord| hidden(&network, r);
-    let groups = logical_operations(on_dependency(t, dependency.as_deref()));
+    let groups = logical_operations(on_dependency(t, dependency));
     let calls: usize = groups.iter().map(Vec::len).sum();
     if calls == 0 {
         return res.skip("no calls to the dependency");
@@ -403,9 +398,9 @@ pub(crate) mod tests {
         )
     }
 
-    fn retry_slo() -> RawSlo {
-        RawSlo::Retry {
-            dependency: Some("salesforce".into()),
+    fn retry_slo() -> RetrySlo {
+        RetrySlo {
+            dependency: Some(DependencyName::Salesforce),
             max_attempts: Some(3),
             min_gap: Some(std::time::Duration::from_millis(50)),
             exponential: true,

@@ -4,8 +4,8 @@
 use std::io::Read;
 
 use crate::cli::FaultCommand;
-use crate::serve::control::parse_specs;
 use crate::error::Error;
+use crate::serve::control::parse_specs;
 
 fn url(api: &str, path: &str) -> String {
     format!("{}{path}", api.trim_end_matches('/'))

@@ -34,6 +34,11 @@ pub enum DependencyName {
 }
 
 impl DependencyName {
+    /// Its name, as scenarios and the mocks' records write it.
+    pub fn as_str(self) -> &'static str {
+        self.as_mock().as_str()
+    }
+
     /// The mock's own name for it.
     pub fn as_mock(self) -> crashcart_mocks::Dependency {
         match self {

@@ -79,9 +79,7 @@ impl Settings {
             openai_api_key: get("OPENAI_API_KEY").unwrap_or_default(),
             model: need("LLM_MODEL")?,
             port: match get("PORT") {
-                Some(p) => p
-                    .parse()
-                    .map_err(|_| ReferenceError::BadPort(p))?,
+                Some(p) => p.parse().map_err(|_| ReferenceError::BadPort(p))?,
                 None => 0,
             },
             seed: get("CRASHCART_SEED")

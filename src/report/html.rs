@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use crate::checks::traffic::fault_windows;
 use crate::checks::Verdict;
 use crate::fault::FaultEvent;
-use crate::timeline::{Phase, Timeline};
 use crate::report::RunReport;
+use crate::timeline::{Phase, Timeline};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")

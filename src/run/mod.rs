@@ -19,13 +19,13 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::checks::{check_all, FinalState};
-use crate::run::environment::{EnvOptions, Environment, LlmOptions, SalesforceOptions};
 use crate::error::Error;
-use crate::timeline::{Event, Phase, Timeline};
 use crate::reference::{Defects, Policy, Reference, Settings};
 use crate::report::RunReport;
-use crate::scenario::{Scenario, SutKind};
+use crate::run::environment::{EnvOptions, Environment, LlmOptions, SalesforceOptions};
 use crate::run::sut::{free_port, wait_ready, SutProcess};
+use crate::scenario::{Scenario, SutKind};
+use crate::timeline::{Event, Phase, Timeline};
 use crate::transport::Transport;
 
 /// The reference integration's host in simulation.
@@ -325,7 +325,7 @@ pub async fn run(
             .schedule(s.raw.faults.clone(), origin)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         let driver = Driver::new(&base, seed, clock.clone(), log.clone(), workload_transport);
-        let workload = driver.run(&s.raw.workload, until);
+        let workload = driver.run(&s.workload, until);
         tokio::pin!(workload);
         let health = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -448,13 +448,7 @@ pub async fn run(
             .collect::<String>()
     };
     let written = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&journal, &bytes));
-    let slos = check_all(
-        &s.raw.slos,
-        &s.raw.workload.operations,
-        seed,
-        &timeline,
-        &state,
-    );
+    let slos = check_all(&s.slos, &s.workload.operations, seed, &timeline, &state);
     let mut counts = [0u64; 4];
     for o in timeline.ops() {
         counts[match o.phase {
@@ -519,15 +513,14 @@ pub fn run_simulated(s: &Scenario, opts: &RunOptions) -> Result<RunOutcome, Erro
 pub fn recheck(s: &Scenario, journal: &Path, seed: u64) -> Result<RunReport, Error> {
     let timeline = Timeline::read_jsonl(journal).map_err(Error::InvalidInput)?;
     let slos: Vec<_> = s
-        .raw
         .slos
         .iter()
-        .filter(|slo| !matches!(slo, crate::scenario::raw::RawSlo::Consistency { .. }))
+        .filter(|slo| !slo.needs_final_state())
         .cloned()
         .collect();
     let results = check_all(
         &slos,
-        &s.raw.workload.operations,
+        &s.workload.operations,
         seed,
         &timeline,
         &FinalState::default(),

@@ -13,8 +13,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::error::Error;
-use crate::timeline::{scrub, Event};
 use crate::scenario::raw;
+use crate::timeline::{scrub, Event};
 
 /// A running SUT. Dropping it kills its process group.
 pub struct SutProcess {

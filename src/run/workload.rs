@@ -12,9 +12,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
-use crate::timeline::{Event, OpEvent, Phase};
-use crate::scenario::raw::{RawOperation, RawWorkload};
+use crate::scenario::domain::{Operation, Pace, Workload};
 use crate::scenario::template;
+use crate::timeline::{Event, OpEvent, Phase};
 use crate::transport::{HttpRequest, Transport, TransportError};
 
 /// Where the workload goes and how it records.
@@ -58,7 +58,7 @@ impl Driver {
         self.clock.elapsed().as_micros() as u64
     }
 
-    fn pick<'a>(&self, ops: &'a [RawOperation]) -> &'a RawOperation {
+    fn pick<'a>(&self, ops: &'a [Operation]) -> &'a Operation {
         let total: u32 = ops.iter().map(|o| o.weight).sum();
         let mut x = self.picker.lock().random_range(0..total.max(1));
         for o in ops {
@@ -71,13 +71,12 @@ impl Driver {
     }
 
     /// Run one operation to its end.
-    pub async fn one(&self, op: &RawOperation, timeout: Duration) {
+    pub async fn one(&self, op: &Operation, timeout: Duration) {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let values = template::values(self.seed, n);
         let key = values["key"].clone();
         let path = template::render(&op.path, &values);
-        let method = http::Method::from_bytes(op.method.as_bytes()).unwrap_or(http::Method::POST);
-        let mut req = HttpRequest::new(method, format!("{}{path}", self.base))
+        let mut req = HttpRequest::new(op.method.clone(), format!("{}{path}", self.base))
             .header("x-crashcart-op", key.as_str());
         if let Some(b) = &op.body {
             req = req.json(&template::render_json(b, &values));
@@ -136,12 +135,12 @@ impl Driver {
 
     /// Drive the workload until `until`, then wait (bounded by the timeout) for what is in
     /// flight.
-    pub async fn run(&self, w: &RawWorkload, until: Instant) {
-        let timeout = w.timeout.unwrap_or(Duration::from_secs(30));
+    pub async fn run(&self, w: &Workload, until: Instant) {
+        let timeout = w.timeout;
         let ops = Arc::new(w.operations.clone());
         let mut tasks = tokio::task::JoinSet::new();
-        match (w.rate, w.concurrency) {
-            (Some(rate), _) => {
+        match w.pace {
+            Pace::Open { rate } => {
                 // Open loop: start operations on a fixed schedule, whatever the SUT does.
                 let period = Duration::from_secs_f64(1.0 / rate.max(1e-3));
                 let mut next = Instant::now();
@@ -158,7 +157,7 @@ impl Driver {
                     }
                 }
             }
-            (None, Some(c)) => {
+            Pace::Closed { concurrency: c } => {
                 // Closed loop: c workers, each starting the next operation when one ends.
                 let started = Arc::new(AtomicU64::new(0));
                 let total = w.total.unwrap_or(u64::MAX);
@@ -174,7 +173,6 @@ impl Driver {
                     });
                 }
             }
-            _ => {}
         }
         let _ = tokio::time::timeout(timeout + Duration::from_secs(1), async {
             while tasks.join_next().await.is_some() {}

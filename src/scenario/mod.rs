@@ -3,9 +3,12 @@
 //! - [`raw`]: the file's serde types, and the JSON Schema editors use (`crashcart schema`).
 //! - [`validate`]: every problem of a file at once, by key path or line and column; the
 //!   checked [`Scenario`].
+//! - [`domain`]: the checked scenario's values (workload, operations, SLOs), defaults applied:
+//!   what the runner and the checkers read.
 //! - [`template`]: `{{…}}` placeholders and the seeded synthetic patient data they draw on.
 //! - [`plan`]: the resolved timeline of a scenario (`crashcart plan`).
 
+pub mod domain;
 pub mod plan;
 pub mod raw;
 pub mod template;

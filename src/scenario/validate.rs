@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::fault::engine::check_spec;
 
+use super::domain::{Slo, Workload};
 use super::raw::{Command, RawScenario, RawSlo};
 use super::template;
 
@@ -72,8 +73,13 @@ pub struct Scenario {
     pub file: PathBuf,
     /// Its name.
     pub name: String,
-    /// The raw form, checked.
+    /// The raw form, checked: the file as written (what `explore` writes back). The runner
+    /// and the checkers read the domain values below.
     pub raw: RawScenario,
+    /// The workload, defaults applied.
+    pub workload: Workload,
+    /// The SLOs, defaults applied.
+    pub slos: Vec<Slo>,
     /// How the SUT is reached.
     pub sut: SutKind,
     /// Time to wait for readiness.
@@ -360,6 +366,8 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
         ready_timeout: raw.sut.ready_timeout.unwrap_or(Duration::from_secs(30)),
         grace: raw.sut.grace.unwrap_or(Duration::from_secs(5)),
         sut,
+        workload: Workload::from_raw(&raw.workload),
+        slos: raw.slos.iter().map(Slo::from_raw).collect(),
         raw,
     })
 }

@@ -14,9 +14,9 @@ use crashcart_mocks::server::{ListenConfig, RunningServer, StopHandle};
 use crashcart_mocks::TlsMaterial;
 
 use crate::cli::{ServeArgs, ServeTarget};
-use crate::serve::control::Control;
-use crate::run::environment::{EnvOptions, Environment, LlmOptions, SalesforceOptions};
 use crate::error::Error;
+use crate::run::environment::{EnvOptions, Environment, LlmOptions, SalesforceOptions};
+use crate::serve::control::Control;
 
 /// Quote a value for a POSIX shell.
 pub fn shell_quote(value: &str) -> String {
@@ -150,8 +150,8 @@ async fn start_api(
     let Some(proxy) = &env.proxy else {
         return Ok(None);
     };
-    let router =
-        crate::proxy::api::router(proxy.clone()).merge(crate::serve::control::router(control.clone()));
+    let router = crate::proxy::api::router(proxy.clone())
+        .merge(crate::serve::control::router(control.clone()));
     let (stop, _signal) = StopHandle::new();
     let listen = ListenConfig {
         bind: SocketAddr::new(args.bind, args.api_port),

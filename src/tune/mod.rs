@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::reference::resilience::Strategy;
 use crate::reference::{Defects, Policy};
 use crate::run::{RunOptions, RunOutcome};
+use crate::scenario::domain::Pace;
 use crate::scenario::Scenario;
 
 /// The sweep space.
@@ -324,14 +325,15 @@ fn run_one(
     dir: &Path,
 ) -> Result<RunOutcome, Error> {
     let mut s = s.clone();
-    let w = &mut s.raw.workload;
-    w.rate = None;
-    w.concurrency = Some(clients);
+    let w = &mut s.workload;
+    w.pace = Pace::Closed {
+        concurrency: clients,
+    };
     // `total` in a tuned scenario is per client.
     w.total = w.total.map(|t| t * clients as u64);
     // An operation may retry for as long as the workload waits for it.
     let policy = Policy {
-        operation_deadline: w.timeout.unwrap_or(Duration::from_secs(30)),
+        operation_deadline: w.timeout,
         ..config.policy()
     };
     let opts = RunOptions {
