@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crashcart::run::{run, RunOptions};
+use crashcart::run::{run, Events, RunOptions};
 
 fn scenario(name: &str) -> crashcart::scenario::Scenario {
     let f = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -27,9 +27,15 @@ async fn the_same_seed_gives_the_same_history_digest_and_another_seed_another() 
     let dir = std::env::temp_dir().join(format!("crashcart-sim-{}", std::process::id()));
     let s = scenario("bad-monday");
     let wall = std::time::Instant::now();
-    let a = run(&s, &opts(Some(5), &dir), |_| {}).await.unwrap();
-    let b = run(&s, &opts(Some(5), &dir), |_| {}).await.unwrap();
-    let c = run(&s, &opts(Some(6), &dir), |_| {}).await.unwrap();
+    let a = run(&s, &opts(Some(5), &dir), &Events::none())
+        .await
+        .unwrap();
+    let b = run(&s, &opts(Some(5), &dir), &Events::none())
+        .await
+        .unwrap();
+    let c = run(&s, &opts(Some(6), &dir), &Events::none())
+        .await
+        .unwrap();
     assert!(a.report.digest.is_some());
     assert_eq!(a.report.digest, b.report.digest, "same seed, same history");
     assert_ne!(
@@ -56,7 +62,9 @@ async fn simulation_needs_the_reference_integration() {
     let dir = std::env::temp_dir();
     let mut s = scenario("token-expiry");
     s.sut = crashcart::scenario::SutKind::Url("http://127.0.0.1:9".into());
-    let e = run(&s, &opts(None, &dir), |_| {}).await.unwrap_err();
+    let e = run(&s, &opts(None, &dir), &Events::none())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, crashcart::Error::InvalidInput(m) if m.contains("--sim")),
         "{e}"

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use crashcart::fault::{DependencyName, FaultKind, Latency, Trigger};
 use crashcart::fault::wiremock::{
     llm_overloaded, rate_limited, salesforce_request_limit, salesforce_session_expired,
     FaultResponder,
 };
+use crashcart::fault::{DependencyName, FaultKind, Latency, Trigger};
 use crashcart_mocks::llm::Flavour;
 use serde_json::Value;
 use wiremock::matchers::{method, path};

@@ -2,10 +2,45 @@
 //! fault control API. Specs are checked locally first, so mistakes name the file and key.
 
 use std::io::Read;
+use std::path::PathBuf;
 
-use crate::cli::FaultCommand;
 use crate::error::Error;
 use crate::serve::control::parse_specs;
+use clap::Subcommand;
+
+/// `crashcart fault …`.
+#[derive(Debug, Subcommand)]
+pub enum FaultCommand {
+    /// Add faults from YAML/JSON files (`-` reads stdin): one fault or a list.
+    Add {
+        /// Files with fault specs.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The API of the running `crashcart serve`.
+        #[arg(long, default_value = "http://127.0.0.1:8474", env = "CRASHCART_API")]
+        api: String,
+    },
+    /// List the faults in force.
+    List {
+        /// The API of the running `crashcart serve`.
+        #[arg(long, default_value = "http://127.0.0.1:8474", env = "CRASHCART_API")]
+        api: String,
+    },
+    /// Remove one fault by id, or all.
+    Clear {
+        /// The fault's id (all when absent).
+        id: Option<u64>,
+        /// The API of the running `crashcart serve`.
+        #[arg(long, default_value = "http://127.0.0.1:8474", env = "CRASHCART_API")]
+        api: String,
+    },
+    /// Print the fault timeline (activations, removals, flaps).
+    Events {
+        /// The API of the running `crashcart serve`.
+        #[arg(long, default_value = "http://127.0.0.1:8474", env = "CRASHCART_API")]
+        api: String,
+    },
+}
 
 fn url(api: &str, path: &str) -> String {
     format!("{}{path}", api.trim_end_matches('/'))

@@ -511,7 +511,7 @@ pub fn real_time(
 ) -> impl Fn(&Scenario) -> Result<RunOutcome, Error> + Send + Sync {
     move |s| {
         let opts = options(&dir, defects.as_ref(), false);
-        runtime.block_on(crate::run::run(s, &opts, |_| {}))
+        runtime.block_on(crate::run::run(s, &opts, &crate::run::Events::none()))
     }
 }
 

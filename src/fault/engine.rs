@@ -189,7 +189,11 @@ struct Inner {
     rules: RwLock<Vec<Arc<Rule>>>,
     next_id: AtomicU64,
     events: Mutex<Vec<FaultEvent>>,
+    listeners: RwLock<Vec<FaultListener>>,
 }
+
+/// Hears each fault event as it happens (see [`FaultEngine::subscribe`]).
+pub type FaultListener = Arc<dyn Fn(&FaultEvent) + Send + Sync>;
 
 /// The fault engine of a run. Cloning shares it.
 #[derive(Clone)]
@@ -269,6 +273,7 @@ impl FaultEngine {
             rules: RwLock::new(vec![]),
             next_id: AtomicU64::new(1),
             events: Mutex::new(vec![]),
+            listeners: RwLock::new(vec![]),
         });
         let hook = Arc::new(Hook(Arc::downgrade(&inner)));
         if let Some(sf) = &inner.deps.salesforce {
@@ -385,6 +390,11 @@ impl FaultEngine {
             .collect()
     }
 
+    /// Hear every fault event from now on, as it happens (on the task that caused it).
+    pub fn subscribe(&self, listener: FaultListener) {
+        self.inner.listeners.write().push(listener);
+    }
+
     /// The fault timeline so far.
     pub fn events(&self) -> Vec<FaultEvent> {
         self.inner.events.lock().clone()
@@ -411,14 +421,18 @@ impl Drop for Inner {
 }
 
 fn event(inner: &Inner, rule: &Rule, what: &str) {
-    inner.events.lock().push(FaultEvent {
+    let e = FaultEvent {
         at_us: inner.clock.elapsed().as_micros() as u64,
         id: rule.id,
         fault: rule.label.clone(),
         kind: rule.spec.fault.name(),
         dependency: rule.spec.target.dependency,
         event: what.to_string(),
-    });
+    };
+    for l in inner.listeners.read().iter() {
+        l(&e);
+    }
+    inner.events.lock().push(e);
 }
 
 fn remove(inner: &Inner, id: u64) -> bool {

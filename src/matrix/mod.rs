@@ -228,7 +228,7 @@ pub async fn run(
                         .await
                         .unwrap_or_else(|e| Err(Error::Aborted(e.to_string())))
                 } else {
-                    crate::run::run(&s, &opts, |_| {}).await
+                    crate::run::run(&s, &opts, &crate::run::Events::none()).await
                 };
                 (row, s.name.clone(), r)
             });

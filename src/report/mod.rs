@@ -1,12 +1,21 @@
-//! Reports of a run, for people and CI: a console table, JSON, and JUnit XML (a scenario is a
-//! testsuite, an SLO a testcase, its evidence the failure message). Every report records the
-//! seed and the command that replays the run.
+//! The report of a run, and its renderings for people and CI. Every report records the seed
+//! and the command that replays the run.
+//!
+//! - [`console`]: the console table, and the console consumer of the run's event stream.
+//! - [`progress`]: a progress bar over the workload, another consumer of the stream.
+//! - [`json`]: the JSON report of several runs.
+//! - [`junit`]: JUnit XML (a scenario is a testsuite, an SLO a testcase).
+//! - [`html`]: a self-contained HTML page with an SVG timeline.
+//!
+//! The runner builds a [`RunReport`]; everything here reads it (or the event stream), and
+//! nothing here is called from inside the runner.
 
+pub mod console;
 pub mod html;
+pub mod json;
+pub mod junit;
+pub mod progress;
 
-use std::time::Duration;
-
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde::{Deserialize, Serialize};
 
 use crate::checks::{SloResult, Verdict};
@@ -61,96 +70,12 @@ impl RunReport {
             crate::exit_code::SLO_FAILED
         }
     }
+}
 
-    /// A console table: SLO, target, measured, verdict, one line of evidence.
-    pub fn console(&self) -> String {
-        let mut out = format!(
-            "\nscenario {} (seed {}) — {}\n",
-            self.scenario,
-            self.seed,
-            if let Some(a) = &self.aborted {
-                format!("ABORTED: {a}")
-            } else if self.passed() {
-                "all SLOs met".to_string()
-            } else {
-                "SLO FAILED".to_string()
-            }
-        );
-        let [inv, ok, fail, info] = self.operations;
-        out.push_str(&format!("  workload: {inv} operations, {ok} ok, {fail} fail, {info} unknown; {} mock requests\n", self.requests));
-        let w = self
-            .slos
-            .iter()
-            .map(|s| s.slo.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        out.push_str(&format!(
-            "  {:<w$}  {:<7}  {}\n",
-            "SLO", "verdict", "measured / target"
-        ));
-        for s in &self.slos {
-            let v = match s.verdict {
-                Verdict::Pass => "pass",
-                Verdict::Fail => "FAIL",
-                Verdict::Skip => "skip",
-            };
-            out.push_str(&format!(
-                "  {:<w$}  {v:<7}  {}\n  {:<w$}           target: {}\n",
-                s.slo, s.measured, "", s.target
-            ));
-            if let Some(e) = s.evidence.first() {
-                out.push_str(&format!("  {:<w$}           evidence: {e}\n", ""));
-            }
-        }
-        out.push_str(&format!("  replay: {}\n", self.replay));
-        if let Some(d) = &self.digest {
-            out.push_str(&format!("  history digest: {d}\n"));
-        }
-        if let Some(j) = &self.journal {
-            out.push_str(&format!("  journal: {j}\n"));
-        }
-        out
-    }
-
-    /// JUnit XML for several runs: one testsuite each.
-    pub fn junit(reports: &[RunReport]) -> String {
-        let mut report = Report::new("crashcart");
-        for r in reports {
-            let mut suite = TestSuite::new(r.scenario.as_str());
-            suite.set_time(Duration::from_secs_f64(r.duration_s));
-            suite.set_system_out(format!(
-                "seed {}\nreplay: {}\n{}",
-                r.seed,
-                r.replay,
-                r.sut_output.join("\n")
-            ));
-            if let Some(a) = &r.aborted {
-                let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
-                status.set_message(format!("aborted: {a}"));
-                suite.add_test_case(TestCase::new("run", status));
-            }
-            for s in &r.slos {
-                let status = match s.verdict {
-                    Verdict::Pass => TestCaseStatus::success(),
-                    Verdict::Skip => {
-                        let mut st = TestCaseStatus::skipped();
-                        st.set_message(s.measured.as_str());
-                        st
-                    }
-                    Verdict::Fail => {
-                        let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                        st.set_message(format!("{} (target: {})", s.measured, s.target));
-                        st.set_description(s.evidence.join("\n"));
-                        st
-                    }
-                };
-                let mut case = TestCase::new(s.slo.as_str(), status);
-                case.set_classname(r.scenario.as_str());
-                suite.add_test_case(case);
-            }
-            report.add_test_suite(suite);
-        }
-        report.to_string().unwrap_or_default()
-    }
+/// Write a rendering to `path`, naming the file in the error.
+pub fn write_file(path: &std::path::Path, text: &str) -> Result<(), crate::error::Error> {
+    std::fs::write(path, text).map_err(|source| crate::error::Error::Io {
+        context: format!("writing {}", path.display()),
+        source,
+    })
 }

@@ -360,6 +360,28 @@ impl Environment {
         out
     }
 
+    /// Where each dependency listens, `name=url` (in simulation: that there is no socket).
+    pub fn listening(&self) -> Vec<String> {
+        let mut out = vec![];
+        if self.sim.is_some() {
+            out.push("simulation (in-process, no socket)".to_string());
+        }
+        if let Some(sf) = &self.salesforce {
+            out.push(format!("salesforce={}", sf.url()));
+        }
+        if let Some(llm) = &self.llm {
+            out.push(format!("llm={}", llm.url()));
+        }
+        if let Some(p) = &self.proxy {
+            out.extend(
+                p.list()
+                    .into_values()
+                    .map(|i| format!("proxy {}=http://{}", i.name, i.listen)),
+            );
+        }
+        out
+    }
+
     /// Clear every fault, stop the proxies and the mocks.
     pub async fn shutdown(self) {
         self.engine.clear_all();

@@ -1,47 +1,45 @@
-//! `crashcart run`: one scenario end to end.
+//! `crashcart run`: one scenario end to end, in phases.
 //!
-//! Stand up the mocks behind proxies, start (or reach) the SUT with the contract's
-//! environment, wait for readiness, play the fault schedule while the workload runs, watch the
-//! abort conditions and Ctrl-C/SIGTERM, then always clean up (faults cleared, SUT stopped
-//! with its process group, mocks down), merge one timeline, write the journal, and check the
-//! SLOs. The runner reports through a callback and never prints.
+//! 1. [`prepare`]: seed, which SUT, the environment's options (nothing starts yet).
+//! 2. environment: the mocks on one clock, chaos proxies in front, the fault engine; every
+//!    fault checked against it.
+//! 3. [`start`]: the SUT started (or reached) with the contract's environment, waited for.
+//! 4. [`drive`]: the workload while the fault schedule plays; aborts and signals watched.
+//! 5. (room for a drain: the SUT still running, fault-free, no new operations.)
+//! 6. [`cleanup`]: whatever happened before, faults cleared, SUT stopped, state read, mocks
+//!    down.
+//! 7. [`judge`]: the journal written, the SLOs checked, the report put together.
+//!
+//! The runner never prints: it emits [`event::RunEvent`]s to the [`event::Events`] it is
+//! given, and returns the report; console, progress bar, JSON, JUnit and HTML are consumers.
+//! The [`recorder`] stamps what the runner, the workload and the SUT add to the timeline.
 
+pub mod cleanup;
+pub mod drive;
 pub mod environment;
+pub mod event;
+pub mod judge;
+pub mod prepare;
+pub mod recorder;
 pub mod shutdown;
+pub mod start;
 pub mod sut;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
-
-use parking_lot::Mutex;
-use tokio::time::Instant;
 
 use crate::checks::{check_all, FinalState};
 use crate::error::Error;
-use crate::reference::{Defects, Policy, Reference, Settings};
+use crate::reference::{Defects, Policy};
 use crate::report::RunReport;
-use crate::run::environment::{EnvOptions, Environment, LlmOptions, SalesforceOptions};
-use crate::run::sut::{free_port, wait_ready, SutProcess};
-use crate::scenario::{Scenario, SutKind};
-use crate::timeline::{Event, Phase, Timeline};
-use crate::transport::Transport;
+use crate::scenario::Scenario;
+use crate::timeline::Timeline;
 
-/// The reference integration's host in simulation.
-const SIM_REFERENCE: &str = "reference.sim:80";
-use crate::run::workload::Driver;
+pub use event::{EventSink, Events, RunEvent, RunPhase};
 
-/// What the runner tells its caller while it works.
-#[derive(Clone, Debug)]
-pub enum Progress {
-    /// The seed chosen.
-    Seed(u64),
-    /// A phase started (`mocks up`, `SUT ready`, `workload`, `checking`).
-    Phase(String),
-    /// For an external SUT: the settings the operator must give it.
-    Settings(Vec<(&'static str, String)>),
-}
+use environment::Environment;
+use prepare::Prepared;
+use recorder::Recorder;
 
 /// Options of a run.
 #[derive(Clone, Debug, Default)]
@@ -60,69 +58,6 @@ pub struct RunOptions {
     pub policy: Option<Policy>,
 }
 
-/// The sObjects whose final state the checkers see.
-const OBJECTS: [&str; 4] = ["Account", "Contact", "Case", "Event"];
-
-fn env_options(s: &Scenario, seed: u64) -> Result<EnvOptions, Error> {
-    let dir = s.file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let m = &s.raw.mocks;
-    Ok(EnvOptions {
-        seed,
-        bind: std::net::IpAddr::from([127, 0, 0, 1]),
-        allow_remote: false,
-        salesforce: Some(SalesforceOptions {
-            port: 0,
-            schemas: m.salesforce.schema.iter().map(|p| dir.join(p)).collect(),
-            token_ttl: m.salesforce.token_ttl.unwrap_or(Duration::from_secs(7200)),
-            daily_api_limit: m.salesforce.daily_api_limit.unwrap_or(15_000),
-            tls: None,
-        }),
-        llm: Some(LlmOptions {
-            port: 0,
-            flavour: m
-                .llm
-                .flavour
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(Error::InvalidInput)?
-                .unwrap_or_default(),
-            personas: m.llm.personas.iter().map(|p| dir.join(p)).collect(),
-            models: m.llm.models.clone(),
-            api_key: None,
-            capture: m
-                .llm
-                .capture
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(Error::InvalidInput)?
-                .unwrap_or_default(),
-            zero_delay: m.llm.zero_delay,
-        }),
-        proxies: m.network.toxiproxy.is_none(),
-        external_toxiproxy: match &m.network.toxiproxy {
-            None => None,
-            Some(a) => {
-                use std::net::ToSocketAddrs;
-                let addr = a
-                    .to_socket_addrs()
-                    .ok()
-                    .and_then(|mut x| x.next())
-                    .ok_or_else(|| {
-                        Error::InvalidInput(format!("mocks.network.toxiproxy: cannot resolve {a}"))
-                    })?;
-                let name = |n: &Option<String>, d: &str| n.clone().unwrap_or_else(|| d.to_string());
-                Some((
-                    addr,
-                    name(&m.network.salesforce_proxy, "salesforce"),
-                    name(&m.network.llm_proxy, "llm"),
-                ))
-            }
-        },
-    })
-}
-
 /// A finished run: its report and its timeline (for reporters that draw it).
 #[derive(Debug)]
 pub struct RunOutcome {
@@ -132,38 +67,13 @@ pub struct RunOutcome {
     pub timeline: Timeline,
 }
 
-/// Run a scenario. Returns the report whatever happens after the mocks are up (an abort is a
-/// report marked `aborted`); errors only when nothing could start.
-pub async fn run(
-    s: &Scenario,
-    opts: &RunOptions,
-    mut progress: impl FnMut(Progress),
-) -> Result<RunOutcome, Error> {
-    let seed = opts.seed.or(s.raw.seed).unwrap_or_else(rand::random);
-    progress(Progress::Seed(seed));
-    let started = std::time::Instant::now();
-    // The reference integration runs when the scenario names it or `--defect` asks for it.
-    let defects = match (&opts.defects, &s.sut) {
-        (Some(d), _) => Some(d.clone()),
-        (None, SutKind::Reference) => Some(Defects::none()),
-        _ => None,
-    };
-    if opts.sim && defects.is_none() {
-        return Err(Error::InvalidInput(format!(
-            "{}: --sim runs the built-in reference integration in-process; give `sut: {{reference: true}}` or --defect",
-            s.file.display()
-        )));
-    }
-    if opts.sim && s.raw.mocks.network.toxiproxy.is_some() {
-        return Err(Error::InvalidInput(format!(
-            "{}: --sim cannot use an external Toxiproxy (mocks.network.toxiproxy)",
-            s.file.display()
-        )));
-    }
-    let env = if opts.sim {
-        Environment::start_in_process(&env_options(s, seed)?)?
+/// Phase 2: the mocks, proxies and engine, with every fault of the scenario checked against
+/// them; on a refusal what started is stopped again.
+async fn stand_up(s: &Scenario, prepared: &Prepared) -> Result<Environment, Error> {
+    let env = if prepared.sim {
+        Environment::start_in_process(&prepared.env)?
     } else {
-        Environment::start(&env_options(s, seed)?).await?
+        Environment::start(&prepared.env).await?
     };
     for f in &s.raw.faults {
         if let Err(e) = env.engine.check(f) {
@@ -171,325 +81,68 @@ pub async fn run(
             return Err(Error::InvalidInput(e.to_string()));
         }
     }
-    progress(Progress::Phase("mocks up".into()));
-    let log: Arc<Mutex<Vec<Event>>> = Arc::default();
-    let clock = env.clock.clone();
-    let mark = |what: &str| {
-        log.lock().push(Event::Run {
-            at_us: clock.elapsed().as_micros() as u64,
-            what: what.to_string(),
-        })
-    };
-    let mut listening = vec![];
-    if env.sim.is_some() {
-        listening.push("simulation (in-process, no socket)".to_string());
-    }
-    if let Some(sf) = &env.salesforce {
-        listening.push(format!("salesforce={}", sf.url()));
-    }
-    if let Some(llm) = &env.llm {
-        listening.push(format!("llm={}", llm.url()));
-    }
-    if let Some(p) = &env.proxy {
-        listening.extend(
-            p.list()
-                .into_values()
-                .map(|i| format!("proxy {}=http://{}", i.name, i.listen)),
-        );
-    }
-    mark(&format!("start; listening: {}", listening.join(" ")));
-    let mut settings: Vec<(String, String)> = env
-        .env_pairs()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    let secrets: Vec<String> = settings
-        .iter()
-        .filter(|(k, _)| k.ends_with("SECRET") || k.ends_with("PASSWORD") || k.ends_with("API_KEY"))
-        .map(|(_, v)| v.clone())
-        .collect();
-    let mut sut = None;
-    let mut reference = None;
-    let mut workload_transport = Transport::sockets();
-    let mut aborted: Option<String> = None;
-    let mut ready_url: Option<String> = None;
-    let sut_kind = if defects.is_some() {
-        &SutKind::Reference
-    } else {
-        &s.sut
-    };
-    let base = match sut_kind {
-        SutKind::Command {
-            command,
-            cwd,
-            ready,
-        } => {
-            let port = free_port()?;
-            settings.push(("PORT".into(), port.to_string()));
-            settings.push(("CRASHCART_SEED".into(), seed.to_string()));
-            settings.extend(s.raw.sut.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let mut p = match SutProcess::start(
-                command,
-                cwd,
-                &settings,
-                clock.clone(),
-                secrets.clone(),
-                log.clone(),
-            ) {
-                Ok(p) => p,
-                Err(e) => {
-                    env.shutdown().await;
-                    return Err(e);
-                }
-            };
-            let url = ready.replace("${PORT}", &port.to_string());
-            ready_url = Some(url.clone());
-            tokio::select! {
-                r = wait_ready(&url, s.ready_timeout, &mut p) => if let Err(e) = r { aborted = Some(format!("SUT not ready: {e}")) },
-                _ = crate::run::shutdown::signal() => aborted = Some("interrupted".into()),
-            }
-            sut = Some(p);
-            format!("http://127.0.0.1:{port}")
-        }
-        SutKind::Url(u) => {
-            progress(Progress::Settings(env.env_pairs()));
-            u.clone()
-        }
-        SutKind::Reference => {
-            // In-process, on real sockets through the proxies, configured exactly as the SUT
-            // contract configures an external SUT.
-            settings.push(("CRASHCART_SEED".into(), seed.to_string()));
-            let lookup = |k: &str| {
-                settings
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.clone())
-            };
-            let parsed = Settings::from_lookup(lookup);
-            let settings = match parsed {
-                Ok(x) => x,
-                Err(e) => {
-                    env.shutdown().await;
-                    return Err(e.into());
-                }
-            };
-            let sink_log = log.clone();
-            let sink_clock = clock.clone();
-            let sink: crate::reference::LogSink = Arc::new(move |line: String| {
-                sink_log.lock().push(Event::SutLog {
-                    at_us: sink_clock.elapsed().as_micros() as u64,
-                    stream: "reference".into(),
-                    line,
-                })
-            });
-            let defects = defects.clone().unwrap_or_default();
-            mark(&format!(
-                "reference integration, defects: {}",
-                defects.label()
-            ));
-            let deps = match &env.sim {
-                Some(w) => w.transport.clone(),
-                None => Transport::sockets(),
-            };
-            let policy = opts.policy.clone().unwrap_or_default();
-            let r = Reference::new(settings, deps, policy, defects, sink);
-            if env.sim.is_some() {
-                let (running, router) = crate::reference::RunningReference::in_process(r);
-                reference = Some(running);
-                workload_transport = Transport::in_process([(SIM_REFERENCE.to_string(), router)]);
-                format!("http://{SIM_REFERENCE}")
-            } else {
-                match crate::reference::spawn(r, 0).await {
-                    Ok(running) => {
-                        let base = format!("http://{}", running.addr);
-                        reference = Some(running);
-                        base
-                    }
-                    Err(e) => {
-                        env.shutdown().await;
-                        return Err(e.into());
-                    }
-                }
-            }
-        }
-    };
-    let mut active_at_end = 0;
-    if aborted.is_none() {
-        mark("ready");
-        progress(Progress::Phase("workload".into()));
-        let origin = Instant::now();
-        let until = origin + s.raw.duration;
-        // Checked before the SUT started, so this cannot refuse now.
-        let schedule = env
-            .engine
-            .schedule(s.raw.faults.clone(), origin)
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
-        let driver = Driver::new(&base, seed, clock.clone(), log.clone(), workload_transport);
-        let workload = driver.run(&s.workload, until);
-        tokio::pin!(workload);
-        let health = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| Error::Aborted(e.to_string()))?;
-        let mut unhealthy_since: Option<Instant> = None;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = &mut workload => break,
-                _ = crate::run::shutdown::signal() => { aborted = Some("interrupted (Ctrl-C or SIGTERM)".into()); break; }
-                _ = tick.tick() => {
-                    if let (Some(limit), Some(url)) = (s.raw.abort.unhealthy_for, &ready_url) {
-                        let ok = matches!(health.get(url).send().await, Ok(r) if r.status().is_success());
-                        match (ok, unhealthy_since) {
-                            (true, _) => unhealthy_since = None,
-                            (false, None) => unhealthy_since = Some(Instant::now()),
-                            (false, Some(t)) if t.elapsed() > limit => { aborted = Some(format!("SUT unhealthy for more than {}", humantime::format_duration(limit))); break; }
-                            _ => {}
-                        }
-                    }
-                    if let (Some(max), Some(r)) = (s.raw.abort.error_ratio_above, driver.recent_error_ratio(Duration::from_secs(10))) {
-                        if r > max {
-                            aborted = Some(format!("error ratio {:.0}% over the last 10 s passed {:.0}%", r * 100.0, max * 100.0));
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        // Counted before the schedule goes: dropping it aborts the tasks that hold the fault
-        // guards, and an aborted task drops its guards whenever the runtime gets to it.
-        active_at_end = env.engine.active().len();
-        drop(schedule);
-        mark("workload-end");
-    }
-    if let Some(a) = &aborted {
-        mark(&format!("aborted: {a}"));
-    }
-    // Cleanup, always: faults off, SUT stopped, state read, mocks down.
-    progress(Progress::Phase("checking".into()));
-    let active = active_at_end.max(env.engine.active().len());
-    env.engine.clear_all();
-    mark(&format!(
-        "faults cleared ({active} were active, {} now)",
-        env.engine.active().len()
-    ));
-    if let Some(p) = sut {
-        p.stop(s.grace).await;
-        mark("SUT stopped");
-    }
-    if let Some(r) = reference.take() {
-        let left = r.stop(s.grace).await;
-        mark(&format!(
-            "reference integration stopped ({left} compensations still running)"
-        ));
-    }
-    let mut state = FinalState::default();
-    let mut events = std::mem::take(&mut *log.lock());
-    if let Some(sf) = env.salesforce_handle() {
-        state.sut_user = sf.connection_settings().username.clone().into();
-        for o in OBJECTS {
-            state.records.insert(o.to_string(), sf.records(o));
-        }
-        for w in sf.writes() {
-            use crashcart_mocks::salesforce::store::{Precondition, WriteKind};
-            if w.kind == WriteKind::Delete {
-                state.deleted_at.insert(w.id.clone(), w.at_us);
-            }
-            state.writes.push(crate::checks::RecordWrite {
-                at_us: w.at_us,
-                object: w.object,
-                id: w.id,
-                kind: match w.kind {
-                    WriteKind::Create => "create",
-                    WriteKind::Update => "update",
-                    WriteKind::Delete => "delete",
-                }
-                .into(),
-                fields: w.fields,
-                user: w.user,
-                conditional: w.precondition != Precondition::None,
-            });
-        }
-        events.extend(
-            sf.history()
-                .snapshot()
-                .into_iter()
-                .map(|r| Event::Request(Box::new(r))),
-        );
-    }
-    if let Some(llm) = env.llm_handle() {
-        events.extend(
-            llm.history()
-                .snapshot()
-                .into_iter()
-                .map(|r| Event::Request(Box::new(r))),
-        );
-    }
-    events.extend(env.engine.events().into_iter().map(Event::Fault));
-    env.shutdown().await;
-    events.push(Event::Run {
-        at_us: clock.elapsed().as_micros() as u64,
-        what: "end".into(),
-    });
-    let timeline = Timeline::merge(events);
-    let dir = opts
-        .report_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("crashcart-{}", std::process::id())));
-    let journal = dir.join(format!("{}-{seed}.jsonl", s.name));
-    let mut bytes = vec![];
-    let _ = timeline.write_jsonl(&mut bytes);
-    let digest = {
-        use sha2::Digest;
-        let h = sha2::Sha256::digest(&bytes);
-        h.iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
-    let written = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&journal, &bytes));
-    let slos = check_all(&s.slos, &s.workload.operations, seed, &timeline, &state);
-    let mut counts = [0u64; 4];
-    for o in timeline.ops() {
-        counts[match o.phase {
-            Phase::Invoke => 0,
-            Phase::Ok => 1,
-            Phase::Fail => 2,
-            Phase::Info => 3,
-        }] += 1;
-    }
-    let sut_output: Vec<String> = timeline
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::SutLog { stream, line, .. } => Some(format!("[{stream}] {line}")),
-            _ => None,
-        })
-        .collect();
-    let tail = sut_output.len().saturating_sub(200);
-    let report = RunReport {
+    Ok(env)
+}
+
+/// Run a scenario, telling `events` as it goes. Returns the report whatever happens after
+/// the mocks are up (an abort is a report marked `aborted`); errors only when nothing could
+/// start.
+pub async fn run(s: &Scenario, opts: &RunOptions, events: &Events) -> Result<RunOutcome, Error> {
+    let started = std::time::Instant::now();
+    let prepared = prepare::prepare(s, opts)?;
+    events.emit(RunEvent::RunStarted {
         scenario: s.name.clone(),
         file: s.file.display().to_string(),
-        seed,
-        replay: format!(
-            "crashcart run {} --seed {seed}{}{}",
-            s.file.display(),
-            if opts.sim { " --sim" } else { "" },
-            opts.defects
-                .iter()
-                .flat_map(|d| d.iter())
-                .map(|d| format!(" --defect {d}"))
-                .collect::<String>()
-        ),
-        aborted,
-        duration_s: started.elapsed().as_secs_f64(),
-        operations: counts,
-        requests: timeline.requests().count() as u64,
-        journal: written.ok().map(|_| journal.display().to_string()),
-        slos,
-        sut_output: sut_output[tail..].to_vec(),
-        digest: Some(digest),
+        seed: prepared.seed,
+        sim: prepared.sim,
+        duration: s.raw.duration,
+        sut: prepared.describe_sut(s),
+    });
+    let phase = |phase| events.emit(RunEvent::PhaseStarted { phase });
+    phase(RunPhase::Environment);
+    let env = stand_up(s, &prepared).await?;
+    let rec = Recorder::new(env.clock.clone(), events.clone());
+    let faults = events.clone();
+    env.engine.subscribe(std::sync::Arc::new(move |f| {
+        faults.emit(RunEvent::Fault(f.clone()))
+    }));
+    let listening = env.listening();
+    rec.mark(format!("start; listening: {}", listening.join(" ")));
+    events.emit(RunEvent::EnvironmentReady { listening });
+    phase(RunPhase::StartSut);
+    let sut = match start::start_sut(s, opts, &prepared, &env, &rec).await {
+        Ok(sut) => sut,
+        Err(e) => {
+            env.shutdown().await;
+            return Err(e);
+        }
     };
+    let mut aborted = sut.not_ready.clone();
+    let mut active_at_end = 0;
+    if aborted.is_none() {
+        phase(RunPhase::Drive);
+        let driven = drive::drive(s, prepared.seed, &env, &sut, &rec).await;
+        aborted = driven.aborted;
+        active_at_end = driven.active_at_end;
+    }
+    if let Some(a) = &aborted {
+        rec.mark(format!("aborted: {a}"));
+        events.emit(RunEvent::Aborted { reason: a.clone() });
+    }
+    phase(RunPhase::Cleanup);
+    let gathered = cleanup::clean_up(s, env, Some(sut), &rec, active_at_end).await;
+    phase(RunPhase::Judge);
+    let timeline = Timeline::merge(gathered.events);
+    let journal = judge::write_journal(s, prepared.seed, opts, &timeline);
+    let slos = judge::judge(s, prepared.seed, &timeline, &gathered.state, events);
+    let verdicts = judge::Verdicts {
+        aborted,
+        slos,
+        journal,
+        duration_s: started.elapsed().as_secs_f64(),
+    };
+    let report = judge::report(s, &prepared, opts, &timeline, verdicts);
+    events.emit(RunEvent::RunFinished(Box::new(report.clone())));
     Ok(RunOutcome { report, timeline })
 }
 
@@ -505,7 +158,7 @@ pub fn run_simulated(s: &Scenario, opts: &RunOptions) -> Result<RunOutcome, Erro
         .start_paused(true)
         .build()
         .map_err(|e| Error::Aborted(format!("cannot start a simulation runtime: {e}")))?
-        .block_on(run(s, &opts, |_| {}))
+        .block_on(run(s, &opts, &Events::none()))
 }
 
 /// Re-check a journal against a scenario's SLOs without re-running (the final mock state is

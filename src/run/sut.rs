@@ -4,17 +4,15 @@
 //! readiness polled on an HTTP URL; stopped with SIGTERM to the whole group, then SIGKILL.
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crashcart_mocks::Clock;
-use parking_lot::Mutex;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::recorder::Recorder;
 use crate::error::Error;
 use crate::scenario::raw;
-use crate::timeline::{scrub, Event};
+use crate::timeline::scrub;
 
 /// A running SUT. Dropping it kills its process group.
 pub struct SutProcess {
@@ -42,9 +40,8 @@ impl SutProcess {
         command: &raw::Command,
         cwd: &std::path::Path,
         env: &[(String, String)],
-        clock: Clock,
         secrets: Vec<String>,
-        log: Arc<Mutex<Vec<Event>>>,
+        recorder: &Recorder,
     ) -> Result<Self, Error> {
         let mut cmd = match command {
             raw::Command::Shell(s) => {
@@ -89,17 +86,12 @@ impl SutProcess {
             ),
         ] {
             let Some(stream) = stream else { continue };
-            let log = log.clone();
-            let clock = clock.clone();
+            let recorder = recorder.clone();
             let secrets = secrets.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    log.lock().push(Event::SutLog {
-                        at_us: clock.elapsed().as_micros() as u64,
-                        stream: name.to_string(),
-                        line: scrub(&line, &secrets),
-                    });
+                    recorder.sut_log(name, scrub(&line, &secrets));
                 }
             });
         }

@@ -6,15 +6,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crashcart_mocks::Clock;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
+use super::recorder::Recorder;
 use crate::scenario::domain::{Operation, Pace, Workload};
 use crate::scenario::template;
-use crate::timeline::{Event, OpEvent, Phase};
+use crate::timeline::{OpEvent, Phase};
 use crate::transport::{HttpRequest, Transport, TransportError};
 
 /// Where the workload goes and how it records.
@@ -24,10 +24,8 @@ pub struct Driver {
     pub base: String,
     /// The run's seed.
     pub seed: u64,
-    /// The run's clock.
-    pub clock: Clock,
-    /// The timeline sink.
-    pub log: Arc<Mutex<Vec<Event>>>,
+    /// Where operations are recorded.
+    pub recorder: Recorder,
     /// How requests reach the SUT (sockets, or in-process in simulation).
     pub transport: Transport,
     counter: Arc<AtomicU64>,
@@ -36,18 +34,11 @@ pub struct Driver {
 
 impl Driver {
     /// A driver for a SUT at `base`.
-    pub fn new(
-        base: &str,
-        seed: u64,
-        clock: Clock,
-        log: Arc<Mutex<Vec<Event>>>,
-        transport: Transport,
-    ) -> Self {
+    pub fn new(base: &str, seed: u64, recorder: Recorder, transport: Transport) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
             seed,
-            clock,
-            log,
+            recorder,
             transport,
             counter: Arc::new(AtomicU64::new(0)),
             picker: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x5eed))),
@@ -55,7 +46,7 @@ impl Driver {
     }
 
     fn now(&self) -> u64 {
-        self.clock.elapsed().as_micros() as u64
+        self.recorder.now_us()
     }
 
     fn pick<'a>(&self, ops: &'a [Operation]) -> &'a Operation {
@@ -82,7 +73,7 @@ impl Driver {
             req = req.json(&template::render_json(b, &values));
         }
         let invoked = self.now();
-        self.log.lock().push(Event::Op(OpEvent {
+        self.recorder.op(OpEvent {
             at_us: invoked,
             op: n,
             name: op.name.clone(),
@@ -91,7 +82,7 @@ impl Driver {
             status: None,
             latency_us: None,
             error: None,
-        }));
+        });
         // The whole body is read: an answer cut short is an unknown outcome.
         let (phase, status, error) = match self.transport.send(req, Some(timeout)).await {
             Ok(r) if (200..300).contains(&r.status) => (Phase::Ok, Some(r.status), None),
@@ -100,7 +91,7 @@ impl Driver {
             Err(e) => (Phase::Info, None, Some(e.to_string())),
         };
         let done = self.now();
-        self.log.lock().push(Event::Op(OpEvent {
+        self.recorder.op(OpEvent {
             at_us: done,
             op: n,
             name: op.name.clone(),
@@ -109,28 +100,7 @@ impl Driver {
             status,
             latency_us: Some(done - invoked),
             error,
-        }));
-    }
-
-    /// Share of completed operations that failed, over the last `window`.
-    pub fn recent_error_ratio(&self, window: Duration) -> Option<f64> {
-        let since = self.now().saturating_sub(window.as_micros() as u64);
-        let log = self.log.lock();
-        let (mut done, mut bad) = (0u32, 0u32);
-        for e in log.iter().rev() {
-            if let Event::Op(o) = e {
-                if o.at_us < since {
-                    break;
-                }
-                if o.phase != Phase::Invoke {
-                    done += 1;
-                    if o.phase != Phase::Ok {
-                        bad += 1;
-                    }
-                }
-            }
-        }
-        (done >= 5).then(|| bad as f64 / done as f64)
+        });
     }
 
     /// Drive the workload until `until`, then wait (bounded by the timeout) for what is in

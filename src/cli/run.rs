@@ -1,0 +1,168 @@
+//! `crashcart run` and `crashcart check`: scenarios run one after the other with the console
+//! and the progress bar listening to each run's events; then the renderings of the reports
+//! (HTML per run, JSON and JUnit for all).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+
+use crate::error::Error;
+use crate::report::console::Console;
+use crate::report::progress::Progress;
+use crate::report::{write_file, RunReport};
+use crate::run::{EventSink, Events, RunOptions, RunOutcome};
+use crate::scenario::Scenario;
+
+/// Arguments of `crashcart run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file or directory.
+    #[arg(default_value = "scenarios")]
+    pub path: PathBuf,
+    /// Run against the built-in reference integration with this defect (repeatable),
+    /// whatever the scenario's `sut` says.
+    #[arg(long = "defect", value_enum)]
+    pub defects: Vec<crate::reference::Defect>,
+    /// Simulation mode: mocks, faults, the reference integration and the workload in one
+    /// process on a paused clock (no socket; virtual time runs as fast as the CPU allows).
+    /// Needs the reference integration as the SUT.
+    #[arg(long)]
+    pub sim: bool,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where journals and reports go (default: crashcart-reports).
+    #[arg(long, default_value = "crashcart-reports")]
+    pub report_dir: PathBuf,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the HTML report here (default: one per scenario in the report dir).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+}
+
+/// `crashcart run`: each scenario in turn, a summary, the reports; the worst exit code wins
+/// (aborted 3 > failed 1 > met 0).
+pub async fn run(a: RunArgs) -> Result<i32, Error> {
+    let opts = RunOptions {
+        seed: a.seed,
+        report_dir: Some(a.report_dir.clone()),
+        defects: (!a.defects.is_empty()).then(|| a.defects.iter().copied().collect()),
+        sim: a.sim,
+        policy: None,
+    };
+    let scenarios = load_scenarios(&a.path)?;
+    let events = Events::to(vec![
+        Arc::new(Console) as Arc<dyn EventSink>,
+        Arc::new(Progress::new()),
+    ]);
+    let mut reports = vec![];
+    for s in &scenarios {
+        let outcome = crate::run::run(s, &opts, &events).await?;
+        let single = scenarios.len() == 1;
+        write_html(
+            &outcome,
+            a.html.as_deref().filter(|_| single),
+            &a.report_dir,
+        );
+        reports.push(outcome.report);
+    }
+    if reports.len() > 1 {
+        outln!("\n{}", summary(&reports));
+    }
+    write_reports(&reports, &a)?;
+    Ok(worst_exit_code(&reports))
+}
+
+/// The HTML page of one run, at `path` or in the report dir; said on the console when
+/// written.
+fn write_html(o: &RunOutcome, path: Option<&Path>, report_dir: &Path) {
+    let page = crate::report::html::render(&o.report, &o.timeline);
+    let path = path.map(Path::to_path_buf).unwrap_or_else(|| {
+        report_dir.join(format!("{}-{}.html", o.report.scenario, o.report.seed))
+    });
+    let parent = path.parent().unwrap_or(Path::new("."));
+    if std::fs::create_dir_all(parent)
+        .and_then(|_| std::fs::write(&path, page))
+        .is_ok()
+    {
+        outln!("  html: {}", path.display());
+    }
+}
+
+/// One line over several runs.
+fn summary(reports: &[RunReport]) -> String {
+    let count = |code| reports.iter().filter(|r| r.exit_code() == code).count();
+    format!(
+        "summary: {} scenarios, {} met, {} failed, {} aborted",
+        reports.len(),
+        count(0),
+        count(1),
+        count(3)
+    )
+}
+
+/// JUnit and JSON where asked, and `report.json` in the report dir always.
+fn write_reports(reports: &[RunReport], a: &RunArgs) -> Result<(), Error> {
+    if let Some(p) = &a.junit {
+        write_file(p, &RunReport::junit(reports))?;
+    }
+    let json = crate::report::json::render(reports);
+    if let Some(p) = &a.json {
+        write_file(p, &json)?;
+    }
+    let _ = std::fs::create_dir_all(&a.report_dir)
+        .and_then(|_| std::fs::write(a.report_dir.join("report.json"), json));
+    Ok(())
+}
+
+/// Aborted (3) beats failed (1) beats met (0).
+fn worst_exit_code(reports: &[RunReport]) -> i32 {
+    reports
+        .iter()
+        .map(|r| r.exit_code())
+        .max_by_key(|c| match c {
+            3 => 3,
+            1 => 2,
+            _ => 1,
+        })
+        .unwrap_or(0)
+}
+
+/// The scenarios of a file or a directory (`*.yaml`, `*.yml`, sorted), every one checked
+/// before any runs.
+pub fn load_scenarios(path: &Path) -> Result<Vec<Scenario>, Error> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|source| Error::Io {
+                context: format!("reading {}", path.display()),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    // Check every file before running any.
+    let mut scenarios = vec![];
+    for f in &files {
+        scenarios.push(crate::scenario::load(f)?);
+    }
+    Ok(scenarios)
+}
+
+/// `crashcart check`: a scenario's checkers on a recorded journal.
+pub fn check(journal: &Path, scenario: &Path, seed: u64) -> Result<i32, Error> {
+    let s = crate::scenario::load(scenario)?;
+    let r = crate::run::recheck(&s, journal, seed)?;
+    out!("{}", r.console());
+    Ok(r.exit_code())
+}

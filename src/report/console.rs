@@ -1,0 +1,91 @@
+//! The console: the SLO table of a report, and [`Console`], the consumer of a run's event
+//! stream that tells an operator what the run is doing (on stderr) and prints the table (on
+//! stdout) when it ends.
+
+use super::RunReport;
+use crate::checks::Verdict;
+use crate::run::{EventSink, RunEvent};
+
+impl RunReport {
+    /// A console table: SLO, target, measured, verdict, one line of evidence.
+    pub fn console(&self) -> String {
+        let mut out = format!(
+            "\nscenario {} (seed {}) — {}\n",
+            self.scenario,
+            self.seed,
+            if let Some(a) = &self.aborted {
+                format!("ABORTED: {a}")
+            } else if self.passed() {
+                "all SLOs met".to_string()
+            } else {
+                "SLO FAILED".to_string()
+            }
+        );
+        let [inv, ok, fail, info] = self.operations;
+        out.push_str(&format!("  workload: {inv} operations, {ok} ok, {fail} fail, {info} unknown; {} mock requests\n", self.requests));
+        let w = self
+            .slos
+            .iter()
+            .map(|s| s.slo.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        out.push_str(&format!(
+            "  {:<w$}  {:<7}  {}\n",
+            "SLO", "verdict", "measured / target"
+        ));
+        for s in &self.slos {
+            let v = match s.verdict {
+                Verdict::Pass => "pass",
+                Verdict::Fail => "FAIL",
+                Verdict::Skip => "skip",
+            };
+            out.push_str(&format!(
+                "  {:<w$}  {v:<7}  {}\n  {:<w$}           target: {}\n",
+                s.slo, s.measured, "", s.target
+            ));
+            if let Some(e) = s.evidence.first() {
+                out.push_str(&format!("  {:<w$}           evidence: {e}\n", ""));
+            }
+        }
+        out.push_str(&format!("  replay: {}\n", self.replay));
+        if let Some(d) = &self.digest {
+            out.push_str(&format!("  history digest: {d}\n"));
+        }
+        if let Some(j) = &self.journal {
+            out.push_str(&format!("  journal: {j}\n"));
+        }
+        out
+    }
+}
+
+/// The console consumer of a run's events: the run's name, seed and phases on stderr as they
+/// come, the settings an operator must give a SUT crashcart does not start, and the SLO
+/// table on stdout when the run ends. Output a closed console no longer takes is dropped.
+#[derive(Debug, Default)]
+pub struct Console;
+
+impl EventSink for Console {
+    fn event(&self, event: &RunEvent) {
+        match event {
+            RunEvent::RunStarted {
+                scenario,
+                file,
+                seed,
+                ..
+            } => {
+                errln!("crashcart run: {scenario} ({file})");
+                errln!("  seed {seed}");
+            }
+            RunEvent::PhaseStarted { phase } => errln!("  {}", phase.label()),
+            RunEvent::SutSettings { settings } => {
+                errln!("  configure the SUT with:");
+                for (k, v) in settings {
+                    errln!("    {k}={v}");
+                }
+            }
+            RunEvent::RunFinished(report) => out!("{}", report.console()),
+            _ => {}
+        }
+    }
+}

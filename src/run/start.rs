@@ -1,0 +1,171 @@
+//! Phase 3, start the SUT: a command started with the SUT contract's environment and waited
+//! for, a running system reached by URL (its settings told to the operator), or the built-in
+//! reference integration configured exactly as the contract configures an external SUT.
+
+use std::sync::Arc;
+
+use super::environment::Environment;
+use super::event::RunEvent;
+use super::prepare::Prepared;
+use super::recorder::Recorder;
+use super::sut::{free_port, wait_ready, SutProcess};
+use super::RunOptions;
+use crate::error::Error;
+use crate::reference::{Reference, RunningReference, Settings};
+use crate::scenario::raw::Command;
+use crate::scenario::{Scenario, SutKind};
+use crate::transport::Transport;
+
+/// The reference integration's host in simulation.
+const SIM_REFERENCE: &str = "reference.sim:80";
+
+/// A SUT the workload can reach (or one that never became ready).
+pub struct StartedSut {
+    /// Base URL of its HTTP API.
+    pub base: String,
+    /// How the workload reaches it (sockets, or in-process in simulation).
+    pub transport: Transport,
+    /// Its readiness URL, for the health watch (commands only).
+    pub ready_url: Option<String>,
+    /// The process crashcart started.
+    pub process: Option<SutProcess>,
+    /// The reference integration crashcart serves.
+    pub reference: Option<RunningReference>,
+    /// Why it is not ready (the run is aborted), if it is not.
+    pub not_ready: Option<String>,
+}
+
+impl StartedSut {
+    fn at(base: String) -> Self {
+        Self {
+            base,
+            transport: Transport::sockets(),
+            ready_url: None,
+            process: None,
+            reference: None,
+            not_ready: None,
+        }
+    }
+}
+
+/// The SUT contract's settings for this run, and the secrets among them (scrubbed from the
+/// SUT's output).
+fn contract(env: &Environment) -> (Vec<(String, String)>, Vec<String>) {
+    let settings: Vec<(String, String)> = env
+        .env_pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let secrets = settings
+        .iter()
+        .filter(|(k, _)| k.ends_with("SECRET") || k.ends_with("PASSWORD") || k.ends_with("API_KEY"))
+        .map(|(_, v)| v.clone())
+        .collect();
+    (settings, secrets)
+}
+
+/// Start (or reach) the SUT and wait until it is ready. Errors when it cannot start at all;
+/// a SUT that starts but is not ready is returned with `not_ready`.
+pub async fn start_sut(
+    s: &Scenario,
+    opts: &RunOptions,
+    prepared: &Prepared,
+    env: &Environment,
+    rec: &Recorder,
+) -> Result<StartedSut, Error> {
+    let (mut settings, secrets) = contract(env);
+    match prepared.sut(s) {
+        SutKind::Command {
+            command,
+            cwd,
+            ready,
+        } => {
+            let port = free_port()?;
+            settings.push(("PORT".into(), port.to_string()));
+            settings.push(("CRASHCART_SEED".into(), prepared.seed.to_string()));
+            settings.extend(s.raw.sut.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let url = ready.replace("${PORT}", &port.to_string());
+            let mut started = start_command(s, command, cwd, &url, &settings, secrets, rec).await?;
+            started.base = format!("http://127.0.0.1:{port}");
+            Ok(started)
+        }
+        SutKind::Url(u) => {
+            rec.events().emit(RunEvent::SutSettings { settings });
+            Ok(StartedSut::at(u.clone()))
+        }
+        SutKind::Reference => {
+            settings.push(("CRASHCART_SEED".into(), prepared.seed.to_string()));
+            start_reference(opts, prepared, env, &settings, rec).await
+        }
+    }
+}
+
+/// A command, in its own process group, with the contract's environment; waited for on its
+/// readiness URL (or until Ctrl-C/SIGTERM).
+async fn start_command(
+    s: &Scenario,
+    command: &Command,
+    cwd: &std::path::Path,
+    ready_url: &str,
+    settings: &[(String, String)],
+    secrets: Vec<String>,
+    rec: &Recorder,
+) -> Result<StartedSut, Error> {
+    let mut p = SutProcess::start(command, cwd, settings, secrets, rec)?;
+    let not_ready = tokio::select! {
+        r = wait_ready(ready_url, s.ready_timeout, &mut p) => r.err().map(|e| format!("SUT not ready: {e}")),
+        _ = super::shutdown::signal() => Some("interrupted".into()),
+    };
+    Ok(StartedSut {
+        ready_url: Some(ready_url.to_string()),
+        process: Some(p),
+        not_ready,
+        ..StartedSut::at(String::new())
+    })
+}
+
+/// The reference integration, in-process: on a loopback port through the proxies, or as a
+/// router in simulation.
+async fn start_reference(
+    opts: &RunOptions,
+    prepared: &Prepared,
+    env: &Environment,
+    settings: &[(String, String)],
+    rec: &Recorder,
+) -> Result<StartedSut, Error> {
+    let lookup = |k: &str| {
+        settings
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let parsed = Settings::from_lookup(lookup)?;
+    let sink_rec = rec.clone();
+    let sink: crate::reference::LogSink =
+        Arc::new(move |line: String| sink_rec.sut_log("reference", line));
+    let defects = prepared.defects.clone().unwrap_or_default();
+    rec.mark(format!(
+        "reference integration, defects: {}",
+        defects.label()
+    ));
+    let deps = match &env.sim {
+        Some(w) => w.transport.clone(),
+        None => Transport::sockets(),
+    };
+    let policy = opts.policy.clone().unwrap_or_default();
+    let r = Reference::new(parsed, deps, policy, defects, sink);
+    if env.sim.is_some() {
+        let (running, router) = RunningReference::in_process(r);
+        return Ok(StartedSut {
+            transport: Transport::in_process([(SIM_REFERENCE.to_string(), router)]),
+            reference: Some(running),
+            ..StartedSut::at(format!("http://{SIM_REFERENCE}"))
+        });
+    }
+    let running = crate::reference::spawn(r, 0).await?;
+    Ok(StartedSut {
+        base: format!("http://{}", running.addr),
+        reference: Some(running),
+        ..StartedSut::at(String::new())
+    })
+}
