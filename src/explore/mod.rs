@@ -9,7 +9,6 @@
 //! integration, with the scenario's SLOs as the property. Failing schedules are kept in a
 //! regressions directory and replayed first on later runs.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,10 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::checks::Verdict;
 use crate::error::Error;
-use crate::fault::model::{
-    kind_names, DependencyName, Direction, FaultKind, FaultSpec, Latency, OutputDrift, Target,
-    Trigger,
-};
+use crate::fault::family;
+use crate::fault::model::{kind_names, FaultSpec};
 use crate::reference::Defects;
 use crate::run::{RunOptions, RunOutcome};
 use crate::scenario::Scenario;
@@ -133,263 +130,13 @@ pub struct Drawn {
 }
 
 fn spec(d: &Drawn, budget: &Budget) -> FaultSpec {
-    use FaultKind as K;
-    let share = (d.intensity.max(5) as f64) / 100.0;
-    // Stronger as intensity grows: a count from `mild` down to `strong`.
-    let fewer = |mild: f64, strong: f64| (mild + (strong - mild) * share).round().max(1.0);
-    let on = |dep| Target {
-        dependency: Some(dep),
-        ..Target::default()
+    let draw = family::Draw {
+        intensity: d.intensity,
+        on_llm: d.on_llm,
+        max_latency: budget.max_latency,
     };
-    let either = on(if d.on_llm {
-        DependencyName::Llm
-    } else {
-        DependencyName::Salesforce
-    });
-    let (sf, llm) = (on(DependencyName::Salesforce), on(DependencyName::Llm));
-    let contact = |field: &str| (String::from("Contact"), field.to_string());
-    let sometimes = Trigger::Probability(share);
-    let always = Trigger::Always;
-    let both = Direction::Both;
-    let (fault, target, trigger) = match d.kind.as_str() {
-        "expire_tokens" => (
-            K::ExpireTokens {
-                client_id: None,
-                username: None,
-                share: None,
-            },
-            Target::default(),
-            always,
-        ),
-        "token_ttl" => (
-            K::TokenTtl {
-                ttl: Duration::from_secs(fewer(30.0, 1.0) as u64),
-            },
-            Target::default(),
-            always,
-        ),
-        "revoke_refresh_tokens" => (
-            K::RevokeRefreshTokens {
-                client_id: None,
-                username: None,
-            },
-            Target::default(),
-            always,
-        ),
-        "invalid_grant" => (
-            K::InvalidGrant,
-            on(DependencyName::SalesforceAuth),
-            sometimes,
-        ),
-        "latency" => (
-            K::Latency {
-                latency: Latency::Fixed {
-                    value: budget.max_latency.mul_f64(share),
-                },
-            },
-            either,
-            always,
-        ),
-        "llm_timing" => (
-            K::LlmTiming {
-                ttft: Some(Latency::Fixed {
-                    value: budget.max_latency.mul_f64(share),
-                }),
-                inter_token: None,
-            },
-            llm,
-            always,
-        ),
-        "http_error" => (
-            K::HttpError {
-                status: 503,
-                error_code: None,
-                message: None,
-                retry_after: None,
-                retry_after_ms: None,
-            },
-            either,
-            sometimes,
-        ),
-        "empty_response" => (K::EmptyResponse { status: 502 }, either, sometimes),
-        "malformed_body" => (K::MalformedBody, either, sometimes),
-        "reset_mid_body" => (K::ResetMidBody, either, sometimes),
-        "connection_reset" => (K::ConnectionReset, either, sometimes),
-        "hang" => (K::Hang, either, sometimes),
-        "lost_response" => (
-            K::LostResponse,
-            Target {
-                sobject: Some("Event".into()),
-                ..sf.clone()
-            },
-            sometimes,
-        ),
-        "quota_exhausted" => (K::QuotaExhausted, sf, always),
-        "concurrent_long_requests" => (K::ConcurrentLongRequests, sf, sometimes),
-        "row_lock" => (
-            K::RowLock { records: vec![] },
-            Target {
-                sobject: Some("Event".into()),
-                ..sf.clone()
-            },
-            sometimes,
-        ),
-        "concurrent_edit" => (
-            K::ConcurrentEdit {
-                object: "Contact".into(),
-                fields: BTreeMap::from([("Phone".to_string(), serde_json::json!("+1-555-0199"))]),
-                user: None,
-            },
-            sf,
-            always,
-        ),
-        "llm_slots" => (
-            K::LlmSlots {
-                model: None,
-                slots: 1,
-                queue_depth: Some(fewer(8.0, 1.0) as usize),
-            },
-            llm,
-            always,
-        ),
-        "llm_overloaded" => (
-            K::LlmOverloaded {
-                retry_after: Duration::from_secs(1),
-            },
-            llm,
-            sometimes,
-        ),
-        "field_renamed" => {
-            let (object, field) = contact("Data_Provenance__c");
-            (
-                K::FieldRenamed {
-                    object,
-                    field,
-                    to: "Provenance_Source__c".into(),
-                },
-                sf,
-                always,
-            )
-        }
-        "field_removed" => {
-            let (object, field) = contact("Preferred_Language__c");
-            (K::FieldRemoved { object, field }, sf, always)
-        }
-        "field_type_changed" => {
-            let (object, field) = contact("Data_Provenance__c");
-            (
-                K::FieldTypeChanged {
-                    object,
-                    field,
-                    to: "double".into(),
-                },
-                sf,
-                always,
-            )
-        }
-        "required_field_added" => {
-            let (object, field) = contact("MailingCity");
-            (K::RequiredFieldAdded { object, field }, sf, always)
-        }
-        "picklist_value_withdrawn" => {
-            let (object, field) = contact("Preferred_Language__c");
-            (
-                K::PicklistValueWithdrawn {
-                    object,
-                    field,
-                    value: "Spanish".into(),
-                },
-                sf,
-                always,
-            )
-        }
-        "api_version_retired" => (K::ApiVersionRetired { below: 60 }, sf, always),
-        "llm_output_drift" => (
-            K::LlmOutputDrift {
-                drift: OutputDrift::RenameKey {
-                    from: "summary".into(),
-                    to: "synopsis".into(),
-                },
-            },
-            llm,
-            always,
-        ),
-        "llm_truncate" => (
-            K::LlmTruncate {
-                max_tokens: fewer(60.0, 4.0) as u32,
-            },
-            llm,
-            always,
-        ),
-        "llm_stream_cut" => (
-            K::LlmStreamCut {
-                after_tokens: fewer(40.0, 2.0) as u32,
-            },
-            llm,
-            sometimes,
-        ),
-        "llm_stream_error" => (
-            K::LlmStreamError {
-                after_tokens: fewer(40.0, 2.0) as u32,
-                message: "upstream model error".into(),
-            },
-            llm,
-            sometimes,
-        ),
-        "partition" => (K::Partition { direction: both }, either, always),
-        "reset_peer" => (K::ResetPeer { after: None }, either, always),
-        "refuse_connections" => (K::RefuseConnections, either, always),
-        "network_latency" => (
-            K::NetworkLatency {
-                latency: budget.max_latency.mul_f64(share),
-                jitter: None,
-                direction: both,
-            },
-            either,
-            always,
-        ),
-        "bandwidth" => (
-            K::Bandwidth {
-                rate_kb: fewer(200.0, 1.0) as u32,
-                direction: both,
-            },
-            either,
-            always,
-        ),
-        "slicer" => (
-            K::Slicer {
-                average_size: fewer(256.0, 8.0) as u32,
-                size_variation: 4,
-                delay: Some(Duration::from_millis(fewer(1.0, 20.0) as u64)),
-                direction: both,
-            },
-            either,
-            always,
-        ),
-        "slow_close" => (
-            K::SlowClose {
-                delay: budget.max_latency.mul_f64(share),
-            },
-            either,
-            always,
-        ),
-        "network_timeout" => (
-            K::NetworkTimeout {
-                after: Some(budget.max_latency.mul_f64(1.0 - share * 0.9)),
-                direction: both,
-            },
-            either,
-            always,
-        ),
-        "limit_data" => (
-            K::LimitData {
-                bytes: fewer(20_000.0, 200.0) as u64,
-                direction: both,
-            },
-            either,
-            always,
-        ),
-        other => unreachable!("{other}: not a fault kind (Budget::check refuses it)"),
+    let Some((fault, target, trigger)) = family::explore(&d.kind, &draw) else {
+        unreachable!("{}: not a fault kind (Budget::check refuses it)", d.kind)
     };
     FaultSpec {
         name: Some(format!("explored-{}", d.kind.replace('_', "-"))),

@@ -13,20 +13,17 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
-use crashcart_mocks::fault::{LlmShaping, TextDrift};
-use crashcart_mocks::llm::{Flavour, LlmError, LlmHandle};
-use crashcart_mocks::salesforce::schema::{FieldDef, FieldType, ObjectDef};
-use crashcart_mocks::salesforce::{SalesforceHandle, SessionFilter};
+use crashcart_mocks::llm::{Flavour, LlmHandle};
+use crashcart_mocks::salesforce::SalesforceHandle;
 use crashcart_mocks::{Clock, FaultHook, RequestInfo, Verdict};
 use parking_lot::{Mutex, RwLock};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::model::{DependencyName, FaultKind, FaultSpec, OutputDrift, Trigger};
-use super::shape;
+use super::family::{self, HitCtx, Need, Shaper, StateCtx, Undo};
+use super::model::{DependencyName, FaultKind, FaultSpec, Trigger};
 
 /// Where network faults are applied.
 pub trait NetworkFaults: Send + Sync + 'static {
@@ -95,38 +92,6 @@ pub struct ActiveFault {
     pub hits: u64,
 }
 
-/// A field renamed by a drift fault: (from, to).
-type Renamed = Option<(String, String)>;
-
-/// What must be undone when a fault ends.
-enum Undo {
-    TokenTtl(Duration),
-    Quota(u64),
-    Object(Box<ObjectDef>, Renamed),
-    Versions(u32),
-    LlmSlots(Vec<(String, usize, usize)>),
-    Network(Vec<String>),
-    /// Undo the first, then the second: a later fault on the same state took over the undo of
-    /// an earlier one that ended first.
-    Then(Box<Undo>, Box<Undo>),
-}
-
-impl Undo {
-    /// The piece of mock state this undo restores (`None`: network faults, which are entries
-    /// removed by name and never overlap).
-    fn slot(&self) -> Option<String> {
-        match self {
-            Undo::TokenTtl(_) => Some("token-ttl".into()),
-            Undo::Quota(_) => Some("quota".into()),
-            Undo::Object(before, _) => Some(format!("object:{}", before.name)),
-            Undo::Versions(_) => Some("api-versions".into()),
-            Undo::LlmSlots(_) => Some("llm-slots".into()),
-            Undo::Network(_) => None,
-            Undo::Then(first, _) => first.slot(),
-        }
-    }
-}
-
 /// How often a fault hits: counts matching requests and draws from its own seeded stream.
 #[derive(Debug)]
 pub struct TriggerState {
@@ -158,17 +123,39 @@ impl TriggerState {
     }
 }
 
-struct Rule {
+/// One fault in force: its spec, how often it fires, what undoes it.
+pub struct Rule {
     id: u64,
-    label: String,
-    spec: FaultSpec,
+    /// The fault's label.
+    pub label: String,
+    /// The fault.
+    pub spec: FaultSpec,
     route: Option<glob::Pattern>,
-    trigger: TriggerState,
+    /// Its trigger (and random stream).
+    pub trigger: TriggerState,
     hits: AtomicU64,
     enabled: AtomicBool,
     undo: Mutex<Option<Undo>>,
     /// Records a `concurrent_edit` has already edited.
-    edited: Mutex<std::collections::HashSet<String>>,
+    pub edited: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Rule {
+    /// A rule for a family's tests: id 1, no route, a stream of seed 0.
+    #[cfg(test)]
+    pub(crate) fn for_test(spec: FaultSpec) -> Self {
+        Self {
+            id: 1,
+            label: spec.label(),
+            trigger: TriggerState::new(spec.trigger, 0),
+            spec,
+            route: None,
+            hits: AtomicU64::new(0),
+            enabled: AtomicBool::new(true),
+            undo: Mutex::new(None),
+            edited: Mutex::default(),
+        }
+    }
 }
 
 /// The dependencies a run has.
@@ -296,7 +283,7 @@ impl FaultEngine {
         check_spec(spec)?;
         let label = spec.label();
         let deps = &self.inner.deps;
-        let missing = match needs(&spec.fault) {
+        let missing = match family::of(&spec.fault).needs(&spec.fault) {
             Need::Salesforce if deps.salesforce.is_none() => Some("the mock Salesforce"),
             Need::Llm if deps.llm.is_none() => Some("the mock LLM"),
             Need::Network if deps.network.is_none() => Some("a chaos proxy"),
@@ -354,7 +341,7 @@ impl FaultEngine {
                             .ok()
                             .flatten();
                     } else if let Some(u) = undo.take() {
-                        run_undo(&self.inner, u);
+                        u.run(&self.inner.deps);
                     }
                 }
                 event(&self.inner, &rule, if on { "flap-on" } else { "flap-off" });
@@ -408,7 +395,7 @@ impl Drop for Inner {
         // Newest first: each restores the state the one before it saw.
         for r in rules.into_iter().rev() {
             if let Some(u) = r.undo.lock().take() {
-                run_undo(self, u);
+                u.run(&self.deps);
             }
         }
         if let Some(sf) = &self.deps.salesforce {
@@ -457,24 +444,24 @@ fn remove(inner: &Inner, id: u64) -> bool {
 /// this undo and runs it after its own: overlapping faults on one piece of state end together
 /// with the last of them, and the state is always the one from before the first.
 fn undo_or_hand_over(inner: &Inner, id: u64, u: Undo) {
-    let later = u.slot().and_then(|slot| {
+    let later = u.slot.clone().and_then(|slot| {
         inner
             .rules
             .read()
             .iter()
             .filter(|r| r.id > id)
-            .find(|r| r.undo.lock().as_ref().and_then(Undo::slot) == Some(slot.clone()))
+            .find(|r| r.undo.lock().as_ref().and_then(|u| u.slot.as_ref()) == Some(&slot))
             .cloned()
     });
     match later {
         Some(l) => {
             let mut own = l.undo.lock();
             *own = match own.take() {
-                Some(theirs) => Some(Undo::Then(Box::new(theirs), Box::new(u))),
+                Some(theirs) => Some(theirs.then(u)),
                 None => Some(u),
             };
         }
-        None => run_undo(inner, u),
+        None => u.run(&inner.deps),
     }
 }
 
@@ -506,285 +493,18 @@ fn validate(spec: &FaultSpec, label: &str) -> Result<(), FaultError> {
         Trigger::EveryNth(0) => return Err(invalid(label, "trigger.every_nth must be at least 1")),
         _ => {}
     }
-    match &spec.fault {
-        FaultKind::Latency { latency } => latency.validate().map_err(|m| invalid(label, m)),
-        FaultKind::LlmTiming { ttft, inter_token } => {
-            for l in [ttft, inter_token].into_iter().flatten() {
-                l.validate().map_err(|m| invalid(label, m))?;
-            }
-            Ok(())
-        }
-        FaultKind::HttpError { status, .. } | FaultKind::EmptyResponse { status }
-            if !(100..=599).contains(status) =>
-        {
-            Err(invalid(
-                label,
-                format!("status must be a valid HTTP status, got {status}"),
-            ))
-        }
-        FaultKind::ExpireTokens { share: Some(s), .. } if !(0.0..=1.0).contains(s) => Err(invalid(
-            label,
-            format!("share must be within 0..1, got {s}"),
-        )),
-        FaultKind::LlmSlots { slots: 0, .. } => Err(invalid(label, "slots must be at least 1")),
-        _ => Ok(()),
-    }
-}
-
-/// What a fault acts on besides requests: a mock's state, or the network.
-enum Need {
-    Salesforce,
-    Llm,
-    Network,
-    Any,
-}
-
-fn needs(kind: &FaultKind) -> Need {
-    use FaultKind::*;
-    match kind {
-        ExpireTokens { .. }
-        | TokenTtl { .. }
-        | RevokeRefreshTokens { .. }
-        | QuotaExhausted
-        | ApiVersionRetired { .. }
-        | FieldRenamed { .. }
-        | FieldRemoved { .. }
-        | FieldTypeChanged { .. }
-        | RequiredFieldAdded { .. }
-        | PicklistValueWithdrawn { .. } => Need::Salesforce,
-        LlmSlots { .. } => Need::Llm,
-        k if k.is_network() => Need::Network,
-        _ => Need::Any,
-    }
-}
-
-fn sf<'a>(inner: &'a Inner, label: &str) -> Result<&'a SalesforceHandle, FaultError> {
-    inner
-        .deps
-        .salesforce
-        .as_ref()
-        .ok_or(FaultError::Unavailable {
-            label: label.to_string(),
-            needs: "the mock Salesforce",
-        })
-}
-
-fn parse_type(s: &str) -> Option<FieldType> {
-    serde_json::from_value(serde_json::json!(s)).ok()
+    family::of(&spec.fault)
+        .validate(&spec.fault)
+        .map_err(|m| invalid(label, m))
 }
 
 /// Apply the state part of a fault (if any); returns how to undo it.
 fn apply_state(inner: &Inner, spec: &FaultSpec, label: &str) -> Result<Option<Undo>, FaultError> {
-    use FaultKind::*;
-    let drift = |object: &str,
-                 change: &dyn Fn(&mut ObjectDef) -> Result<Renamed, String>|
-     -> Result<Option<Undo>, FaultError> {
-        let sf = sf(inner, label)?;
-        sf.with_org_mut(|org| {
-            let obj = org
-                .schema
-                .object_mut(object)
-                .ok_or_else(|| invalid(label, format!("no sObject named {object}")))?;
-            let before = obj.clone();
-            let renamed = change(obj).map_err(|m| invalid(label, m))?;
-            if let Some((from, to)) = &renamed {
-                org.data.rename_field(&before.name, from, to);
-            }
-            Ok(Some(Undo::Object(Box::new(before), renamed)))
-        })
+    let ctx = StateCtx {
+        deps: &inner.deps,
+        label,
     };
-    let field_of = |obj: &ObjectDef, field: &str| -> Result<FieldDef, String> {
-        obj.field(field)
-            .cloned()
-            .ok_or_else(|| format!("{}.{field} does not exist", obj.name))
-    };
-    Ok(match &spec.fault {
-        ExpireTokens {
-            client_id,
-            username,
-            share,
-        } => {
-            sf(inner, label)?.expire_sessions(&SessionFilter {
-                client_id: client_id.clone(),
-                username: username.clone(),
-                share: *share,
-            });
-            None
-        }
-        RevokeRefreshTokens {
-            client_id,
-            username,
-        } => {
-            sf(inner, label)?.revoke_refresh_tokens(&SessionFilter {
-                client_id: client_id.clone(),
-                username: username.clone(),
-                share: None,
-            });
-            None
-        }
-        TokenTtl { ttl } => {
-            let sf = sf(inner, label)?;
-            let before = sf.token_ttl();
-            sf.set_token_ttl(*ttl);
-            Some(Undo::TokenTtl(before))
-        }
-        QuotaExhausted => {
-            let sf = sf(inner, label)?;
-            let (used, max) = sf.api_usage();
-            sf.set_api_usage(max);
-            Some(Undo::Quota(used))
-        }
-        ApiVersionRetired { below } => {
-            let sf = sf(inner, label)?;
-            let before = sf.retired_below();
-            sf.retire_versions_below(*below);
-            Some(Undo::Versions(before))
-        }
-        FieldRenamed { object, field, to } => drift(object, &|obj| {
-            let mut f = field_of(obj, field)?;
-            let from = f.name.clone();
-            obj.remove_field(&from);
-            f.name = to.clone();
-            f.label = to.clone();
-            obj.upsert_field(f);
-            Ok(Some((from, to.clone())))
-        })?,
-        FieldRemoved { object, field } => drift(object, &|obj| {
-            let f = field_of(obj, field)?;
-            obj.remove_field(&f.name);
-            Ok(None)
-        })?,
-        FieldTypeChanged { object, field, to } => drift(object, &|obj| {
-            let mut f = field_of(obj, field)?;
-            f.ftype = parse_type(to).ok_or_else(|| format!("unknown field type {to:?}"))?;
-            obj.upsert_field(f);
-            Ok(None)
-        })?,
-        RequiredFieldAdded { object, field } => drift(object, &|obj| {
-            let mut f = field_of(obj, "LastName")
-                .or_else(|_| field_of(obj, "Name"))
-                .or_else(|_| field_of(obj, "Subject"))?;
-            f.name = field.clone();
-            f.label = field.clone();
-            f.ftype = FieldType::String;
-            f.required = true;
-            f.unique = false;
-            f.external_id = false;
-            f.default = None;
-            f.compound = vec![];
-            f.system = false;
-            obj.upsert_field(f);
-            Ok(None)
-        })?,
-        PicklistValueWithdrawn {
-            object,
-            field,
-            value,
-        } => drift(object, &|obj| {
-            let mut f = field_of(obj, field)?;
-            if !f.picklist.contains(value) {
-                return Err(format!(
-                    "{}.{field} has no picklist value {value:?}",
-                    obj.name
-                ));
-            }
-            f.picklist.retain(|v| v != value);
-            f.restricted = true;
-            obj.upsert_field(f);
-            Ok(None)
-        })?,
-        LlmSlots {
-            model,
-            slots,
-            queue_depth,
-        } => {
-            let llm = inner.deps.llm.as_ref().ok_or(FaultError::Unavailable {
-                label: label.to_string(),
-                needs: "the mock LLM",
-            })?;
-            let names: Vec<String> = match model {
-                Some(m) => vec![llm
-                    .runtime(m)
-                    .map(|_| m.clone())
-                    .ok_or_else(|| invalid(label, format!("no LLM model named {m:?}")))?],
-                None => llm.models().into_iter().map(|p| p.name).collect(),
-            };
-            let mut before = vec![];
-            for n in names {
-                if let Some(rt) = llm.runtime(&n) {
-                    let p = rt.perf();
-                    before.push((n, p.slots, p.queue_depth));
-                    rt.set_slots(*slots);
-                    if let Some(d) = queue_depth {
-                        rt.set_queue_depth(*d);
-                    }
-                }
-            }
-            Some(Undo::LlmSlots(before))
-        }
-        f if f.is_network() => {
-            let net = inner.deps.network.as_ref().ok_or(FaultError::Unavailable {
-                label: label.to_string(),
-                needs: "a chaos proxy",
-            })?;
-            let applied = net
-                .apply(spec.target.dependency, f, label)
-                .map_err(|m| invalid(label, m))?;
-            Some(Undo::Network(applied))
-        }
-        _ => None,
-    })
-}
-
-fn run_undo(inner: &Inner, undo: Undo) {
-    match undo {
-        Undo::TokenTtl(ttl) => {
-            if let Some(sf) = &inner.deps.salesforce {
-                sf.set_token_ttl(ttl);
-            }
-        }
-        Undo::Quota(used) => {
-            if let Some(sf) = &inner.deps.salesforce {
-                sf.set_api_usage(used);
-            }
-        }
-        Undo::Versions(v) => {
-            if let Some(sf) = &inner.deps.salesforce {
-                sf.retire_versions_below(v);
-            }
-        }
-        Undo::Object(before, renamed) => {
-            if let Some(sf) = &inner.deps.salesforce {
-                sf.with_org_mut(|org| {
-                    if let Some((from, to)) = renamed {
-                        org.data.rename_field(&before.name, &to, &from);
-                    }
-                    if let Some(obj) = org.schema.object_mut(&before.name) {
-                        *obj = *before;
-                    }
-                });
-            }
-        }
-        Undo::LlmSlots(before) => {
-            if let Some(llm) = &inner.deps.llm {
-                for (name, slots, depth) in before {
-                    if let Some(rt) = llm.runtime(&name) {
-                        rt.set_slots(slots);
-                        rt.set_queue_depth(depth);
-                    }
-                }
-            }
-        }
-        Undo::Network(applied) => {
-            if let Some(net) = &inner.deps.network {
-                net.remove(&applied);
-            }
-        }
-        Undo::Then(first, second) => {
-            run_undo(inner, *first);
-            run_undo(inner, *second);
-        }
-    }
+    family::of(&spec.fault).apply_state(&ctx, spec)
 }
 
 fn matches(rule: &Rule, req: &RequestInfo<'_>) -> bool {
@@ -813,27 +533,13 @@ fn llm_flavour(inner: &Inner) -> Flavour {
         .unwrap_or_default()
 }
 
-fn is_write(req: &RequestInfo<'_>) -> bool {
-    matches!(
-        req.operation,
-        "sobject.create"
-            | "sobject.update"
-            | "sobject.upsert"
-            | "sobject.delete"
-            | "composite"
-            | "composite.sobjects"
-    )
-}
-
 /// The verdict for one request: every matching, firing rule adds its effect; delays add up,
 /// the first answer wins, LLM shaping merges.
 fn verdict(inner: &Inner, req: &RequestInfo<'_>) -> Verdict {
-    use FaultKind::*;
     let rules: Vec<Arc<Rule>> = inner.rules.read().clone();
-    let mut v = Verdict::pass();
+    let mut out = Shaper::default();
     let mut labels: Vec<&str> = vec![];
-    let mut shaping = LlmShaping::default();
-    let mut answered = false;
+    let flavour = llm_flavour(inner);
     for rule in &rules {
         if !rule.enabled.load(Ordering::SeqCst)
             || rule.spec.fault.is_network()
@@ -841,160 +547,23 @@ fn verdict(inner: &Inner, req: &RequestInfo<'_>) -> Verdict {
         {
             continue;
         }
-        // State faults act on the mock, not per request (they are what `needs` ties to a
-        // dependency's state).
-        let per_request = matches!(needs(&rule.spec.fault), Need::Any);
-        if !per_request {
-            continue;
-        }
-        // Faults whose meaning is tied to one kind of request skip the others before counting.
-        let applicable = match &rule.spec.fault {
-            InvalidGrant => req.operation == "oauth.token",
-            RowLock { records } => {
-                is_write(req)
-                    && (records.is_empty()
-                        || req.record.is_some_and(|r| records.iter().any(|x| x == r)))
-            }
-            ConcurrentLongRequests | LostResponse => {
-                req.dependency == crashcart_mocks::Dependency::Salesforce
-            }
-            ConcurrentEdit { object, .. } => {
-                req.operation == "sobject.update"
-                    && req.sobject.is_some_and(|o| o.eq_ignore_ascii_case(object))
-                    && req.record.is_some_and(|r| !rule.edited.lock().contains(r))
-            }
-            LlmTiming { .. }
-            | LlmOutputDrift { .. }
-            | LlmTruncate { .. }
-            | LlmStreamCut { .. }
-            | LlmStreamError { .. }
-            | LlmOverloaded { .. } => req.dependency == crashcart_mocks::Dependency::Llm,
-            _ => true,
-        };
-        if !applicable || !rule.trigger.fires() {
+        let fam = family::of(&rule.spec.fault);
+        // State faults act on the mock, not per request; kinds tied to one kind of request
+        // skip the others before the trigger counts them.
+        if fam.needs(&rule.spec.fault) != Need::Any
+            || !fam.applies(rule, req)
+            || !rule.trigger.fires()
+        {
             continue;
         }
         rule.hits.fetch_add(1, Ordering::Relaxed);
         labels.push(&rule.label);
-        let dep = rule.spec.target.dependency.or(match req.dependency {
-            crashcart_mocks::Dependency::Llm => Some(DependencyName::Llm),
-            crashcart_mocks::Dependency::SalesforceAuth => Some(DependencyName::SalesforceAuth),
-            _ => Some(DependencyName::Salesforce),
-        });
-        let mut answer = |v: &mut Verdict, a: crashcart_mocks::Action| {
-            if !answered {
-                v.action = a;
-                answered = true;
-            }
+        let ctx = HitCtx {
+            deps: &inner.deps,
+            flavour,
+            rule,
         };
-        use crashcart_mocks::Action;
-        match &rule.spec.fault {
-            Latency { latency } => {
-                let d = latency.sample(&mut *rule.trigger.rng.lock());
-                v.delay = Some(v.delay.unwrap_or_default() + d);
-            }
-            LlmTiming { ttft, inter_token } => {
-                let mut rng = rule.trigger.rng.lock();
-                if let Some(l) = ttft {
-                    shaping.extra_ttft += l.sample(&mut *rng);
-                }
-                if let Some(l) = inter_token {
-                    shaping.extra_inter_token += l.sample(&mut *rng);
-                }
-            }
-            HttpError {
-                status,
-                error_code,
-                message,
-                retry_after,
-                retry_after_ms,
-            } => {
-                let r = shape::http_error(
-                    dep,
-                    llm_flavour(inner),
-                    *status,
-                    error_code.as_deref(),
-                    message.as_deref(),
-                );
-                answer(
-                    &mut v,
-                    Action::Respond(shape::with_retry_after(r, *retry_after, *retry_after_ms)),
-                );
-            }
-            EmptyResponse { status } => answer(&mut v, Action::Respond(shape::empty(*status))),
-            MalformedBody => answer(&mut v, Action::Respond(shape::malformed_body())),
-            ResetMidBody => answer(&mut v, Action::Respond(shape::reset_mid_body())),
-            ConnectionReset => answer(&mut v, Action::Reset),
-            Hang => answer(&mut v, Action::Drop),
-            LostResponse => answer(&mut v, Action::Lose),
-            InvalidGrant => answer(&mut v, Action::Respond(shape::invalid_grant())),
-            ConcurrentLongRequests => {
-                answer(&mut v, Action::Respond(shape::concurrent_long_requests()))
-            }
-            RowLock { .. } => answer(
-                &mut v,
-                Action::Respond(shape::unable_to_lock_row(
-                    req.record.unwrap_or("001000000000000AAA"),
-                )),
-            ),
-            LlmOverloaded { retry_after } => {
-                let flavour = llm_flavour(inner);
-                let secs = retry_after.as_millis().div_ceil(1000) as u64;
-                let e = LlmError::overloaded(secs, flavour);
-                let r = crashcart_mocks::CannedResponse::json(
-                    e.status(flavour),
-                    &e.openai_body(flavour),
-                )
-                .with_header("retry-after", &secs.to_string());
-                answer(&mut v, Action::Respond(r));
-            }
-            LlmOutputDrift { drift } => {
-                shaping.drift = Some(match drift {
-                    OutputDrift::WrapInProse => TextDrift::WrapInProse,
-                    OutputDrift::CodeFence => TextDrift::CodeFence,
-                    OutputDrift::DropKey { key } => TextDrift::DropKey(key.clone()),
-                    OutputDrift::RenameKey { from, to } => TextDrift::RenameKey {
-                        from: from.clone(),
-                        to: to.clone(),
-                    },
-                })
-            }
-            LlmTruncate { max_tokens } => {
-                shaping.max_tokens = Some(
-                    shaping
-                        .max_tokens
-                        .map_or(*max_tokens, |m| m.min(*max_tokens)),
-                )
-            }
-            LlmStreamCut { after_tokens } => shaping.cut_after_tokens = Some(*after_tokens),
-            ConcurrentEdit {
-                object,
-                fields,
-                user,
-            } => {
-                if let (Some(sf), Some(id)) = (&inner.deps.salesforce, req.record) {
-                    rule.edited.lock().insert(id.to_string());
-                    let who = user.as_deref().unwrap_or("dr.adams@crashcart.test");
-                    let body = serde_json::Value::Object(
-                        fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                    );
-                    if let Err(e) = sf.update_as(object, id, body, who) {
-                        tracing::warn!(fault = %rule.label, "concurrent edit of {id} failed: {e:?}");
-                    }
-                }
-            }
-            LlmStreamError {
-                after_tokens,
-                message,
-            } => shaping.error_after_tokens = Some((*after_tokens, message.clone())),
-            _ => {}
-        }
+        fam.hit(&ctx, req, &mut out);
     }
-    if !shaping.is_noop() {
-        v.llm = Some(shaping);
-    }
-    if !labels.is_empty() {
-        v.label = Some(labels.join("+"));
-    }
-    v
+    out.finish(labels)
 }

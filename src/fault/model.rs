@@ -467,7 +467,70 @@ fn both() -> Direction {
     Direction::Both
 }
 
+/// The families of fault kinds (see [`super::family`], where each family's behaviour lives).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FamilyName {
+    /// Sessions and tokens.
+    Tokens,
+    /// Slow answers.
+    Latency,
+    /// Error answers and broken exchanges.
+    HttpErrors,
+    /// Governor limits, contention and overload.
+    Governor,
+    /// Salesforce schema drift.
+    SchemaDrift,
+    /// LLM output drift.
+    LlmDrift,
+    /// Network faults, between the SUT and a mock.
+    Network,
+}
+
 impl FaultKind {
+    /// The kind's family (a plain table: a new kind adds its line here).
+    pub fn family(&self) -> FamilyName {
+        use FamilyName as F;
+        match self {
+            Self::ExpireTokens { .. }
+            | Self::TokenTtl { .. }
+            | Self::RevokeRefreshTokens { .. }
+            | Self::InvalidGrant => F::Tokens,
+            Self::Latency { .. } | Self::LlmTiming { .. } => F::Latency,
+            Self::HttpError { .. }
+            | Self::EmptyResponse { .. }
+            | Self::MalformedBody
+            | Self::ResetMidBody
+            | Self::ConnectionReset
+            | Self::Hang
+            | Self::LostResponse => F::HttpErrors,
+            Self::QuotaExhausted
+            | Self::ConcurrentLongRequests
+            | Self::RowLock { .. }
+            | Self::ConcurrentEdit { .. }
+            | Self::LlmSlots { .. }
+            | Self::LlmOverloaded { .. } => F::Governor,
+            Self::FieldRenamed { .. }
+            | Self::FieldRemoved { .. }
+            | Self::FieldTypeChanged { .. }
+            | Self::RequiredFieldAdded { .. }
+            | Self::PicklistValueWithdrawn { .. }
+            | Self::ApiVersionRetired { .. } => F::SchemaDrift,
+            Self::LlmOutputDrift { .. }
+            | Self::LlmTruncate { .. }
+            | Self::LlmStreamCut { .. }
+            | Self::LlmStreamError { .. } => F::LlmDrift,
+            Self::Partition { .. }
+            | Self::ResetPeer { .. }
+            | Self::RefuseConnections
+            | Self::NetworkLatency { .. }
+            | Self::Bandwidth { .. }
+            | Self::Slicer { .. }
+            | Self::SlowClose { .. }
+            | Self::NetworkTimeout { .. }
+            | Self::LimitData { .. } => F::Network,
+        }
+    }
+
     /// The kind's name, as scenarios write it.
     pub fn name(&self) -> String {
         serde_json::to_value(self)
@@ -478,18 +541,7 @@ impl FaultKind {
 
     /// True for faults that live in the chaos proxy (TCP), not in a mock.
     pub fn is_network(&self) -> bool {
-        matches!(
-            self,
-            Self::Partition { .. }
-                | Self::ResetPeer { .. }
-                | Self::RefuseConnections
-                | Self::NetworkLatency { .. }
-                | Self::Bandwidth { .. }
-                | Self::Slicer { .. }
-                | Self::SlowClose { .. }
-                | Self::NetworkTimeout { .. }
-                | Self::LimitData { .. }
-        )
+        self.family() == FamilyName::Network
     }
 }
 
