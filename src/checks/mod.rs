@@ -5,11 +5,12 @@
 //! - what the SUT did to its dependencies: [`traffic`] (retry, and what the others share),
 //!   [`breaker`] (circuit breaker), [`token`] (sessions), [`refusals`] (rate limit, schema
 //!   drift).
-//! - [`outcome`]: what the workload saw and left behind: availability and latency,
-//!   consistency and rollback.
+//! - what the workload saw and left behind: [`availability`] (success, latency, recovery),
+//!   [`consistency`] (effects, rollback, orphans, double bookings, lost updates).
 
+pub mod availability;
 pub mod breaker;
-pub mod outcome;
+pub mod consistency;
 pub mod refusals;
 pub mod token;
 pub mod traffic;
@@ -125,8 +126,8 @@ pub fn check_all(
             Slo::Token(s) => token::token(timeline, s),
             Slo::RateLimit(s) => refusals::rate_limit(timeline, s),
             Slo::SchemaDrift(s) => refusals::schema_drift(timeline, s),
-            Slo::Availability(s) => outcome::availability(timeline, s),
-            Slo::Consistency(s) => outcome::consistency(timeline, state, operations, seed, s),
+            Slo::Availability(s) => availability::availability(timeline, s),
+            Slo::Consistency(s) => consistency::consistency(timeline, state, operations, seed, s),
         })
         .collect()
 }

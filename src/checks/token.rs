@@ -43,121 +43,154 @@ pub fn token(t: &Timeline, slo: &TokenSlo) -> SloResult {
     if invalid.is_empty() && expiries.is_empty() {
         return res.skip("no session expired");
     }
-    let mut worst_delay = 0usize;
-    let mut dead: Vec<(String, u64)> = vec![];
     // A token answer a network fault may have held or cut may never have reached the SUT.
     let network = network_windows(t, Some("salesforce"));
-    for &i in &invalid {
-        let r = reqs[i];
-        // Recovered when a new token is obtained, or when the next call already carries one
-        // (another caller renewed it while this one was in flight: single flight at work).
-        let renewed = |x: &&RequestRecord| {
-            is_auth_success(x)
-                || (x.dependency.as_str() == "salesforce"
-                    && x.token_digest.is_some()
-                    && x.token_digest != r.token_digest
-                    && x.status < 400)
-        };
-        match reqs[i + 1..].iter().position(renewed) {
-            Some(p) => {
-                // Requests sent once the 401 was out: those in flight already could not know.
-                let told = r.at_us + r.latency_us;
-                // Nor those a network fault may have held: sent earlier than they arrived.
-                let data_between = reqs[i + 1..i + 1 + p]
-                    .iter()
-                    .filter(|x| x.dependency.as_str() == "salesforce" && x.at_us >= told)
-                    .filter(|x| !hidden(&network, x))
-                    .count();
-                worst_delay = worst_delay.max(data_between);
-                if data_between > *refresh_within_requests as usize {
-                    res.fail(format!(
-                        "{data_between} requests before a new token after {}",
-                        describe(r)
-                    ));
-                }
-                // The dead token is judged from when the SUT surely had another: a token
-                // answer it surely got, or a call carrying a new token.
-                let surely =
-                    |x: &&RequestRecord| renewed(x) && !(is_auth_success(x) && hidden(&network, x));
-                if let (Some(d), Some(q)) =
-                    (&r.token_digest, reqs[i + 1..].iter().copied().find(surely))
-                {
-                    dead.push((d.clone(), q.at_us));
-                }
-            }
-            None => {
+    let s = Sessions {
+        reqs: &reqs,
+        network: &network,
+    };
+    let (worst_delay, dead) = s.renewals(&invalid, *refresh_within_requests, &mut res);
+    s.dead_token_reuse(&dead, &mut res);
+    let worst_refreshes = s.storms(&expiries, *max_refreshes_per_expiry, &mut res);
+    res.measured = format!("{} INVALID_SESSION_ID, at most {worst_delay} requests before a new token, at most {worst_refreshes} token requests per expiry", invalid.len());
+    res
+}
+
+/// The Salesforce traffic the token SLO judges, and the network faults that may have held it.
+struct Sessions<'a> {
+    reqs: &'a [&'a RequestRecord],
+    network: &'a [(u64, u64, String)],
+}
+
+impl Sessions<'_> {
+    /// After each INVALID_SESSION_ID: how many requests went out before a new token (the
+    /// worst count), and each dead token with the moment the SUT surely had another.
+    fn renewals(
+        &self,
+        invalid: &[usize],
+        within: u32,
+        res: &mut SloResult,
+    ) -> (usize, Vec<(String, u64)>) {
+        let (reqs, network) = (self.reqs, self.network);
+        let mut worst_delay = 0usize;
+        let mut dead: Vec<(String, u64)> = vec![];
+        for &i in invalid {
+            let r = reqs[i];
+            // Recovered when a new token is obtained, or when the next call already carries
+            // one (another caller renewed it while this one was in flight: single flight at
+            // work).
+            let renewed = |x: &&RequestRecord| {
+                is_auth_success(x)
+                    || (x.dependency.as_str() == "salesforce"
+                        && x.token_digest.is_some()
+                        && x.token_digest != r.token_digest
+                        && x.status < 400)
+            };
+            let Some(p) = reqs[i + 1..].iter().position(renewed) else {
                 if reqs[i + 1..]
                     .iter()
                     .any(|x| x.dependency.as_str() == "salesforce")
                 {
                     res.fail(format!("never obtained a new token after {}", describe(r)));
                 }
+                continue;
+            };
+            // Requests sent once the 401 was out: those in flight already could not know.
+            let told = r.at_us + r.latency_us;
+            // Nor those a network fault may have held: sent earlier than they arrived.
+            let data_between = reqs[i + 1..i + 1 + p]
+                .iter()
+                .filter(|x| x.dependency.as_str() == "salesforce" && x.at_us >= told)
+                .filter(|x| !hidden(network, x))
+                .count();
+            worst_delay = worst_delay.max(data_between);
+            if data_between > within as usize {
+                res.fail(format!(
+                    "{data_between} requests before a new token after {}",
+                    describe(r)
+                ));
+            }
+            // The dead token is judged from when the SUT surely had another: a token answer
+            // it surely got, or a call carrying a new token.
+            let surely =
+                |x: &&RequestRecord| renewed(x) && !(is_auth_success(x) && hidden(network, x));
+            if let (Some(d), Some(q)) =
+                (&r.token_digest, reqs[i + 1..].iter().copied().find(surely))
+            {
+                dead.push((d.clone(), q.at_us));
+            }
+        }
+        (worst_delay, dead)
+    }
+
+    /// One pass: a request carrying a token after the moment it was replaced.
+    fn dead_token_reuse(&self, dead: &[(String, u64)], res: &mut SloResult) {
+        let mut replaced: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for (digest, since) in dead {
+            let e = replaced.entry(digest.as_str()).or_insert(*since);
+            *e = (*e).min(*since);
+        }
+        for r in self.reqs {
+            let Some(d) = r.token_digest.as_deref() else {
+                continue;
+            };
+            // A request a network fault may have held was sent earlier than it arrived:
+            // maybe before the new token.
+            if hidden(self.network, r) {
+                continue;
+            }
+            if replaced.get(d).is_some_and(|since| r.at_us > *since) {
+                res.fail(format!(
+                    "a dead token was used again after a new one was obtained: {}",
+                    describe(r)
+                ));
+                replaced.remove(d);
             }
         }
     }
-    // One pass: a request carrying a token after the moment it was replaced.
-    let mut replaced: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
-    for (digest, since) in &dead {
-        let e = replaced.entry(digest.as_str()).or_insert(*since);
-        *e = (*e).min(*since);
-    }
-    for r in &reqs {
-        let Some(d) = r.token_digest.as_deref() else {
-            continue;
-        };
-        // A request a network fault may have held was sent earlier than it arrived: maybe
-        // before the new token.
-        if hidden(&network, r) {
-            continue;
+
+    /// Token requests per expiry (the worst count). A token request whose answer a network
+    /// fault may have held or cut got the SUT no token: asking again is a retry, not a storm.
+    fn storms(&self, expiries: &[&FaultEvent], max: u32, res: &mut SloResult) -> usize {
+        let reqs = self.reqs;
+        let mut worst_refreshes = 0usize;
+        for (k, e) in expiries.iter().enumerate() {
+            let until = expiries
+                .get(k + 1)
+                .map(|n| n.at_us)
+                .unwrap_or(u64::MAX)
+                .min(e.at_us + 60_000_000);
+            let (a, b) = (
+                reqs.partition_point(|r| r.at_us < e.at_us),
+                reqs.partition_point(|r| r.at_us < until),
+            );
+            let logins: Vec<&&RequestRecord> = reqs[a..b]
+                .iter()
+                .filter(|r| matches!(r.operation.as_str(), "oauth.token" | "soap.login"))
+                .collect();
+            // A login the token endpoint refused, tried again after a pause, is backing off,
+            // not storming: a long refusal outlasts any fixed count (found by explore).
+            let n = logins
+                .iter()
+                .enumerate()
+                .filter(|(j, r)| {
+                    let refused_before = *j > 0 && (400..500).contains(&logins[j - 1].status);
+                    let paused = *j > 0 && r.at_us >= logins[j - 1].at_us + REFUSED_LOGIN_PAUSE_US;
+                    !(refused_before && paused)
+                })
+                .filter(|(_, r)| !hidden(self.network, r))
+                .count();
+            worst_refreshes = worst_refreshes.max(n);
+            if n > max as usize {
+                res.fail(format!(
+                    "{n} token requests after the expiry at {} ({}): a refresh storm",
+                    secs(e.at_us),
+                    e.fault
+                ));
+            }
         }
-        if replaced.get(d).is_some_and(|since| r.at_us > *since) {
-            res.fail(format!(
-                "a dead token was used again after a new one was obtained: {}",
-                describe(r)
-            ));
-            replaced.remove(d);
-        }
+        worst_refreshes
     }
-    let mut worst_refreshes = 0usize;
-    // A token request whose answer a network fault may have held or cut got the SUT no token:
-    // asking again is a retry, not a storm.
-    for (k, e) in expiries.iter().enumerate() {
-        let until = expiries
-            .get(k + 1)
-            .map(|n| n.at_us)
-            .unwrap_or(u64::MAX)
-            .min(e.at_us + 60_000_000);
-        let (a, b) = (
-            reqs.partition_point(|r| r.at_us < e.at_us),
-            reqs.partition_point(|r| r.at_us < until),
-        );
-        let logins: Vec<&&RequestRecord> = reqs[a..b]
-            .iter()
-            .filter(|r| matches!(r.operation.as_str(), "oauth.token" | "soap.login"))
-            .collect();
-        // A login the token endpoint refused, tried again after a pause, is backing off, not
-        // storming: a long refusal outlasts any fixed count (found by explore).
-        let n = logins
-            .iter()
-            .enumerate()
-            .filter(|(j, r)| {
-                let refused_before = *j > 0 && (400..500).contains(&logins[j - 1].status);
-                let paused = *j > 0 && r.at_us >= logins[j - 1].at_us + REFUSED_LOGIN_PAUSE_US;
-                !(refused_before && paused)
-            })
-            .filter(|(_, r)| !hidden(&network, r))
-            .count();
-        worst_refreshes = worst_refreshes.max(n);
-        if n > *max_refreshes_per_expiry as usize {
-            res.fail(format!(
-                "{n} token requests after the expiry at {} ({}): a refresh storm",
-                secs(e.at_us),
-                e.fault
-            ));
-        }
-    }
-    res.measured = format!("{} INVALID_SESSION_ID, at most {worst_delay} requests before a new token, at most {worst_refreshes} token requests per expiry", invalid.len());
-    res
 }
 
 #[cfg(test)]
@@ -166,41 +199,57 @@ mod tests {
     use crate::checks::traffic::tests::{fault, req, tl};
     use crate::checks::Verdict;
     use crate::fault::DependencyName;
+    use crate::timeline::Event;
     use crashcart_mocks::Dependency;
 
-    #[test]
-    fn token_catches_no_refresh_storms_and_reuse() {
-        let says = |r: &SloResult, what: &str| r.evidence.iter().any(|e| e.contains(what));
-        let slo = TokenSlo {
+    fn says(r: &SloResult, what: &str) -> bool {
+        r.evidence.iter().any(|e| e.contains(what))
+    }
+
+    fn slo() -> TokenSlo {
+        TokenSlo {
             refresh_within_requests: 2,
             max_refreshes_per_expiry: 2,
-        };
-        let sf = |s, at, st| {
-            req(
-                s,
-                at,
-                Dependency::Salesforce,
-                "query",
-                "/services/data/v59.0/query",
-                st,
-            )
-        };
-        let auth = |s, at| {
-            req(
-                s,
-                at,
-                Dependency::SalesforceAuth,
-                "oauth.token",
-                "/services/oauth2/token",
-                200,
-            )
-        };
-        let expired = |s, at| {
-            let mut r = sf(s, at, 401);
-            r.error_code = Some("INVALID_SESSION_ID".into());
-            r
-        };
-        let expiry = fault(1, 50, "expire_tokens", None, "activated");
+        }
+    }
+
+    fn sf(s: u64, at: u64, st: u16) -> RequestRecord {
+        req(
+            s,
+            at,
+            Dependency::Salesforce,
+            "query",
+            "/services/data/v59.0/query",
+            st,
+        )
+    }
+
+    fn auth(s: u64, at: u64) -> RequestRecord {
+        req(
+            s,
+            at,
+            Dependency::SalesforceAuth,
+            "oauth.token",
+            "/services/oauth2/token",
+            200,
+        )
+    }
+
+    fn expired(s: u64, at: u64) -> RequestRecord {
+        let mut r = sf(s, at, 401);
+        r.error_code = Some("INVALID_SESSION_ID".into());
+        r
+    }
+
+    fn expiry() -> Event {
+        fault(1, 50, "expire_tokens", None, "activated")
+    }
+
+    /// One refresh per expiry, single flight, and what was in flight or held by the network.
+    #[test]
+    fn a_renewal_in_time_passes_and_requests_that_could_not_know_are_not_counted() {
+        let slo = slo();
+        let expiry = expiry();
         // Good: one 401, one refresh, new token used.
         let mut after = sf(3, 120, 200);
         after.token_digest = Some("tok-b".into());
@@ -283,6 +332,13 @@ mod tests {
             "{:?}",
             token(&held, &slo)
         );
+    }
+
+    /// Never renewing fails; refused logins retried at once are a storm, paused ones are not.
+    #[test]
+    fn no_refresh_and_refused_logins_at_the_workloads_pace_fail() {
+        let slo = slo();
+        let expiry = expiry();
         // No refresh: it keeps failing.
         let bad = tl(
             vec![expired(1, 100), expired(2, 110), expired(3, 120)],
@@ -311,6 +367,13 @@ mod tests {
         assert!(says(&r, "refresh storm"), "{r:?}");
         let r = token(&logins(500), &slo);
         assert!(!says(&r, "refresh storm"), "{r:?}");
+    }
+
+    /// Five logins for one expiry and a dead token sent again, with and without network faults.
+    #[test]
+    fn storms_and_dead_token_reuse_fail_unless_the_network_may_explain_them() {
+        let slo = slo();
+        let expiry = expiry();
         // A storm: five token requests for one expiry; and the dead token used again.
         let mut reqs = vec![expired(1, 100)];
         for i in 0..5 {

@@ -99,48 +99,42 @@ fn gap(a: &RequestRecord, b: &RequestRecord) -> u64 {
     b.at_us.saturating_sub(a.at_us + a.latency_us)
 }
 
+/// The retry SLO's target, in words.
+fn retry_target(slo: &RetrySlo) -> String {
+    let mut target = vec![];
+    if let Some(m) = slo.max_attempts {
+        target.push(format!("≤ {m} attempts"));
+    }
+    if let Some(g) = slo.min_gap {
+        target.push(format!("gaps ≥ {}", humantime::format_duration(g)));
+    }
+    if slo.exponential {
+        target.push("growing gaps".into());
+    }
+    if slo.jitter {
+        target.push("jittered".into());
+    }
+    if slo.honour_retry_after {
+        target.push("Retry-After honoured".into());
+    }
+    if slo.no_retry_of_non_retryable {
+        target.push("no retry of 4xx".into());
+    }
+    if let Some(a) = slo.max_amplification {
+        target.push(format!("amplification ≤ {a}"));
+    }
+    target.join(", ")
+}
+
 /// The retry SLO.
 pub fn retry(t: &Timeline, slo: &RetrySlo) -> SloResult {
-    let RetrySlo {
-        dependency,
-        max_attempts,
-        min_gap,
-        exponential,
-        jitter,
-        honour_retry_after,
-        no_retry_of_non_retryable,
-        max_amplification,
-    } = slo;
-    let dependency = dependency.map(|d| d.as_str());
+    let dependency = slo.dependency.map(|d| d.as_str());
     let name = format!(
         "retry{}",
         dependency.map(|d| format!(" ({d})")).unwrap_or_default()
     );
-    let mut target = vec![];
-    if let Some(m) = max_attempts {
-        target.push(format!("≤ {m} attempts"));
-    }
-    if let Some(g) = min_gap {
-        target.push(format!("gaps ≥ {}", humantime::format_duration(*g)));
-    }
-    if *exponential {
-        target.push("growing gaps".into());
-    }
-    if *jitter {
-        target.push("jittered".into());
-    }
-    if *honour_retry_after {
-        target.push("Retry-After honoured".into());
-    }
-    if *no_retry_of_non_retryable {
-        target.push("no retry of 4xx".into());
-    }
-    if let Some(a) = max_amplification {
-        target.push(format!("amplification ≤ {a}"));
-    }
-    let mut res = SloResult::new(name, target.join(", "));
+    let mut res = SloResult::new(name, retry_target(slo));
     let network = network_windows(t, dependency);
-    let unseen = |r: &RequestRecord| hidden(&network, r);
     let groups = logical_operations(on_dependency(t, dependency));
     let calls: usize = groups.iter().map(Vec::len).sum();
     if calls == 0 {
@@ -152,78 +146,47 @@ pub fn retry(t: &Timeline, slo: &RetrySlo) -> SloResult {
         "{} operations, {calls} calls, amplification {amplification:.2}, at most {most} attempts",
         groups.len()
     );
-    // Mean gap per retry index, across operations (robust to jitter), and first-retry gaps.
-    let mut by_index: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
-    let mut first_gaps = vec![];
+    let mut gaps = Gaps::default();
     for g in &groups {
-        if let Some(m) = max_attempts {
-            // The re-send with a new token after a 401 is re-authentication, not a retry.
-            let reauth = g.windows(2).filter(|w| reauthenticated(w[0], w[1])).count();
-            if g.len() - reauth > *m as usize {
-                res.fail(format!(
-                    "{} attempts at {} {} (first {})",
-                    g.len() - reauth,
-                    g[0].method,
-                    g[0].path,
-                    describe(g[0])
-                ));
-            }
-        }
-        for (i, w) in g.windows(2).enumerate() {
-            // A retry with a new token after 401 is re-authentication, not backoff: no gap
-            // is owed (the new token is the remedy).
-            if reauthenticated(w[0], w[1]) {
-                continue;
-            }
-            let d = gap(w[0], w[1]);
-            // Gaps measured at the mock include any network delay: under a network fault
-            // they say little about the SUT's backoff (a fixed delay swamps the jitter).
-            if !unseen(w[0]) && !unseen(w[1]) {
-                if i == 0 {
-                    first_gaps.push(d);
-                }
-                let e = by_index.entry(i).or_default();
-                e.0 += d;
-                e.1 += 1;
-            }
-            if let Some(mg) = min_gap {
-                if d < mg.as_micros() as u64 {
-                    res.fail(format!(
-                        "retry after {} (< {}): {}",
-                        secs(d),
-                        humantime::format_duration(*mg),
-                        describe(w[1])
-                    ));
-                }
-            }
-            if *honour_retry_after && matches!(w[0].status, 429 | 503) {
-                if let Some(ra) = w[0].retry_after_ms {
-                    let need = ra * 1000;
-                    if d + 5_000 < need * 98 / 100 {
-                        res.fail(format!(
-                            "retried {} after Retry-After {}ms: {}",
-                            secs(d),
-                            ra,
-                            describe(w[1])
-                        ));
-                    }
-                }
-            }
-            // Under a network fault the SUT may never have seen that answer: its re-send is
-            // a retry of a timeout, not of the 4xx.
-            if *no_retry_of_non_retryable && non_retryable(w[0]) && !unseen(w[0]) {
-                res.fail(format!(
-                    "retried a non-retryable {}: {}",
-                    w[0].status,
-                    describe(w[1])
-                ));
-            }
+        judge_operation(g, slo, &network, &mut gaps, &mut res);
+    }
+    if slo.exponential {
+        gaps.judge_growth(&mut res);
+    }
+    if slo.jitter {
+        gaps.judge_jitter(&mut res);
+    }
+    if let Some(a) = slo.max_amplification {
+        if amplification > a {
+            res.fail(format!("amplification {amplification:.2} > {a}"));
         }
     }
-    if *exponential {
-        // Judged only on retry indexes seen at least 5 times: with jitter, the mean of one or
-        // two gaps says nothing about growth.
-        let means: Vec<(usize, f64)> = by_index
+    res
+}
+
+/// Retry gaps the SUT chose (those no network fault blurred): the sum and count per retry
+/// index across operations, and every first retry's gap.
+#[derive(Default)]
+struct Gaps {
+    by_index: BTreeMap<usize, (u64, u64)>,
+    first: Vec<u64>,
+}
+
+impl Gaps {
+    fn add(&mut self, index: usize, gap: u64) {
+        if index == 0 {
+            self.first.push(gap);
+        }
+        let e = self.by_index.entry(index).or_default();
+        e.0 += gap;
+        e.1 += 1;
+    }
+
+    /// Mean gaps must grow from one retry to the next. Judged only on retry indexes seen at
+    /// least 5 times: with jitter, the mean of one or two gaps says nothing about growth.
+    fn judge_growth(&self, res: &mut SloResult) {
+        let means: Vec<(usize, f64)> = self
+            .by_index
             .iter()
             .filter(|(_, (_, n))| *n >= 5)
             .map(|(i, (sum, n))| (*i, *sum as f64 / *n as f64))
@@ -234,13 +197,17 @@ pub fn retry(t: &Timeline, slo: &RetrySlo) -> SloResult {
             }
         }
     }
-    if *jitter && first_gaps.len() >= 10 {
-        // Synchronised retries: the middle half of the first-retry gaps within 10% of their
-        // median. Jitter spreads them (full jitter: the middle half spans about the median);
-        // the interquartile range ignores the few gaps a busy machine stretches. At least 10
-        // gaps: with 5 full-jitter gaps the middle three fall within 10% by chance 2.7% of
-        // the time (found by `crashcart explore`); with 10, about 0.01%.
-        let mut g = first_gaps.clone();
+
+    /// Synchronised retries: the middle half of the first-retry gaps within 10% of their
+    /// median. Jitter spreads them (full jitter: the middle half spans about the median); the
+    /// interquartile range ignores the few gaps a busy machine stretches. At least 10 gaps:
+    /// with 5 full-jitter gaps the middle three fall within 10% by chance 2.7% of the time
+    /// (found by `crashcart explore`); with 10, about 0.01%.
+    fn judge_jitter(&self, res: &mut SloResult) {
+        if self.first.len() < 10 {
+            return;
+        }
+        let mut g = self.first.clone();
         g.sort_unstable();
         let q = |p: f64| g[((g.len() - 1) as f64 * p).round() as usize] as f64;
         let (q1, med, q3) = (q(0.25), q(0.5), q(0.75));
@@ -248,18 +215,82 @@ pub fn retry(t: &Timeline, slo: &RetrySlo) -> SloResult {
         if spread < 0.1 {
             res.fail(format!(
                 "first retries of {} operations are synchronised (gap {}, middle half within {:.1}%): no jitter",
-                first_gaps.len(),
+                self.first.len(),
                 secs(med as u64),
                 spread * 100.0
             ));
         }
     }
-    if let Some(a) = max_amplification {
-        if amplification > *a {
-            res.fail(format!("amplification {amplification:.2} > {a}"));
+}
+
+/// One logical operation's attempts: how many, the gaps between them, Retry-After, and
+/// retries of what cannot succeed.
+fn judge_operation(
+    g: &[&RequestRecord],
+    slo: &RetrySlo,
+    network: &[(u64, u64, String)],
+    gaps: &mut Gaps,
+    res: &mut SloResult,
+) {
+    let unseen = |r: &RequestRecord| hidden(network, r);
+    if let Some(m) = slo.max_attempts {
+        // The re-send with a new token after a 401 is re-authentication, not a retry.
+        let reauth = g.windows(2).filter(|w| reauthenticated(w[0], w[1])).count();
+        if g.len() - reauth > m as usize {
+            res.fail(format!(
+                "{} attempts at {} {} (first {})",
+                g.len() - reauth,
+                g[0].method,
+                g[0].path,
+                describe(g[0])
+            ));
         }
     }
-    res
+    for (i, w) in g.windows(2).enumerate() {
+        // A retry with a new token after 401 is re-authentication, not backoff: no gap is
+        // owed (the new token is the remedy).
+        if reauthenticated(w[0], w[1]) {
+            continue;
+        }
+        let d = gap(w[0], w[1]);
+        // Gaps measured at the mock include any network delay: under a network fault they
+        // say little about the SUT's backoff (a fixed delay swamps the jitter).
+        if !unseen(w[0]) && !unseen(w[1]) {
+            gaps.add(i, d);
+        }
+        if let Some(mg) = slo.min_gap {
+            if d < mg.as_micros() as u64 {
+                res.fail(format!(
+                    "retry after {} (< {}): {}",
+                    secs(d),
+                    humantime::format_duration(mg),
+                    describe(w[1])
+                ));
+            }
+        }
+        if slo.honour_retry_after && matches!(w[0].status, 429 | 503) {
+            if let Some(ra) = w[0].retry_after_ms {
+                let need = ra * 1000;
+                if d + 5_000 < need * 98 / 100 {
+                    res.fail(format!(
+                        "retried {} after Retry-After {}ms: {}",
+                        secs(d),
+                        ra,
+                        describe(w[1])
+                    ));
+                }
+            }
+        }
+        // Under a network fault the SUT may never have seen that answer: its re-send is a
+        // retry of a timeout, not of the 4xx.
+        if slo.no_retry_of_non_retryable && non_retryable(w[0]) && !unseen(w[0]) {
+            res.fail(format!(
+                "retried a non-retryable {}: {}",
+                w[0].status,
+                describe(w[1])
+            ));
+        }
+    }
 }
 
 /// Windows `[start, end)` during which a fault of one of `kinds` (or any kind when empty) was

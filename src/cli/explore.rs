@@ -89,6 +89,52 @@ pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
         budget.kinds = crate::explore::kinds(&a.kinds);
     }
     budget.check()?;
+    let mode = mode(&a, &s)?;
+    let tag = format!("{}-{}", s.name, mode.label());
+    if let Some(code) = replay_regressions(&a, &mode, &tag).await? {
+        return Ok(code);
+    }
+    if a.real_time {
+        errln!(
+            "real time: {} cases of about {} each, one at a time",
+            a.cases,
+            humantime::format_duration(s.raw.duration)
+        );
+    }
+    let started = std::time::Instant::now();
+    let (found, runs) = search_all(&a, &s, &budget, &mode).await?;
+    let wall = started.elapsed().as_secs_f64();
+    outln!(
+        "explored {} ({}, {}): {runs} runs in {wall:.1}s ({:.1} cases/s)",
+        s.name,
+        match &mode.defects {
+            Some(d) => format!("reference integration, defects: {}", d.label()),
+            None => "the scenario's SUT".into(),
+        },
+        if a.real_time {
+            "real time"
+        } else {
+            "simulation"
+        },
+        runs as f64 / wall.max(1e-9)
+    );
+    let Some(found) = found else {
+        outln!("no failing schedule found in {} cases", a.cases);
+        return Ok(exit_code::OK);
+    };
+    outln!(
+        "failure found; {} failing schedules tried while shrinking; minimal schedule: {} fault(s)",
+        found.shrink_steps,
+        found.faults.len()
+    );
+    outln!("counterexample: {}", found.describe());
+    write_counterexample(&a, &s, &mode, &tag, &found)?;
+    Ok(exit_code::SLO_FAILED)
+}
+
+/// What the cases run against: the reference (with `--defect`s, or when the scenario names
+/// it), else the scenario's own SUT, which only real time can explore.
+fn mode(a: &ExploreArgs, s: &Scenario) -> Result<Mode, Error> {
     let given: Defects = a.defects.iter().copied().collect();
     let defects = match (&s.sut, a.defects.is_empty()) {
         (_, false) | (SutKind::Reference, true) => Some(given),
@@ -100,16 +146,18 @@ pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
             a.scenario.display()
         )));
     }
-    let mode = Mode {
+    Ok(Mode {
         real_time: a.real_time,
         defects,
         dir: a.report_dir.clone(),
-    };
-    let tag = format!("{}-{}", s.name, mode.label());
-    let rt = tokio::runtime::Handle::current();
+    })
+}
 
-    // Counterexamples found before are tried first.
-    for f in crate::explore::regressions(&a.regressions, &tag) {
+/// Counterexamples found before are tried first: the exit code when one still fails (or a
+/// run is aborted), `None` when they all pass now.
+async fn replay_regressions(a: &ExploreArgs, mode: &Mode, tag: &str) -> Result<Option<i32>, Error> {
+    let rt = tokio::runtime::Handle::current();
+    for f in crate::explore::regressions(&a.regressions, tag) {
         let kept = crate::scenario::load(&f)?;
         let run = mode.runner(&rt);
         let k = kept.clone();
@@ -118,7 +166,7 @@ pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
             .map_err(|e| Error::Aborted(e.to_string()))??;
         if o.report.aborted.is_some() {
             out!("{}", o.report.console());
-            return Ok(exit_code::ABORTED);
+            return Ok(Some(exit_code::ABORTED));
         }
         if !o.report.passed() {
             outln!(
@@ -126,26 +174,28 @@ pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
                 f.display(),
                 kept.raw.description.clone().unwrap_or_default()
             );
-            return Ok(exit_code::SLO_FAILED);
+            return Ok(Some(exit_code::SLO_FAILED));
         }
         outln!("regression {} now passes", f.display());
     }
+    Ok(None)
+}
 
-    // Simulation: two searches with their own generator seeds, one per core. Real time: one,
-    // since cases share the SUT (and each lasts the scenario's duration).
+/// The search: in simulation two, with their own generator seeds, one per core; in real time
+/// one, since cases share the SUT (and each lasts the scenario's duration). The first
+/// failure found, and the runs made.
+async fn search_all(
+    a: &ExploreArgs,
+    s: &Scenario,
+    budget: &crate::explore::Budget,
+    mode: &Mode,
+) -> Result<(Option<Found>, u64), Error> {
+    let rt = tokio::runtime::Handle::current();
     let runners: u32 = if a.real_time { 1 } else { 2 };
     let shrink_iters = a.shrink_iters.unwrap_or(if a.real_time { 16 } else { 512 });
-    if a.real_time {
-        errln!(
-            "real time: {} cases of about {} each, one at a time",
-            a.cases,
-            humantime::format_duration(s.raw.duration)
-        );
-    }
     let stats = Arc::new(AtomicU64::new(0));
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message(format!("exploring {} ({} cases)", s.name, a.cases));
-    let started = std::time::Instant::now();
     let mut handles = vec![];
     for k in 0..runners {
         let (s, budget, stats, run) = (s.clone(), budget.clone(), stats.clone(), mode.runner(&rt));
@@ -181,37 +231,10 @@ pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
     }
     ticker.abort();
     bar.finish_and_clear();
-    if let Some(e) = error {
-        return Err(e);
+    match error {
+        Some(e) => Err(e),
+        None => Ok((found, stats.load(Ordering::Relaxed))),
     }
-    let runs = stats.load(Ordering::Relaxed);
-    let wall = started.elapsed().as_secs_f64();
-    outln!(
-        "explored {} ({}, {}): {runs} runs in {wall:.1}s ({:.1} cases/s)",
-        s.name,
-        match &mode.defects {
-            Some(d) => format!("reference integration, defects: {}", d.label()),
-            None => "the scenario's SUT".into(),
-        },
-        if a.real_time {
-            "real time"
-        } else {
-            "simulation"
-        },
-        runs as f64 / wall.max(1e-9)
-    );
-    let Some(found) = found else {
-        outln!("no failing schedule found in {} cases", a.cases);
-        return Ok(exit_code::OK);
-    };
-    outln!(
-        "failure found; {} failing schedules tried while shrinking; minimal schedule: {} fault(s)",
-        found.shrink_steps,
-        found.faults.len()
-    );
-    outln!("counterexample: {}", found.describe());
-    write_counterexample(&a, &s, &mode, &tag, &found)?;
-    Ok(exit_code::SLO_FAILED)
 }
 
 /// Write the counterexample to `--out` (or the report dir) and keep it among the regressions,

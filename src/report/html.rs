@@ -23,33 +23,78 @@ const W: f64 = 1000.0;
 const LEFT: f64 = 120.0;
 const DEPS: [&str; 3] = ["salesforce", "salesforce-auth", "llm"];
 
+/// The timeline's geometry: seconds on the x axis, one row per dependency, the latency
+/// row under them.
+struct Frame {
+    end_s: f64,
+    secs: usize,
+    bar_w: f64,
+    row_h: f64,
+    lat_top: f64,
+    lat_h: f64,
+    height: f64,
+}
+
+impl Frame {
+    fn new(t: &Timeline) -> Self {
+        let end_s = (t.end_us() as f64 / 1e6).max(1.0);
+        let row_h = 60.0;
+        let lat_top = 40.0 + row_h * DEPS.len() as f64 + 20.0;
+        let lat_h = 120.0;
+        Self {
+            end_s,
+            secs: end_s.ceil() as usize,
+            bar_w: ((W - LEFT - 10.0) / end_s).max(1.0),
+            row_h,
+            lat_top,
+            lat_h,
+            height: lat_top + lat_h + 40.0,
+        }
+    }
+
+    fn x(&self, us: u64) -> f64 {
+        LEFT + (us as f64 / 1e6) / self.end_s * (W - LEFT - 10.0)
+    }
+}
+
 /// The SVG timeline.
 pub fn timeline_svg(t: &Timeline) -> String {
-    let end_s = (t.end_us() as f64 / 1e6).max(1.0);
-    let x = |us: u64| LEFT + (us as f64 / 1e6) / end_s * (W - LEFT - 10.0);
-    let secs = end_s.ceil() as usize;
-    let bar_w = ((W - LEFT - 10.0) / end_s).max(1.0);
-    let row_h = 60.0;
-    let lat_top = 40.0 + row_h * DEPS.len() as f64 + 20.0;
-    let lat_h = 120.0;
-    let height = lat_top + lat_h + 40.0;
+    let f = Frame::new(t);
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" width="100%" role="img" aria-label="run timeline">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {}" width="100%" role="img" aria-label="run timeline">"#,
+        f.height
     );
-    // Fault bands, over every row.
     let faults: Vec<&FaultEvent> = t.faults().collect();
-    for (i, (start, stop, label)) in fault_windows(&faults, None, &[], t.end_us())
-        .iter()
-        .enumerate()
-    {
-        let (x0, x1) = (x(*start), x(*stop).max(x(*start) + 1.0));
+    fault_bands(&mut s, &f, &faults, t.end_us());
+    for (row, dep) in DEPS.iter().enumerate() {
+        dependency_row(&mut s, &f, t, &faults, row, dep);
+    }
+    latency_row(&mut s, &f, t);
+    // Time axis.
+    let step = ((f.end_s / 10.0).ceil() as usize).max(1);
+    for i in (0..=f.secs).step_by(step) {
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#666">{i}s</text>"##,
+            LEFT + i as f64 * f.bar_w,
+            f.height - 8.0
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Fault bands, over every row.
+fn fault_bands(s: &mut String, f: &Frame, faults: &[&FaultEvent], end_us: u64) {
+    for (i, (start, stop, label)) in fault_windows(faults, None, &[], end_us).iter().enumerate() {
+        let (x0, x1) = (f.x(*start), f.x(*stop).max(f.x(*start) + 1.0));
         let _ = write!(
             s,
             r##"<rect x="{x0:.1}" y="20" width="{:.1}" height="{:.1}" fill="#f5c542" opacity="0.25"><title>{} {:.1}s–{:.1}s</title></rect>"##,
             x1 - x0,
-            height - 40.0,
+            f.height - 40.0,
             esc(label),
             *start as f64 / 1e6,
             *stop as f64 / 1e6
@@ -62,76 +107,87 @@ pub fn timeline_svg(t: &Timeline) -> String {
             esc(label)
         );
     }
-    // Requests per dependency per second, stacked by status class.
-    for (row, dep) in DEPS.iter().enumerate() {
-        let top = 40.0 + row_h * row as f64;
-        let mut per_sec: Vec<[u32; 3]> = vec![[0; 3]; secs + 1];
-        for r in t.requests().filter(|r| r.dependency.as_str() == *dep) {
-            let i = ((r.at_us as f64 / 1e6) as usize).min(secs);
-            let class = match r.status {
-                200..=399 => 0,
-                400..=499 if r.status != 429 => 1,
-                _ => 2,
-            };
-            per_sec[i][class] += 1;
+}
+
+/// Requests to one dependency per second, stacked by status class, and the seconds of an
+/// outage with no call at all (the breaker, inferred).
+fn dependency_row(
+    s: &mut String,
+    f: &Frame,
+    t: &Timeline,
+    faults: &[&FaultEvent],
+    row: usize,
+    dep: &str,
+) {
+    let top = 40.0 + f.row_h * row as f64;
+    let mut per_sec: Vec<[u32; 3]> = vec![[0; 3]; f.secs + 1];
+    for r in t.requests().filter(|r| r.dependency.as_str() == dep) {
+        let i = ((r.at_us as f64 / 1e6) as usize).min(f.secs);
+        let class = match r.status {
+            200..=399 => 0,
+            400..=499 if r.status != 429 => 1,
+            _ => 2,
+        };
+        per_sec[i][class] += 1;
+    }
+    let max = per_sec
+        .iter()
+        .map(|c| c.iter().sum::<u32>())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let _ = write!(
+        s,
+        r##"<text x="4" y="{:.1}" font-size="12">{dep}</text><text x="4" y="{:.1}" font-size="9" fill="#666">max {max}/s</text>"##,
+        top + f.row_h / 2.0,
+        top + f.row_h / 2.0 + 12.0
+    );
+    let _ = write!(
+        s,
+        r##"<line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#ccc"/>"##,
+        top + f.row_h - 5.0,
+        W - 10.0,
+        top + f.row_h - 5.0
+    );
+    for (i, c) in per_sec.iter().enumerate() {
+        let mut y = top + f.row_h - 5.0;
+        for (k, colour) in [(0usize, "#3a9a4b"), (1, "#e08a1e"), (2, "#c8312b")] {
+            if c[k] == 0 {
+                continue;
+            }
+            let h = c[k] as f64 / max * (f.row_h - 12.0);
+            y -= h;
+            let _ = write!(
+                s,
+                r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{colour}"><title>{dep} {i}s: {} {}</title></rect>"#,
+                LEFT + i as f64 * f.bar_w,
+                (f.bar_w - 1.0).max(0.5),
+                c[k],
+                ["2xx/3xx", "4xx", "5xx/429/lost"][k]
+            );
         }
-        let max = per_sec
-            .iter()
-            .map(|c| c.iter().sum::<u32>())
-            .max()
-            .unwrap_or(0)
-            .max(1) as f64;
-        let _ = write!(
-            s,
-            r##"<text x="4" y="{:.1}" font-size="12">{dep}</text><text x="4" y="{:.1}" font-size="9" fill="#666">max {max}/s</text>"##,
-            top + row_h / 2.0,
-            top + row_h / 2.0 + 12.0
+    }
+    for (start, stop, _) in fault_windows(faults, Some(dep), &[], t.end_us()) {
+        let (a, b) = (
+            (start as f64 / 1e6) as usize,
+            ((stop as f64 / 1e6).ceil() as usize).min(f.secs),
         );
-        let _ = write!(
-            s,
-            r##"<line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#ccc"/>"##,
-            top + row_h - 5.0,
-            W - 10.0,
-            top + row_h - 5.0
-        );
-        for (i, c) in per_sec.iter().enumerate() {
-            let mut y = top + row_h - 5.0;
-            for (k, colour) in [(0usize, "#3a9a4b"), (1, "#e08a1e"), (2, "#c8312b")] {
-                if c[k] == 0 {
-                    continue;
-                }
-                let h = c[k] as f64 / max * (row_h - 12.0);
-                y -= h;
+        for (i, c) in per_sec.iter().enumerate().take(b).skip(a + 1) {
+            if c.iter().sum::<u32>() == 0 {
                 let _ = write!(
                     s,
-                    r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{colour}"><title>{dep} {i}s: {} {}</title></rect>"#,
-                    LEFT + i as f64 * bar_w,
-                    (bar_w - 1.0).max(0.5),
-                    c[k],
-                    ["2xx/3xx", "4xx", "5xx/429/lost"][k]
+                    r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="4" fill="#555"><title>{dep} {i}s: no calls (breaker open?)</title></rect>"##,
+                    LEFT + i as f64 * f.bar_w,
+                    top + f.row_h - 4.0,
+                    f.bar_w.max(1.0)
                 );
             }
         }
-        // Breaker inferred: seconds inside an outage of this dependency with no call at all.
-        for (start, stop, _) in fault_windows(&faults, Some(dep), &[], t.end_us()) {
-            let (a, b) = (
-                (start as f64 / 1e6) as usize,
-                ((stop as f64 / 1e6).ceil() as usize).min(secs),
-            );
-            for (i, c) in per_sec.iter().enumerate().take(b).skip(a + 1) {
-                if c.iter().sum::<u32>() == 0 {
-                    let _ = write!(
-                        s,
-                        r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="4" fill="#555"><title>{dep} {i}s: no calls (breaker open?)</title></rect>"##,
-                        LEFT + i as f64 * bar_w,
-                        top + row_h - 4.0,
-                        bar_w.max(1.0)
-                    );
-                }
-            }
-        }
     }
-    // Workload latency: one dot per completed operation.
+}
+
+/// Workload latency: one dot per completed operation.
+fn latency_row(s: &mut String, f: &Frame, t: &Timeline) {
     let done: Vec<_> = t.ops().filter(|o| o.phase != Phase::Invoke).collect();
     let max_lat = done
         .iter()
@@ -139,6 +195,7 @@ pub fn timeline_svg(t: &Timeline) -> String {
         .max()
         .unwrap_or(1)
         .max(1) as f64;
+    let (lat_top, lat_h) = (f.lat_top, f.lat_h);
     let _ = write!(
         s,
         r##"<text x="4" y="{:.1}" font-size="12">workload</text><text x="4" y="{:.1}" font-size="9" fill="#666">latency, max {:.2}s</text>"##,
@@ -163,7 +220,7 @@ pub fn timeline_svg(t: &Timeline) -> String {
         let _ = write!(
             s,
             r#"<circle cx="{:.1}" cy="{:.1}" r="2" fill="{colour}"><title>op {} {} {:?} {:.3}s</title></circle>"#,
-            x(o.at_us),
+            f.x(o.at_us),
             lat_top + lat_h - l / max_lat * (lat_h - 5.0),
             o.op,
             esc(&o.name),
@@ -171,18 +228,6 @@ pub fn timeline_svg(t: &Timeline) -> String {
             l / 1e6
         );
     }
-    // Time axis.
-    let step = ((end_s / 10.0).ceil() as usize).max(1);
-    for i in (0..=secs).step_by(step) {
-        let _ = write!(
-            s,
-            r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#666">{i}s</text>"##,
-            LEFT + i as f64 * bar_w,
-            height - 8.0
-        );
-    }
-    s.push_str("</svg>");
-    s
 }
 
 /// The whole page.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::fault::engine::check_spec;
 
 use super::domain::{Slo, Workload};
-use super::raw::{Command, RawScenario, RawSlo};
+use super::raw::{Command, RawOperation, RawScenario, RawSlo};
 use super::template;
 
 /// One problem in a scenario file.
@@ -135,7 +135,41 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
     if raw.duration.is_zero() {
         c.add("duration", "must be above zero");
     }
-    // Mocks.
+    check_mocks(&raw, &dir, &mut c);
+    let sut = check_sut(&raw, &dir, &mut c);
+    check_workload(&raw, &mut c);
+    check_faults(&raw, &mut c);
+    check_slos(&raw, &mut c);
+    if let Some(r) = raw.abort.error_ratio_above {
+        if !(0.0..=1.0).contains(&r) {
+            c.add("abort.error_ratio_above", "must be within 0 and 1");
+        }
+    }
+    if !c.0.is_empty() {
+        return Err(ScenarioError {
+            file: file.to_path_buf(),
+            problems: c.0,
+        });
+    }
+    let name = raw.name.clone().unwrap_or_else(|| {
+        file.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into())
+    });
+    Ok(Scenario {
+        file: file.to_path_buf(),
+        name,
+        ready_timeout: raw.sut.ready_timeout.unwrap_or(Duration::from_secs(30)),
+        grace: raw.sut.grace.unwrap_or(Duration::from_secs(5)),
+        sut,
+        workload: Workload::from_raw(&raw.workload),
+        slos: raw.slos.iter().map(Slo::from_raw).collect(),
+        raw,
+    })
+}
+
+/// The mocks' files and settings.
+fn check_mocks(raw: &RawScenario, dir: &Path, c: &mut Collector) {
     for (i, p) in raw.mocks.salesforce.schema.iter().enumerate() {
         if !dir.join(p).is_file() {
             c.add(
@@ -180,7 +214,10 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
             _ => {}
         }
     }
-    // SUT.
+}
+
+/// Exactly one way to reach the SUT, and what that way needs.
+fn check_sut(raw: &RawScenario, dir: &Path, c: &mut Collector) -> SutKind {
     let s = &raw.sut;
     let given = [s.command.is_some(), s.url.is_some(), s.reference]
         .iter()
@@ -222,7 +259,11 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
             c.add("sut.ready", format!("must be an http(s) URL, got {r:?}"));
         }
     }
-    // Workload.
+    sut
+}
+
+/// The pace and every operation.
+fn check_workload(raw: &RawScenario, c: &mut Collector) {
     let w = &raw.workload;
     match (w.rate, w.concurrency) {
         (Some(_), Some(_)) | (None, None) => c.add(
@@ -246,41 +287,49 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
         if !names.insert(op.name.clone()) {
             c.add(format!("{at}.name"), format!("{:?} is used twice", op.name));
         }
-        if op.weight == 0 {
-            c.add(format!("{at}.weight"), "must be at least 1");
+        check_operation(op, &at, c);
+    }
+}
+
+/// One operation: weight, method, path and body templates, effects.
+fn check_operation(op: &RawOperation, at: &str, c: &mut Collector) {
+    if op.weight == 0 {
+        c.add(format!("{at}.weight"), "must be at least 1");
+    }
+    if http::Method::from_bytes(op.method.as_bytes()).is_err() {
+        c.add(
+            format!("{at}.method"),
+            format!("not an HTTP method: {:?}", op.method),
+        );
+    }
+    if !op.path.starts_with('/') {
+        c.add(format!("{at}.path"), "must start with /");
+    }
+    for e in template::check(&op.path) {
+        c.add(format!("{at}.path"), e);
+    }
+    if let Some(b) = &op.body {
+        for e in template::check(&b.to_string()) {
+            c.add(format!("{at}.body"), e);
         }
-        if http::Method::from_bytes(op.method.as_bytes()).is_err() {
+    }
+    for (j, eff) in op.effects.iter().enumerate() {
+        if eff.matches.is_empty() {
             c.add(
-                format!("{at}.method"),
-                format!("not an HTTP method: {:?}", op.method),
+                format!("{at}.effects[{j}].match"),
+                "at least one field identifies the record",
             );
         }
-        if !op.path.starts_with('/') {
-            c.add(format!("{at}.path"), "must start with /");
-        }
-        for e in template::check(&op.path) {
-            c.add(format!("{at}.path"), e);
-        }
-        if let Some(b) = &op.body {
-            for e in template::check(&b.to_string()) {
-                c.add(format!("{at}.body"), e);
-            }
-        }
-        for (j, eff) in op.effects.iter().enumerate() {
-            if eff.matches.is_empty() {
-                c.add(
-                    format!("{at}.effects[{j}].match"),
-                    "at least one field identifies the record",
-                );
-            }
-            for (k, v) in &eff.matches {
-                for e in template::check(v) {
-                    c.add(format!("{at}.effects[{j}].match.{k}"), e);
-                }
+        for (k, v) in &eff.matches {
+            for e in template::check(v) {
+                c.add(format!("{at}.effects[{j}].match.{k}"), e);
             }
         }
     }
-    // Faults.
+}
+
+/// Each fault's parameters, and that it starts within the run.
+fn check_faults(raw: &RawScenario, c: &mut Collector) {
     for (i, f) in raw.faults.iter().enumerate() {
         let at = format!("faults[{i}]");
         if let Err(e) = check_spec(f) {
@@ -299,7 +348,10 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
             }
         }
     }
-    // SLOs.
+}
+
+/// Each SLO's thresholds.
+fn check_slos(raw: &RawScenario, c: &mut Collector) {
     for (i, slo) in raw.slos.iter().enumerate() {
         let at = format!("slos[{i}]");
         match slo {
@@ -344,30 +396,4 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
             _ => {}
         }
     }
-    if let Some(r) = raw.abort.error_ratio_above {
-        if !(0.0..=1.0).contains(&r) {
-            c.add("abort.error_ratio_above", "must be within 0 and 1");
-        }
-    }
-    if !c.0.is_empty() {
-        return Err(ScenarioError {
-            file: file.to_path_buf(),
-            problems: c.0,
-        });
-    }
-    let name = raw.name.clone().unwrap_or_else(|| {
-        file.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "scenario".into())
-    });
-    Ok(Scenario {
-        file: file.to_path_buf(),
-        name,
-        ready_timeout: raw.sut.ready_timeout.unwrap_or(Duration::from_secs(30)),
-        grace: raw.sut.grace.unwrap_or(Duration::from_secs(5)),
-        sut,
-        workload: Workload::from_raw(&raw.workload),
-        slos: raw.slos.iter().map(Slo::from_raw).collect(),
-        raw,
-    })
 }
