@@ -6,6 +6,7 @@
 //! - [`fault`]: the fault hook a harness installs to steer a mock (pass, delay, respond, drop, reset).
 //! - [`history`]: the request history every mock records (no secrets in clear).
 //! - [`server`]: the HTTP/TLS server loop with per-connection reset and graceful shutdown.
+//! - [`head`]: request-head limits (URI, headers) and each service's exact answer past them.
 //! - [`tls`]: self-signed or user-supplied certificates.
 //! - [`wire`]: helpers every mock shares (canned responses, aborted connections, bearer tokens).
 //! - [`clock`]: monotonic time on tokio's clock, with a derived wall clock.
@@ -21,6 +22,7 @@
 pub mod clock;
 pub mod error;
 pub mod fault;
+pub mod head;
 pub mod history;
 pub mod llm;
 pub mod salesforce;

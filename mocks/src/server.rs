@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::error::MockError;
+use crate::head::{hyper_refusal, HeadPolicy, RawAnswer, Unreadable};
 use crate::tls::TlsMaterial;
 
 /// Where and how a mock listens.
@@ -217,6 +218,18 @@ pub async fn serve(
     listen: &ListenConfig,
     stop: StopHandle,
 ) -> Result<RunningServer, MockError> {
+    serve_with(router, listen, stop, None).await
+}
+
+/// [`serve`] for a mock with request-head limits: hyper buffers `head.read_buffer` bytes of
+/// request head, and its own empty 414 / 431 for a head it cannot read become the service's
+/// answer ([`HeadPolicy::unreadable`]).
+pub async fn serve_with(
+    router: Router,
+    listen: &ListenConfig,
+    stop: StopHandle,
+    head: Option<HeadPolicy>,
+) -> Result<RunningServer, MockError> {
     check_loopback(&listen.bind, listen.allow_non_loopback)?;
     let listener = TcpListener::bind(listen.bind)
         .await
@@ -240,32 +253,8 @@ pub async fn serve(
             tokio::select! {
                 accepted = listener.accept() => {
                     let Ok((tcp, peer)) = accepted else { continue };
-                    let _ = tcp.set_nodelay(true);
-                    let ctl = Arc::new(ConnControl::default());
-                    let io = ResettableIo { inner: tcp, ctl: ctl.clone() };
-                    let router = router.clone();
-                    let svc = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                        req.extensions_mut().insert(ctl.clone());
-                        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-                        router.clone().oneshot(req.map(axum::body::Body::new))
-                    });
-                    let builder = auto::Builder::new(TokioExecutor::new());
-                    match &acceptor {
-                        None => {
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc).into_owned();
-                            let fut = graceful.watch(conn);
-                            tokio::spawn(async move { let _ = fut.await; });
-                        }
-                        Some(acceptor) => {
-                            let acceptor = acceptor.clone();
-                            let watcher = graceful.watcher();
-                            tokio::spawn(async move {
-                                let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(io)).await else { return };
-                                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).into_owned();
-                                let _ = watcher.watch(conn).await;
-                            });
-                        }
-                    }
+                    let conn = Connection { router: router.clone(), acceptor: acceptor.clone(), head };
+                    conn.spawn(tcp, peer, &graceful);
                 }
                 _ = stop_rx.wait_for(|s| *s) => break,
             }
@@ -279,4 +268,137 @@ pub async fn serve(
         stop: stop_tx,
         task: Some(task),
     })
+}
+
+/// What serving one accepted connection needs.
+struct Connection {
+    router: Router,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    head: Option<HeadPolicy>,
+}
+
+impl Connection {
+    /// Serve the connection on its own task (after the TLS handshake, if any), watched by the
+    /// graceful shutdown.
+    fn spawn(
+        self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        graceful: &hyper_util::server::graceful::GracefulShutdown,
+    ) {
+        let _ = tcp.set_nodelay(true);
+        let ctl = Arc::new(ConnControl::default());
+        let io = ResettableIo {
+            inner: tcp,
+            ctl: ctl.clone(),
+        };
+        let router = self.router;
+        let svc =
+            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ctl.clone());
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                router.clone().oneshot(req.map(axum::body::Body::new))
+            });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        if let Some(head) = &self.head {
+            builder
+                .http1()
+                .max_buf_size(head.read_buffer.max(MIN_READ_BUFFER));
+        }
+        let unreadable = self.head.map(|h| h.unreadable);
+        match self.acceptor {
+            None => {
+                let io = Answering::new(io, unreadable);
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(io), svc)
+                    .into_owned();
+                let fut = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = fut.await;
+                });
+            }
+            Some(acceptor) => {
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let Ok(Ok(tls)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(io)).await
+                    else {
+                        return;
+                    };
+                    let io = Answering::new(tls, unreadable);
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(io), svc)
+                        .into_owned();
+                    let _ = watcher.watch(conn).await;
+                });
+            }
+        }
+    }
+}
+
+/// hyper's smallest allowed read buffer.
+const MIN_READ_BUFFER: usize = 8192;
+
+/// The IO hyper serves a connection on: passes everything through, except that hyper's own
+/// empty 414 / 431 (for a head it could not read) is replaced by the service's answer.
+struct Answering<T> {
+    inner: T,
+    unreadable: Option<fn(Unreadable) -> RawAnswer>,
+    /// The replacement being written, and how much of it went out.
+    replacing: Option<(bytes::Bytes, usize)>,
+}
+
+impl<T> Answering<T> {
+    fn new(inner: T, unreadable: Option<fn(Unreadable) -> RawAnswer>) -> Self {
+        Self {
+            inner,
+            unreadable,
+            replacing: None,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Answering<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Answering<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.replacing.is_none() {
+            if let (Some(answer), Some(kind)) = (this.unreadable, hyper_refusal(buf)) {
+                this.replacing = Some((answer(kind).to_http1(), 0));
+            }
+        }
+        let Some((bytes, sent)) = this.replacing.as_mut() else {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        };
+        while *sent < bytes.len() {
+            let n = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, &bytes[*sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *sent += n;
+        }
+        this.replacing = None;
+        // hyper's bytes count as written: the replacement stood in for them.
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

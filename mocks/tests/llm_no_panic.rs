@@ -1,11 +1,17 @@
 //! Property tests: random and mutated request bodies never panic the mock LLM, and every
-//! failure is an error in the API's own shape (never an empty 500).
+//! failure is an error in the API's own shape (never an empty 500). The request parsers of
+//! both APIs are also run directly: any JSON becomes a valid request or a 4xx error with a
+//! body in every flavour's shape.
 
 mod common;
 
 use std::sync::OnceLock;
 
 use common::llm::Llm;
+use crashcart_mocks::llm::request::{
+    embedding_inputs, parse_ollama_body, parse_openai_body, GenRequest,
+};
+use crashcart_mocks::llm::{Flavour, LlmError};
 use http::Method;
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -124,4 +130,151 @@ proptest! {
             prop_assert!(serde_json::from_str::<Value>(&content).is_ok(), "{content}");
         }
     }
+}
+
+const FLAVOURS: [Flavour; 4] = [
+    Flavour::OpenAi,
+    Flavour::Vllm,
+    Flavour::LlamaCpp,
+    Flavour::Ollama,
+];
+
+/// A valid chat/completion/generate body with up to three fields replaced by anything.
+fn mutated_body() -> impl Strategy<Value = Value> {
+    let field = prop::sample::select(vec![
+        "model",
+        "messages",
+        "prompt",
+        "system",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+        "stop",
+        "seed",
+        "temperature",
+        "top_p",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "format",
+        "options",
+    ]);
+    prop::collection::vec((field, any_json()), 0..4).prop_map(|edits| {
+        let mut body = json!({
+            "model": "instant",
+            "messages": [{"role": "user", "content": "Patient reports a cough."}],
+            "prompt": "Patient reports a cough.",
+            "max_tokens": 16,
+            "options": {"num_predict": 16},
+        });
+        for (k, v) in edits {
+            body[k] = v;
+        }
+        body
+    })
+}
+
+/// An error is answerable in every shape: a message, a 4xx status, and each flavour's body
+/// has `error.message`.
+fn check_error(e: &LlmError) -> Result<(), TestCaseError> {
+    prop_assert!(!e.message.is_empty());
+    for f in FLAVOURS {
+        prop_assert!(e.status(f).is_client_error(), "{e:?} in {f}");
+        let body = e.openai_body(f);
+        prop_assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    Ok(())
+}
+
+fn check_openai(body: &Value, chat: bool) -> Result<(), TestCaseError> {
+    match parse_openai_body(Ok(body.clone()), chat) {
+        Ok(req) => check_request(&req, chat)?,
+        Err(e) => check_error(&e)?,
+    }
+    Ok(())
+}
+
+fn check_ollama(body: &Value, chat: bool) -> Result<(), TestCaseError> {
+    match parse_ollama_body(Ok(body.clone()), chat) {
+        Ok(req) => {
+            prop_assert!(!req.model.is_empty());
+            prop_assert_eq!(req.n, 1);
+            // A budget is never smaller than asked for (no wrap-around past u32::MAX).
+            if let Some(n) = body["options"]["num_predict"].as_i64().filter(|n| *n >= 0) {
+                prop_assert_eq!(req.max_tokens, Some(n.min(u32::MAX as i64) as u32));
+            }
+        }
+        Err(e) => check_error(&e)?,
+    }
+    Ok(())
+}
+
+/// What a parsed OpenAI request promises the exchange.
+fn check_request(req: &GenRequest, chat: bool) -> Result<(), TestCaseError> {
+    prop_assert!((1..=128).contains(&req.n));
+    prop_assert!(req.stop.len() <= 4);
+    prop_assert!(req.max_tokens != Some(0));
+    if chat {
+        prop_assert!(!req.messages.is_empty());
+    } else {
+        prop_assert_eq!(req.messages.len(), 1);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_json_parses_or_fails_in_the_apis_shape(body in any_json(), chat in any::<bool>()) {
+        check_openai(&body, chat)?;
+        check_ollama(&body, chat)?;
+        if let Err(e) = embedding_inputs(body.get("input"), "input") {
+            check_error(&e)?;
+        }
+    }
+
+    #[test]
+    fn mutated_requests_parse_or_fail_in_the_apis_shape(body in mutated_body(), chat in any::<bool>()) {
+        check_openai(&body, chat)?;
+        check_ollama(&body, chat)?;
+    }
+
+    #[test]
+    fn arbitrary_bytes_fail_in_the_apis_shape(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let parsed = || serde_json::from_slice::<Value>(&bytes);
+        if parsed().is_err() {
+            check_error(&parse_openai_body(parsed(), true).unwrap_err())?;
+            check_error(&parse_ollama_body(parsed(), false).unwrap_err())?;
+        }
+    }
+}
+
+#[test]
+fn an_empty_object_names_the_missing_model_in_both_apis() {
+    let empty = Value::Object(serde_json::Map::new());
+    assert_eq!(
+        parse_openai_body(Ok(empty.clone()), true)
+            .unwrap_err()
+            .message,
+        "you must provide a model parameter"
+    );
+    assert_eq!(
+        parse_ollama_body(Ok(empty), true).unwrap_err().message,
+        "model is required"
+    );
+}
+
+#[test]
+fn ollama_num_predict_past_u32_saturates_instead_of_wrapping() {
+    let body =
+        json!({"model": "instant", "prompt": "x", "options": {"num_predict": 4_294_967_296_i64}});
+    let req = parse_ollama_body(Ok(body), false).unwrap();
+    assert_eq!(
+        req.max_tokens,
+        Some(u32::MAX),
+        "2^32 must not wrap to a budget of 0"
+    );
 }

@@ -7,9 +7,15 @@
 //!   `$ref`/`$defs`, `anyOf`/`oneOf` (first non-null branch), `enum`, `const`, nested objects
 //!   and arrays, `minItems`/`maxItems`, `minimum`/`maximum`, `minLength`/`maxLength`, and the
 //!   `date`, `date-time`, `email`, `uuid` formats. Field names pick fitting values (a `summary`
-//!   gets the summary, a `*_date` a date). `pattern` is not honoured.
+//!   gets the summary, a `*_date` a date). `pattern` is not honoured. Generation is bounded
+//!   by the token budget (`max_tokens`, else the context window): when a schema asks for
+//!   more than fits, the answer stops growing and is cut at the budget with `length`, as a
+//!   real server stops mid-answer; `$ref` chains end after 32 hops, nesting past 8 levels
+//!   is `null`, and each schema node is looked at once however often it is reached.
 //! - Tool calls: arguments filled from the function's parameter schema the same way.
 //! - Embeddings: feature-hashed words, L2-normalised, so similar texts have similar vectors.
+
+use std::collections::{HashMap, HashSet};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -17,7 +23,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::persona::{Persona, Style};
-use super::request::{GenRequest, OutputFormat, ToolChoice};
+use super::request::{GenRequest, OutputFormat, Tool, ToolChoice};
 use super::tokens;
 
 /// A tool call the model makes.
@@ -124,13 +130,15 @@ const CLINICAL: [&str; 18] = [
 /// The prompt's own sentences that carry content (instructions left out).
 fn sentences(req: &GenRequest) -> Vec<String> {
     let mut out = vec![];
+    // Seen sentences, so that a long prompt costs linear time, not quadratic.
+    let mut seen = HashSet::new();
     for m in req
         .messages
         .iter()
         .filter(|m| m.role != "system" && m.role != "developer")
     {
         let mut cur = String::new();
-        let flush = |cur: &mut String, out: &mut Vec<String>| {
+        let mut flush = |cur: &mut String, out: &mut Vec<String>| {
             let s = cur
                 .trim()
                 .trim_start_matches(['-', '*', '•', ' '])
@@ -140,7 +148,7 @@ fn sentences(req: &GenRequest) -> Vec<String> {
             let lower = s.to_lowercase();
             if s.split_whitespace().count() >= 3
                 && !INSTRUCTION_STARTS.iter().any(|p| lower.starts_with(p))
-                && !out.contains(&s)
+                && seen.insert(s.clone())
             {
                 out.push(s);
             }
@@ -234,15 +242,44 @@ const FIRST: [&str; 8] = [
 ];
 const LAST: [&str; 4] = ["Synthetic", "Testpatient", "Mockwell", "Fakename"];
 
+/// How deeply generated JSON nests (deeper schema levels are answered `null`).
+const MAX_DEPTH: usize = 8;
+
+/// Characters of JSON generated for a token budget: more than `max_tokens` tokens can hold
+/// in generated text (about five characters a token), so that when the schema asks for
+/// more, the answer is cut at exactly `max_tokens` by [`limit`], as a real server stops.
+fn char_budget(max_tokens: u32) -> usize {
+    (max_tokens as usize + 1) * 8 + 64
+}
+
+/// What a schema node asks for, worked out once per node.
+#[derive(Clone, Copy)]
+struct Plan<'a> {
+    /// The node after following `$ref`.
+    schema: &'a Value,
+    /// The `anyOf` / `oneOf` / `allOf` branch to fill instead, if any.
+    branch: Option<&'a Value>,
+    /// The JSON type to produce.
+    typ: &'a str,
+}
+
 struct Filler<'a> {
     root: &'a Value,
     sents: &'a [String],
     summary: String,
     rng: &'a mut ChaCha8Rng,
     used: usize,
+    /// Characters of output left; at zero the answer stops growing.
+    left: usize,
+    /// The budget ran out before the answer was whole.
+    cut: bool,
+    /// Plans of the schema nodes seen, by node address: a node reached again (an array's
+    /// items, a `$ref` used in many places) costs no second look at the schema.
+    plans: HashMap<usize, Plan<'a>>,
 }
 
-/// Follow a local `$ref` (`#/$defs/X`, `#/definitions/X`) to its schema.
+/// Follow a local `$ref` (`#/$defs/X`, `#/definitions/X`) to its schema (at most 32 hops, so
+/// a cycle of references ends).
 fn deref<'v>(root: &'v Value, schema: &'v Value) -> &'v Value {
     let mut cur = schema;
     for _ in 0..32 {
@@ -257,7 +294,68 @@ fn deref<'v>(root: &'v Value, schema: &'v Value) -> &'v Value {
     cur
 }
 
+/// The type a schema node asks for (the first non-null of a type list).
+fn type_of(schema: &Value) -> &str {
+    match schema.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
+        _ if schema.get("properties").is_some() => "object",
+        _ if schema.get("items").is_some() => "array",
+        _ => "string",
+    }
+}
+
 impl<'a> Filler<'a> {
+    /// Take `n` characters from the budget; `false` (and the answer marked cut) if they are
+    /// not left.
+    fn spend(&mut self, n: usize) -> bool {
+        if self.cut || n > self.left {
+            self.cut = true;
+            self.left = 0;
+            return false;
+        }
+        self.left -= n;
+        true
+    }
+
+    fn plan(&mut self, node: &'a Value) -> Plan<'a> {
+        let key = node as *const Value as usize;
+        if let Some(p) = self.plans.get(&key) {
+            return *p;
+        }
+        let schema = deref(self.root, node);
+        let branch = ["anyOf", "oneOf", "allOf"].iter().find_map(|key| {
+            let Some(Value::Array(branches)) = schema.get(*key) else {
+                return None;
+            };
+            branches
+                .iter()
+                .find(|b| deref(self.root, b).get("type").and_then(Value::as_str) != Some("null"))
+                .or(branches.first())
+        });
+        let plan = Plan {
+            schema,
+            branch,
+            typ: type_of(schema),
+        };
+        self.plans.insert(key, plan);
+        plan
+    }
+
+    /// A value from the schema itself (`const`, `enum`), if the budget holds it.
+    fn copy(&mut self, v: &Value) -> Value {
+        let len = serde_json::to_string(v).map_or(0, |t| t.len());
+        if self.spend(len) {
+            v.clone()
+        } else {
+            Value::Null
+        }
+    }
+
     fn sentence(&mut self) -> String {
         if self.sents.is_empty() {
             return "No details provided.".to_string();
@@ -267,9 +365,9 @@ impl<'a> Filler<'a> {
         s
     }
 
-    fn string_for(&mut self, name: &str, schema: &Value) -> String {
+    fn text_for(&mut self, name: &str, schema: &Value) -> String {
         let n = name.to_lowercase();
-        let mut s = match schema.get("format").and_then(Value::as_str) {
+        match schema.get("format").and_then(Value::as_str) {
             Some("date") => format!(
                 "2026-{:02}-{:02}",
                 self.rng.random_range(1..=12),
@@ -330,17 +428,33 @@ impl<'a> Filler<'a> {
             }
             _ if n.contains("language") => "English".to_string(),
             _ => self.sentence(),
-        };
-        let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
-        let max = schema
-            .get("maxLength")
-            .and_then(Value::as_u64)
-            .map(|m| m as usize);
-        while s.chars().count() < min {
-            s.push_str(" pending review");
         }
+    }
+
+    /// A string for a field: fitting text, padded to `minLength` and cut to `maxLength`,
+    /// within the budget (past it the string is cut and the answer marked cut).
+    fn string_for(&mut self, name: &str, schema: &Value) -> String {
+        const PAD: &str = " pending review";
+        let mut s = self.text_for(name, schema);
+        let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0);
+        let max = schema.get("maxLength").and_then(Value::as_u64);
+        let have = s.chars().count() as u64;
+        // Whole pads up to `minLength`, but never more than the budget can hold.
+        let pads = min.saturating_sub(have).div_ceil(PAD.len() as u64);
+        let room = (self.left / PAD.len()) as u64;
+        s.push_str(&PAD.repeat(pads.min(room + 1) as usize));
         if let Some(max) = max {
-            s = s.chars().take(max).collect();
+            s = s
+                .chars()
+                .take(max.min(usize::MAX as u64) as usize)
+                .collect();
+        }
+        let fits = self.left.saturating_sub(2);
+        if s.len() > fits {
+            s = s.chars().take(fits).collect();
+            self.spend(usize::MAX);
+        } else {
+            self.spend(s.len() + 2);
         }
         s
     }
@@ -380,68 +494,28 @@ impl<'a> Filler<'a> {
         }
     }
 
-    fn fill(&mut self, name: &str, schema: &'a Value, depth: usize) -> Value {
-        let schema = deref(self.root, schema);
-        if depth > 8 {
+    fn fill(&mut self, name: &str, node: &'a Value, depth: usize) -> Value {
+        let plan = self.plan(node);
+        // Every value costs at least a character, so the budget bounds the work.
+        if depth > MAX_DEPTH || !self.spend(1) {
             return Value::Null;
         }
+        let schema = plan.schema;
         if let Some(c) = schema.get("const") {
-            return c.clone();
+            return self.copy(c);
         }
         if let Some(Value::Array(options)) = schema.get("enum") {
             if !options.is_empty() {
-                return options[self.rng.random_range(0..options.len())].clone();
+                let pick = self.rng.random_range(0..options.len());
+                return self.copy(&options[pick]);
             }
         }
-        for key in ["anyOf", "oneOf", "allOf"] {
-            if let Some(Value::Array(branches)) = schema.get(key) {
-                let branch = branches
-                    .iter()
-                    .find(|b| {
-                        deref(self.root, b).get("type").and_then(Value::as_str) != Some("null")
-                    })
-                    .or(branches.first());
-                if let Some(b) = branch {
-                    return self.fill(name, b, depth + 1);
-                }
-            }
+        if let Some(b) = plan.branch {
+            return self.fill(name, b, depth + 1);
         }
-        let typ = match schema.get("type") {
-            Some(Value::String(t)) => t.as_str(),
-            Some(Value::Array(ts)) => ts
-                .iter()
-                .filter_map(Value::as_str)
-                .find(|t| *t != "null")
-                .unwrap_or("null"),
-            _ if schema.get("properties").is_some() => "object",
-            _ if schema.get("items").is_some() => "array",
-            _ => "string",
-        };
-        match typ {
-            "object" => {
-                let mut out = Map::new();
-                if let Some(Value::Object(props)) = schema.get("properties") {
-                    for (k, sub) in props {
-                        let v = self.fill(k, sub, depth + 1);
-                        out.insert(k.clone(), v);
-                    }
-                }
-                Value::Object(out)
-            }
-            "array" => {
-                let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(1) as usize;
-                let max = schema
-                    .get("maxItems")
-                    .and_then(Value::as_u64)
-                    .map(|m| m as usize)
-                    .unwrap_or(usize::MAX);
-                let n = min.max(2.min(max)).min(max);
-                let items = schema.get("items").unwrap_or(&Value::Null);
-                let singular = name.trim_end_matches('s');
-                (0..n)
-                    .map(|_| self.fill(singular, items, depth + 1))
-                    .collect()
-            }
+        match plan.typ {
+            "object" => self.object(schema, depth),
+            "array" => self.array(name, schema, depth),
             "integer" => self.number(schema, true),
             "number" => self.number(schema, false),
             "boolean" => json!(self.rng.random_bool(0.5)),
@@ -449,15 +523,51 @@ impl<'a> Filler<'a> {
             _ => json!(self.string_for(name, schema)),
         }
     }
+
+    fn object(&mut self, schema: &'a Value, depth: usize) -> Value {
+        let mut out = Map::new();
+        if let Some(Value::Object(props)) = schema.get("properties") {
+            for (k, sub) in props {
+                if !self.spend(k.len() + 4) {
+                    break;
+                }
+                let v = self.fill(k, sub, depth + 1);
+                out.insert(k.clone(), v);
+            }
+        }
+        Value::Object(out)
+    }
+
+    fn array(&mut self, name: &str, schema: &'a Value, depth: usize) -> Value {
+        let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(1);
+        let max = schema
+            .get("maxItems")
+            .and_then(Value::as_u64)
+            .unwrap_or(u64::MAX);
+        let n = min.max(2.min(max)).min(max);
+        let items = schema.get("items").unwrap_or(&Value::Null);
+        let singular = name.trim_end_matches('s');
+        let mut out = vec![];
+        for _ in 0..n {
+            if !self.spend(1) {
+                break;
+            }
+            out.push(self.fill(singular, items, depth + 1));
+        }
+        Value::Array(out)
+    }
 }
 
-/// A JSON value matching `schema`, from the prompt's sentences.
+/// A JSON value matching `schema`, from the prompt's sentences, within `max_tokens`; the flag
+/// says the budget ran out first (the value is then a valid but incomplete answer, longer
+/// than the budget, that [`limit`] cuts).
 pub fn json_from_schema(
     schema: &Value,
     req: &GenRequest,
     persona: &Persona,
     rng: &mut ChaCha8Rng,
-) -> Value {
+    max_tokens: u32,
+) -> (Value, bool) {
     let sents = sentences(req);
     let summary = prose(
         &Persona {
@@ -473,32 +583,41 @@ pub fn json_from_schema(
         summary,
         rng,
         used: 0,
+        left: char_budget(max_tokens),
+        cut: false,
+        plans: HashMap::new(),
     };
-    f.fill("result", schema, 0)
+    let v = f.fill("result", schema, 0);
+    (v, f.cut)
 }
 
-/// Generate one choice.
+/// One generated choice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generated {
+    /// What was said.
+    pub output: Output,
+    /// Generation ran out of `max_tokens` before the answer was whole (the schema asked for
+    /// more than fits): the answer ends with `finish_reason: "length"`.
+    pub cut: bool,
+}
+
+/// Generate one choice, within the model's context window.
 pub fn generate(seed: u64, persona: &Persona, req: &GenRequest, choice: u32) -> Output {
+    generate_within(seed, persona, req, choice, persona.context_window).output
+}
+
+/// Generate one choice within `max_tokens`: time and memory follow the budget, never the
+/// numbers of a schema (`minItems`, `minLength`).
+pub fn generate_within(
+    seed: u64,
+    persona: &Persona,
+    req: &GenRequest,
+    choice: u32,
+    max_tokens: u32,
+) -> Generated {
     let mut rng = rng_for(seed, &persona.name, req.content_key, choice);
-    let last_user = req
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == "user")
-        .map(|m| m.content.to_lowercase())
-        .unwrap_or_default();
-    let tool = match &req.tool_choice {
-        _ if req.tools.is_empty() => None,
-        ToolChoice::None => None,
-        ToolChoice::Required => req.tools.first(),
-        ToolChoice::Named(n) => req.tools.iter().find(|t| &t.name == n),
-        ToolChoice::Auto => req.tools.iter().find(|t| {
-            let n = t.name.to_lowercase();
-            last_user.contains(&n) || last_user.contains(&n.replace('_', " "))
-        }),
-    };
-    if let Some(t) = tool {
-        let arguments = json_from_schema(&t.parameters, req, persona, &mut rng);
+    if let Some(t) = chosen_tool(req) {
+        let (arguments, cut) = json_from_schema(&t.parameters, req, persona, &mut rng, max_tokens);
         let id: String = (0..24)
             .map(|_| {
                 let c = rng.random_range(0..62u8);
@@ -509,21 +628,53 @@ pub fn generate(seed: u64, persona: &Persona, req: &GenRequest, choice: u32) -> 
                 }) as char
             })
             .collect();
-        return Output::ToolCalls(vec![ToolCall {
+        let call = ToolCall {
             id: format!("call_{id}"),
             name: t.name.clone(),
             arguments,
-        }]);
+        };
+        return Generated {
+            output: Output::ToolCalls(vec![call]),
+            cut,
+        };
     }
-    match &req.format {
-        OutputFormat::Text => Output::Text(prose(persona, &sentences(req), &mut rng)),
+    let (text, cut) = match &req.format {
+        OutputFormat::Text => (prose(persona, &sentences(req), &mut rng), false),
         OutputFormat::JsonObject => {
             let schema = json!({"type": "object", "properties": {"summary": {"type": "string"}, "key_points": {"type": "array", "items": {"type": "string"}, "maxItems": 3}}});
-            Output::Text(json_from_schema(&schema, req, persona, &mut rng).to_string())
+            let (v, cut) = json_from_schema(&schema, req, persona, &mut rng, max_tokens);
+            (v.to_string(), cut)
         }
         OutputFormat::JsonSchema(schema) => {
-            Output::Text(json_from_schema(schema, req, persona, &mut rng).to_string())
+            let (v, cut) = json_from_schema(schema, req, persona, &mut rng, max_tokens);
+            (v.to_string(), cut)
         }
+    };
+    Generated {
+        output: Output::Text(text),
+        cut,
+    }
+}
+
+/// The tool the model calls, if any: per `tool_choice`, or (`auto`) one the last user
+/// message names.
+fn chosen_tool(req: &GenRequest) -> Option<&Tool> {
+    let last_user = req
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .map(|m| m.content.to_lowercase())
+        .unwrap_or_default();
+    match &req.tool_choice {
+        _ if req.tools.is_empty() => None,
+        ToolChoice::None => None,
+        ToolChoice::Required => req.tools.first(),
+        ToolChoice::Named(n) => req.tools.iter().find(|t| &t.name == n),
+        ToolChoice::Auto => req.tools.iter().find(|t| {
+            let n = t.name.to_lowercase();
+            last_user.contains(&n) || last_user.contains(&n.replace('_', " "))
+        }),
     }
 }
 

@@ -11,6 +11,8 @@ use http::{HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::head::{HeadPolicy, RawAnswer, Unreadable};
+
 /// Which server the OpenAI-compatible API imitates, for error shapes and overload status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -313,6 +315,102 @@ impl LlmError {
             .insert(LlmErrorCode(self.history_code().to_string()));
         resp
     }
+}
+
+/// The request-head limits of the imitated server, and its answers past them (its web
+/// server's, not its JSON error shape):
+/// - OpenAI (Cloudflare in front): a 414 page past 32 KB of URI; past what the mock reads, a
+///   400 `Request Header Or Cookie Too Large` page.
+/// - vLLM (uvicorn on h11, `H11_MAX_INCOMPLETE_EVENT_SIZE_DEFAULT` 4 MiB): a head past it is
+///   `400 Invalid HTTP request received.` in plain text.
+/// - llama.cpp (cpp-httplib): a request line past 8,192 bytes is an empty 414, a header line
+///   past 8,192 bytes an empty 400 (llama.cpp's error handler fills only 404s).
+/// - Ollama (Go's net/http, `DefaultMaxHeaderBytes` 1 MiB plus 4,096 bytes of slack): a
+///   plain-text `431 Request Header Fields Too Large`, for a long URI too.
+pub(crate) fn head_policy(flavour: Flavour) -> HeadPolicy {
+    match flavour {
+        Flavour::OpenAi => HeadPolicy {
+            read_buffer: 128 * 1024,
+            judge: |f| (f.target > 32 * 1024).then(|| cloudflare(Unreadable::UriTooLong)),
+            unreadable: cloudflare,
+        },
+        Flavour::Vllm => HeadPolicy {
+            read_buffer: VLLM_MAX_HEAD + 64 * 1024,
+            judge: |f| (f.head > VLLM_MAX_HEAD).then(uvicorn_bad_request),
+            unreadable: |_| uvicorn_bad_request(),
+        },
+        Flavour::LlamaCpp => HeadPolicy {
+            read_buffer: 1024 * 1024,
+            judge: |f| {
+                if f.request_line > HTTPLIB_MAX_LINE {
+                    Some(httplib(Unreadable::UriTooLong))
+                } else {
+                    (f.longest_line > HTTPLIB_MAX_LINE).then(|| httplib(Unreadable::HeadTooLarge))
+                }
+            },
+            unreadable: httplib,
+        },
+        Flavour::Ollama => HeadPolicy {
+            read_buffer: GO_MAX_HEAD + 64 * 1024,
+            judge: |f| (f.head > GO_MAX_HEAD).then(go_too_large),
+            unreadable: |_| go_too_large(),
+        },
+    }
+}
+
+/// vLLM's `H11_MAX_INCOMPLETE_EVENT_SIZE_DEFAULT`.
+const VLLM_MAX_HEAD: usize = 4 * 1024 * 1024;
+/// cpp-httplib's `CPPHTTPLIB_REQUEST_URI_MAX_LENGTH` and `CPPHTTPLIB_HEADER_MAX_LENGTH`.
+const HTTPLIB_MAX_LINE: usize = 8192;
+/// Go's `DefaultMaxHeaderBytes` plus the 4,096 bytes of bufio slop its server allows.
+const GO_MAX_HEAD: usize = (1 << 20) + 4096;
+
+/// nginx's error pages, as Cloudflare serves them.
+fn cloudflare(why: Unreadable) -> RawAnswer {
+    let (status, title, body) = match why {
+        Unreadable::UriTooLong => (
+            StatusCode::URI_TOO_LONG,
+            "414 Request-URI Too Large",
+            "<center><h1>414 Request-URI Too Large</h1></center>",
+        ),
+        Unreadable::HeadTooLarge => (
+            StatusCode::BAD_REQUEST,
+            "400 Request Header Or Cookie Too Large",
+            "<center><h1>400 Bad Request</h1></center>\r\n<center>Request Header Or Cookie Too Large</center>",
+        ),
+    };
+    RawAnswer::new(
+        status,
+        Some("text/html"),
+        format!("<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n{body}\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"),
+    )
+}
+
+/// uvicorn's `send_400_response` on an h11 protocol error.
+fn uvicorn_bad_request() -> RawAnswer {
+    RawAnswer::new(
+        StatusCode::BAD_REQUEST,
+        Some("text/plain; charset=utf-8"),
+        "Invalid HTTP request received.",
+    )
+}
+
+/// cpp-httplib's answers: no body.
+fn httplib(why: Unreadable) -> RawAnswer {
+    let status = match why {
+        Unreadable::UriTooLong => StatusCode::URI_TOO_LONG,
+        Unreadable::HeadTooLarge => StatusCode::BAD_REQUEST,
+    };
+    RawAnswer::new(status, None, "")
+}
+
+/// Go's net/http answer to a head past `MaxHeaderBytes`.
+fn go_too_large() -> RawAnswer {
+    RawAnswer::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        Some("text/plain; charset=utf-8"),
+        "431 Request Header Fields Too Large",
+    )
 }
 
 /// Show the first and last characters of a key, as OpenAI does.

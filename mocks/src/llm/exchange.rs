@@ -108,6 +108,15 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// The flavour errors are shaped in: the configured one on `/v1`, Ollama's on `/api`.
+    fn flavour(&self, openai_api: bool) -> super::Flavour {
+        if openai_api {
+            self.state.config.flavour
+        } else {
+            super::Flavour::Ollama
+        }
+    }
+
     fn error(&self, e: &LlmError, openai_api: bool) -> Response {
         if openai_api {
             e.openai_response(self.state.config.flavour)
@@ -123,12 +132,22 @@ async fn handle(State(st): State<Arc<LlmState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let (endpoint, operation) = Endpoint::classify(&parts.method, &path);
-    let collected = http_body_util::Limited::new(body, st.config.max_body_bytes)
-        .collect()
-        .await;
-    let (bytes, too_large) = match collected {
-        Ok(c) => (c.to_bytes(), false),
-        Err(_) => (Bytes::new(), true),
+    // A head past the imitated server's limits is refused by it; the body is not read.
+    let refused = super::errors::head_policy(st.config.flavour).refuse(
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+    );
+    let (bytes, too_large) = if refused.is_some() {
+        (Bytes::new(), false)
+    } else {
+        let collected = http_body_util::Limited::new(body, st.config.max_body_bytes)
+            .collect()
+            .await;
+        match collected {
+            Ok(c) => (c.to_bytes(), false),
+            Err(_) => (Bytes::new(), true),
+        }
     };
     // Parsed once: the model for the fault hook now, the whole request for the endpoint later.
     let parsed: request::ParsedBody = serde_json::from_slice(&bytes);
@@ -152,83 +171,94 @@ async fn handle(State(st): State<Arc<LlmState>>, req: Request) -> Response {
         model: model.as_deref(),
     });
     let token = bearer_token(&parts.headers).map(str::to_string);
-    let pending = PendingRecord {
-        history: st.history.clone(),
-        clock: st.clock.clone(),
-        arrived,
-        record: Some(RequestRecord {
-            seq,
-            dependency: Dependency::Llm,
-            at_us: arrived.as_micros() as u64,
-            latency_us: 0,
-            method: parts.method.to_string(),
-            path: path.clone(),
-            operation: operation.to_string(),
-            sobject: None,
-            record: None,
-            status: 0,
-            error_code: None,
-            client_id: None,
-            user: None,
-            token_digest: token.as_deref().map(|t| digest(t.as_bytes())),
-            body_digest: (!bytes.is_empty()).then(|| digest(&bytes)),
-            query_digest: None,
-            body_len: bytes.len() as u64,
-            fault: verdict.history_label(),
-            retry_count: retry_count(&parts.headers),
-            idempotency_key: crate::wire::idempotency_key(&parts.headers),
-            retry_after_ms: None,
-            llm: model.map(|m| {
-                Box::new(LlmExchange {
-                    model: m,
-                    ..LlmExchange::default()
-                })
-            }),
-        }),
-    };
+    let record = new_record(seq, arrived, &parts, operation, &bytes, &verdict, model);
     let conn = parts.extensions.get::<Arc<ConnControl>>().cloned();
     let mut ctx = Ctx {
         state: st.clone(),
         seq,
         shaping: verdict.llm.clone().unwrap_or_default(),
         conn: conn.clone(),
-        pending,
+        pending: PendingRecord {
+            history: st.history.clone(),
+            clock: st.clock.clone(),
+            arrived,
+            record: Some(record),
+        },
     };
     if let Some(d) = verdict.delay {
         tokio::time::sleep(d).await;
     }
-    let response = match intervene(verdict.action, conn, &st.stop).await {
-        Some(r) => r,
-        None => {
-            if too_large {
-                let e = LlmError::invalid(
-                    format!(
-                        "Request body too large: the limit is {} bytes.",
-                        st.config.max_body_bytes
-                    ),
-                    None,
-                    None,
-                );
-                let mut r = ctx.error(&e, endpoint.is_openai());
-                *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-                r
-            } else {
-                match authorize(&st, endpoint, token.as_deref()) {
-                    Err(e) => ctx.error(&e, true),
-                    // A streamed answer records itself when its last byte is sent.
-                    Ok(()) => match serve(&mut ctx, endpoint, &parts.method, &path, &bytes, parsed)
-                        .await
-                    {
-                        Served::Streaming(r) => return r,
-                        Served::Done(r) => r,
-                    },
-                }
-            }
-        }
+    let response = match (intervene(verdict.action, conn, &st.stop).await, refused) {
+        (Some(r), _) | (None, Some(r)) => r,
+        (None, None) if too_large => too_large_error(&ctx, endpoint),
+        (None, None) => match authorize(&st, endpoint, token.as_deref()) {
+            Err(e) => ctx.error(&e, true),
+            // A streamed answer records itself when its last byte is sent.
+            Ok(()) => match serve(&mut ctx, endpoint, &parts.method, &path, &bytes, parsed).await {
+                Served::Streaming(r) => return r,
+                Served::Done(r) => r,
+            },
+        },
     };
     finish_record(&mut ctx.pending, &response);
     ctx.pending.finish();
     response
+}
+
+/// The history record of a request as it arrives (status and error code come later).
+fn new_record(
+    seq: u64,
+    arrived: Duration,
+    parts: &http::request::Parts,
+    operation: &str,
+    bytes: &Bytes,
+    verdict: &crate::fault::Verdict,
+    model: Option<String>,
+) -> RequestRecord {
+    RequestRecord {
+        seq,
+        dependency: Dependency::Llm,
+        at_us: arrived.as_micros() as u64,
+        latency_us: 0,
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        operation: operation.to_string(),
+        sobject: None,
+        record: None,
+        status: 0,
+        error_code: None,
+        client_id: None,
+        user: None,
+        token_digest: bearer_token(&parts.headers).map(|t| digest(t.as_bytes())),
+        body_digest: (!bytes.is_empty()).then(|| digest(bytes)),
+        query_digest: None,
+        body_len: bytes.len() as u64,
+        fault: verdict.history_label(),
+        retry_count: retry_count(&parts.headers),
+        idempotency_key: crate::wire::idempotency_key(&parts.headers),
+        retry_after_ms: None,
+        llm: model.map(|m| {
+            Box::new(LlmExchange {
+                model: m,
+                ..LlmExchange::default()
+            })
+        }),
+    }
+}
+
+/// A body over the size limit: 413 in the endpoint's error shape.
+fn too_large_error(ctx: &Ctx, endpoint: Endpoint) -> Response {
+    let e = LlmError::invalid(
+        format!(
+            "Request body too large: the limit is {} bytes.",
+            ctx.state.config.max_body_bytes
+        ),
+        None,
+        None,
+    );
+    let mut r = ctx.error(&e, endpoint.is_openai());
+    *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    r
 }
 
 fn finish_record(pending: &mut PendingRecord, response: &Response) {
@@ -341,11 +371,7 @@ fn model_or_error<'a>(
     openai_api: bool,
 ) -> Result<&'a ServedModel, Response> {
     ctx.state.model(name).ok_or_else(|| {
-        let flavour = if openai_api {
-            ctx.state.config.flavour
-        } else {
-            super::Flavour::Ollama
-        };
+        let flavour = ctx.flavour(openai_api);
         ctx.error(&LlmError::model_not_found(name, flavour), openai_api)
     })
 }
@@ -389,11 +415,7 @@ async fn embed(ctx: &mut Ctx, endpoint: Endpoint, parsed: request::ParsedBody) -
     let prompt_tokens: u32 = inputs.iter().map(|i| tokens::count(i)).sum();
     let longest = inputs.iter().map(|i| tokens::count(i)).max().unwrap_or(0);
     if longest > persona.context_window {
-        let flavour = if openai_api {
-            ctx.state.config.flavour
-        } else {
-            super::Flavour::Ollama
-        };
+        let flavour = ctx.flavour(openai_api);
         return ctx.error(
             &LlmError::context_length(persona.context_window, longest, flavour),
             openai_api,
@@ -403,11 +425,7 @@ async fn embed(ctx: &mut Ctx, endpoint: Endpoint, parsed: request::ParsedBody) -
     let slot = match runtime.admit().await {
         Ok(s) => s,
         Err(full) => {
-            let flavour = if openai_api {
-                ctx.state.config.flavour
-            } else {
-                super::Flavour::Ollama
-            };
+            let flavour = ctx.flavour(openai_api);
             return ctx.error(
                 &LlmError::overloaded(full.retry_after_s, flavour),
                 openai_api,
@@ -523,30 +541,11 @@ fn make_id(st: &LlmState, seq: u64, prefix: &str) -> String {
 
 async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
     let openai_api = !req.api.is_ollama();
-    let flavour = if openai_api {
-        ctx.state.config.flavour
-    } else {
-        super::Flavour::Ollama
-    };
-    let served = match model_or_error(ctx, &req.model, openai_api) {
-        Ok(s) => s,
+    let flavour = ctx.flavour(openai_api);
+    let (persona, runtime, fingerprint) = match servable(ctx, &req, openai_api) {
+        Ok(served) => served,
         Err(r) => return Served::Done(r),
     };
-    let persona = served.persona.clone();
-    let runtime = served.runtime.clone();
-    let fingerprint = served.fingerprint.clone();
-    if !persona.can(super::Capability::Completion) {
-        let msg = format!(
-            "\"{}\" does not support {}",
-            req.model,
-            if req.api == Api::OllamaGenerate || req.api == Api::OpenAiCompletion {
-                "generate"
-            } else {
-                "chat"
-            }
-        );
-        return Served::Done(ctx.error(&LlmError::invalid(msg, Some("model"), None), openai_api));
-    }
     let prompt_tokens = tokens::chat_prompt(req.messages.iter().map(|m| m.content.as_str()));
     if prompt_tokens > persona.context_window {
         return Served::Done(ctx.error(
@@ -554,43 +553,14 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
             openai_api,
         ));
     }
+    // What the answer may spend: max_tokens, the room left in the window, a shaping cap.
     let room = persona.context_window - prompt_tokens;
     let mut budget = req.max_tokens.unwrap_or(room).min(room);
     if let Some(cap) = ctx.shaping.max_tokens {
         budget = budget.min(cap);
     }
-    let budget = Some(budget);
     let choices: Vec<Choice> = (0..req.n)
-        .map(
-            |i| match content::generate(ctx.state.config.seed, &persona, &req, i) {
-                content::Output::Text(t) => {
-                    let t = match &ctx.shaping.drift {
-                        Some(d) => d.apply(&t),
-                        None => t,
-                    };
-                    let (text, finish) = content::limit(&t, &req.stop, budget);
-                    let tokens = tokens::count(&text);
-                    Choice {
-                        text,
-                        tool_calls: vec![],
-                        finish,
-                        tokens,
-                    }
-                }
-                content::Output::ToolCalls(calls) => {
-                    let tokens = calls
-                        .iter()
-                        .map(|c| tokens::count(&c.arguments.to_string()) + 3)
-                        .sum();
-                    Choice {
-                        text: String::new(),
-                        tool_calls: calls,
-                        finish: Finish::ToolCalls,
-                        tokens,
-                    }
-                }
-            },
-        )
+        .map(|i| choice(ctx, &persona, &req, i, budget))
         .collect();
     let transcript: String = req
         .messages
@@ -616,18 +586,15 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
     if let Some(llm) = ctx.pending.record.as_mut().and_then(|r| r.llm.as_mut()) {
         llm.queue_wait_us = slot.queue_wait.as_micros() as u64;
     }
+    let prefix = if req.api == Api::OpenAiCompletion {
+        "cmpl-"
+    } else {
+        "chatcmpl-"
+    };
     let gen = Generation {
         api: req.api,
         model: req.model.clone(),
-        id: make_id(
-            &ctx.state,
-            ctx.seq,
-            if req.api == Api::OpenAiCompletion {
-                "cmpl-"
-            } else {
-                "chatcmpl-"
-            },
-        ),
+        id: make_id(&ctx.state, ctx.seq, prefix),
         created: ctx.state.clock.wall(),
         prompt_tokens,
         choices,
@@ -635,22 +602,7 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
         fingerprint,
     };
     let ttft = runtime.ttft(prompt_tokens) + ctx.shaping.extra_ttft;
-    let run = Run {
-        ctx_state: ctx.state.clone(),
-        runtime,
-        slot: Some(slot),
-        started,
-        ttft: Some(ttft),
-        prompt_eval: Duration::ZERO,
-        decode_started: None,
-        shaping: ctx.shaping.clone(),
-        pieces_sent: 0,
-        tokens_sent: 0,
-        conn: ctx.conn.clone(),
-        first_byte: None,
-        last_byte: None,
-        next_due: None,
-    };
+    let run = Run::new(ctx, runtime, slot, started, ttft);
     let pending = PendingRecord {
         history: ctx.pending.history.clone(),
         clock: ctx.pending.clock.clone(),
@@ -661,6 +613,75 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
         Served::Streaming(stream_response(run, gen, pending))
     } else {
         Served::Done(full_response(run, gen, pending).await)
+    }
+}
+
+/// The model a generation names, if it is served and can complete: its persona, runtime and
+/// fingerprint; else the answer to send.
+fn servable(
+    ctx: &Ctx,
+    req: &GenRequest,
+    openai_api: bool,
+) -> Result<(super::Persona, Arc<super::ModelRuntime>, String), Response> {
+    let served = model_or_error(ctx, &req.model, openai_api)?;
+    if !served.persona.can(super::Capability::Completion) {
+        let msg = format!(
+            "\"{}\" does not support {}",
+            req.model,
+            if req.api == Api::OllamaGenerate || req.api == Api::OpenAiCompletion {
+                "generate"
+            } else {
+                "chat"
+            }
+        );
+        return Err(ctx.error(&LlmError::invalid(msg, Some("model"), None), openai_api));
+    }
+    Ok((
+        served.persona.clone(),
+        served.runtime.clone(),
+        served.fingerprint.clone(),
+    ))
+}
+
+/// Choice `i` of a generation within `budget` tokens: drift, stop sequences and the budget
+/// applied. An answer the budget could not hold ends with `length`, as a real server stops
+/// at `max_tokens` mid-answer.
+fn choice(ctx: &Ctx, persona: &super::Persona, req: &GenRequest, i: u32, budget: u32) -> Choice {
+    let generated = content::generate_within(ctx.state.config.seed, persona, req, i, budget);
+    match generated.output {
+        content::Output::Text(t) => {
+            let t = match &ctx.shaping.drift {
+                Some(d) => d.apply(&t),
+                None => t,
+            };
+            let (text, mut finish) = content::limit(&t, &req.stop, Some(budget));
+            if generated.cut && text.len() == t.len() {
+                finish = Finish::Length;
+            }
+            let tokens = tokens::count(&text);
+            Choice {
+                text,
+                tool_calls: vec![],
+                finish,
+                tokens,
+            }
+        }
+        content::Output::ToolCalls(calls) => {
+            let tokens = calls
+                .iter()
+                .map(|c| tokens::count(&c.arguments.to_string()) + 3)
+                .sum();
+            Choice {
+                text: String::new(),
+                tool_calls: calls,
+                finish: if generated.cut {
+                    Finish::Length
+                } else {
+                    Finish::ToolCalls
+                },
+                tokens,
+            }
+        }
     }
 }
 
@@ -683,6 +704,31 @@ struct Run {
 }
 
 impl Run {
+    fn new(
+        ctx: &Ctx,
+        runtime: Arc<super::ModelRuntime>,
+        slot: Slot,
+        started: Duration,
+        ttft: Duration,
+    ) -> Self {
+        Self {
+            ctx_state: ctx.state.clone(),
+            runtime,
+            slot: Some(slot),
+            started,
+            ttft: Some(ttft),
+            prompt_eval: Duration::ZERO,
+            decode_started: None,
+            shaping: ctx.shaping.clone(),
+            pieces_sent: 0,
+            tokens_sent: 0,
+            conn: ctx.conn.clone(),
+            first_byte: None,
+            last_byte: None,
+            next_due: None,
+        }
+    }
+
     fn now(&self) -> Duration {
         self.ctx_state.clock.elapsed()
     }

@@ -246,7 +246,9 @@ impl MockLlmBuilder {
     /// Bind and start serving.
     pub async fn start(self) -> Result<MockLlm, MockError> {
         let (state, listen, stop) = self.build_state()?;
-        let server = server::serve(exchange::router(state.clone()), &listen, stop).await?;
+        let head = errors::head_policy(state.config.flavour);
+        let server =
+            server::serve_with(exchange::router(state.clone()), &listen, stop, Some(head)).await?;
         let url = Arc::new(RwLock::new(server.base_url()));
         Ok(MockLlm {
             server,

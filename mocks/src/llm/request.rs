@@ -325,6 +325,15 @@ fn tools_of(m: &Map<String, Value>) -> Result<(Vec<Tool>, ToolChoice), LlmError>
     Ok((tools, choice))
 }
 
+/// `tools` and `tool_choice` of a chat request (a completion offers none).
+fn chat_tools(m: &Map<String, Value>, chat: bool) -> Result<(Vec<Tool>, ToolChoice), LlmError> {
+    if chat {
+        tools_of(m)
+    } else {
+        Ok((vec![], ToolChoice::None))
+    }
+}
+
 const ROLES: [&str; 6] = [
     "system",
     "developer",
@@ -418,11 +427,7 @@ pub fn parse_openai_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         return Err(LlmError::invalid("Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array with length 5 instead.", Some("stop"), Some("array_above_max_length")));
     }
     let format = response_format(m.get("response_format"))?;
-    let (tools, tool_choice) = if chat {
-        tools_of(&m)?
-    } else {
-        (vec![], ToolChoice::None)
-    };
+    let (tools, tool_choice) = chat_tools(&m, chat)?;
     let null = Value::Null;
     let get = |k: &str| m.get(k).unwrap_or(&null);
     let content_key = content_key(&[
@@ -491,27 +496,7 @@ pub fn parse_ollama_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
     } else {
         "GenerateRequest"
     };
-    let m = match parsed {
-        Ok(Value::Object(m)) => m,
-        Ok(other) => {
-            return Err(LlmError::invalid(
-                format!(
-                    "json: cannot unmarshal {} into Go value of type api.{strukt}",
-                    go_kind(&other)
-                ),
-                None,
-                None,
-            ))
-        }
-        Err(e) if e.is_eof() => return Err(LlmError::invalid("unexpected EOF", None, None)),
-        Err(_) => {
-            return Err(LlmError::invalid(
-                "invalid character in JSON request body",
-                None,
-                None,
-            ))
-        }
-    };
+    let m = ollama_object(parsed, strukt)?;
     let model = match m.get("model") {
         None | Some(Value::Null) => {
             return Err(LlmError::invalid("model is required", Some("model"), None))
@@ -522,44 +507,7 @@ pub fn parse_ollama_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         Some(Value::String(s)) => s.clone(),
         Some(other) => return Err(go_type_error(strukt, "model", "string", other)),
     };
-    let mut messages = vec![];
-    if let Some(sys) = m.get("system").and_then(Value::as_str) {
-        messages.push(Message {
-            role: "system".into(),
-            content: sys.to_string(),
-        });
-    }
-    if chat {
-        match m.get("messages") {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(arr)) => {
-                for msg in arr {
-                    let role = msg.get("role").and_then(Value::as_str).unwrap_or("user");
-                    let content = match msg.get("content") {
-                        None | Some(Value::Null) => String::new(),
-                        Some(Value::String(s)) => s.clone(),
-                        Some(other) => {
-                            return Err(go_type_error("Message", "content", "string", other))
-                        }
-                    };
-                    messages.push(Message {
-                        role: role.to_string(),
-                        content,
-                    });
-                }
-            }
-            Some(other) => return Err(go_type_error(strukt, "messages", "[]api.Message", other)),
-        }
-    } else {
-        match m.get("prompt") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) => messages.push(Message {
-                role: "user".into(),
-                content: s.clone(),
-            }),
-            Some(other) => return Err(go_type_error(strukt, "prompt", "string", other)),
-        }
-    }
+    let messages = ollama_messages(&m, chat, strukt)?;
     let stream = match m.get("stream") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
@@ -567,48 +515,9 @@ pub fn parse_ollama_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
     };
     let null = Value::Null;
     let options = m.get("options").unwrap_or(&null);
-    if !options.is_null() && !options.is_object() {
-        return Err(go_type_error(
-            strukt,
-            "options",
-            "map[string]interface {}",
-            options,
-        ));
-    }
-    let max_tokens = match options.get("num_predict") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_i64() {
-            Some(n) if n < 0 => None,
-            Some(n) => Some(n as u32),
-            None => {
-                return Err(LlmError::invalid(
-                    format!("option \"num_predict\" must be of type integer, got {v}"),
-                    Some("options"),
-                    None,
-                ))
-            }
-        },
-    };
-    let stop = stop_list(options.get("stop"), "options.stop")?;
-    let format = match m.get("format") {
-        None | Some(Value::Null) => OutputFormat::Text,
-        Some(Value::String(s)) if s.is_empty() => OutputFormat::Text,
-        Some(Value::String(s)) if s == "json" => OutputFormat::JsonObject,
-        Some(Value::String(s)) => {
-            return Err(LlmError::invalid(
-                format!("invalid format: {s:?}; expected \"json\" or a valid JSON Schema"),
-                Some("format"),
-                None,
-            ))
-        }
-        Some(schema @ Value::Object(_)) => OutputFormat::JsonSchema(schema.clone()),
-        Some(other) => return Err(go_type_error(strukt, "format", "json.RawMessage", other)),
-    };
-    let (tools, tool_choice) = if chat {
-        tools_of(&m)?
-    } else {
-        (vec![], ToolChoice::None)
-    };
+    let (max_tokens, stop) = ollama_options(options, strukt)?;
+    let format = ollama_format(m.get("format"), strukt)?;
+    let (tools, tool_choice) = chat_tools(&m, chat)?;
     let get = |k: &str| m.get(k).unwrap_or(&null);
     let content_key = content_key(&[
         get("model"),
@@ -637,6 +546,121 @@ pub fn parse_ollama_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         tools,
         tool_choice,
         content_key,
+    })
+}
+
+/// The body as a JSON object, or Go's decoder's error for `api.<strukt>`.
+fn ollama_object(parsed: ParsedBody, strukt: &str) -> Result<Map<String, Value>, LlmError> {
+    match parsed {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(LlmError::invalid(
+            format!(
+                "json: cannot unmarshal {} into Go value of type api.{strukt}",
+                go_kind(&other)
+            ),
+            None,
+            None,
+        )),
+        Err(e) if e.is_eof() => Err(LlmError::invalid("unexpected EOF", None, None)),
+        Err(_) => Err(LlmError::invalid(
+            "invalid character in JSON request body",
+            None,
+            None,
+        )),
+    }
+}
+
+/// The conversation: `system` first, then `messages` (chat) or `prompt` (generate).
+fn ollama_messages(
+    m: &Map<String, Value>,
+    chat: bool,
+    strukt: &str,
+) -> Result<Vec<Message>, LlmError> {
+    let mut messages = vec![];
+    if let Some(sys) = m.get("system").and_then(Value::as_str) {
+        messages.push(Message {
+            role: "system".into(),
+            content: sys.to_string(),
+        });
+    }
+    if !chat {
+        match m.get("prompt") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => messages.push(Message {
+                role: "user".into(),
+                content: s.clone(),
+            }),
+            Some(other) => return Err(go_type_error(strukt, "prompt", "string", other)),
+        }
+        return Ok(messages);
+    }
+    match m.get("messages") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(arr)) => {
+            for msg in arr {
+                let role = msg.get("role").and_then(Value::as_str).unwrap_or("user");
+                let content = match msg.get("content") {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => {
+                        return Err(go_type_error("Message", "content", "string", other))
+                    }
+                };
+                messages.push(Message {
+                    role: role.to_string(),
+                    content,
+                });
+            }
+        }
+        Some(other) => return Err(go_type_error(strukt, "messages", "[]api.Message", other)),
+    }
+    Ok(messages)
+}
+
+/// `options.num_predict` (negative: no limit; past `u32::MAX`: `u32::MAX`) and
+/// `options.stop`.
+fn ollama_options(options: &Value, strukt: &str) -> Result<(Option<u32>, Vec<String>), LlmError> {
+    if !options.is_null() && !options.is_object() {
+        return Err(go_type_error(
+            strukt,
+            "options",
+            "map[string]interface {}",
+            options,
+        ));
+    }
+    let max_tokens = match options.get("num_predict") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_i64() {
+            Some(n) if n < 0 => None,
+            Some(n) => Some(n.min(u32::MAX as i64) as u32),
+            None => {
+                return Err(LlmError::invalid(
+                    format!("option \"num_predict\" must be of type integer, got {v}"),
+                    Some("options"),
+                    None,
+                ))
+            }
+        },
+    };
+    let stop = stop_list(options.get("stop"), "options.stop")?;
+    Ok((max_tokens, stop))
+}
+
+/// `format`: absent or `""` (text), `"json"`, or a JSON Schema object.
+fn ollama_format(format: Option<&Value>, strukt: &str) -> Result<OutputFormat, LlmError> {
+    Ok(match format {
+        None | Some(Value::Null) => OutputFormat::Text,
+        Some(Value::String(s)) if s.is_empty() => OutputFormat::Text,
+        Some(Value::String(s)) if s == "json" => OutputFormat::JsonObject,
+        Some(Value::String(s)) => {
+            return Err(LlmError::invalid(
+                format!("invalid format: {s:?}; expected \"json\" or a valid JSON Schema"),
+                Some("format"),
+                None,
+            ))
+        }
+        Some(schema @ Value::Object(_)) => OutputFormat::JsonSchema(schema.clone()),
+        Some(other) => return Err(go_type_error(strukt, "format", "json.RawMessage", other)),
     })
 }
 

@@ -24,27 +24,48 @@ fn halted(message: &str) -> Value {
     json!({"body": [{"errorCode": "PROCESSING_HALTED", "message": message}], "httpHeaders": {}, "httpStatusCode": 400})
 }
 
-/// Replace `@{ref.path}` in a string with values from earlier results.
-fn substitute(text: &str, results: &HashMap<String, Value>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
+/// Why a subrequest's references could not be replaced.
+enum Unresolved {
+    /// A reference names nothing (Salesforce's message).
+    Missing(String),
+    /// The text grew past the request body limit.
+    TooLarge,
+}
+
+/// Replace `@{ref.path}` in a string with values from earlier results, the text staying
+/// within `limit` bytes (each reference may expand to a whole earlier result).
+fn substitute(
+    text: &str,
+    results: &HashMap<String, Value>,
+    limit: usize,
+) -> Result<String, Unresolved> {
+    let mut out = String::with_capacity(text.len().min(limit));
     let mut rest = text;
     while let Some(start) = rest.find("@{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            return Err(format!("Invalid reference specified: {after}"));
+            return Err(Unresolved::Missing(format!(
+                "Invalid reference specified: {after}"
+            )));
         };
         let expr = &after[..end];
         let value = resolve(expr, results).ok_or_else(|| {
-            format!("Invalid reference specified. No value for {expr} found in {}. Provided referenceId ('{}') doesn't exist, or the referenced field was not returned by that request.", expr.split('.').next().unwrap_or(""), expr.split('.').next().unwrap_or(""))
+            Unresolved::Missing(format!("Invalid reference specified. No value for {expr} found in {}. Provided referenceId ('{}') doesn't exist, or the referenced field was not returned by that request.", expr.split('.').next().unwrap_or(""), expr.split('.').next().unwrap_or("")))
         })?;
         match value {
             Value::String(s) => out.push_str(&s),
             other => out.push_str(&other.to_string()),
         }
+        if out.len() > limit {
+            return Err(Unresolved::TooLarge);
+        }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
+    if out.len() > limit {
+        return Err(Unresolved::TooLarge);
+    }
     Ok(out)
 }
 
@@ -160,15 +181,16 @@ fn run_sub(
     let Some(url) = sub.get("url").and_then(Value::as_str) else {
         return SfError::new(StatusCode::BAD_REQUEST, "INVALID_FIELD", "url is required").into();
     };
-    let url = match substitute(url, results) {
+    let limit = st.config.max_body_bytes;
+    let url = match substitute(url, results, limit) {
         Ok(u) => u,
-        Err(m) => return processing_halted(m),
+        Err(e) => return unresolved(e, limit),
     };
     let body_text = match sub.get("body") {
         None | Some(Value::Null) => String::new(),
-        Some(b) => match substitute(&b.to_string(), results) {
+        Some(b) => match substitute(&b.to_string(), results, limit) {
             Ok(t) => t,
-            Err(m) => return processing_halted(m),
+            Err(e) => return unresolved(e, limit),
         },
     };
     let (path, query) = match url.split_once('?') {
@@ -223,6 +245,13 @@ fn run_sub(
     dispatch(st, org, &sub_ctx, &call)
 }
 
+fn unresolved(e: Unresolved, limit: usize) -> Reply {
+    match e {
+        Unresolved::Missing(message) => processing_halted(message),
+        Unresolved::TooLarge => SfError::body_too_large(limit).into(),
+    }
+}
+
 fn processing_halted(message: String) -> Reply {
     let mut r = Reply::from(SfError::new(
         StatusCode::BAD_REQUEST,
@@ -270,97 +299,124 @@ pub(crate) fn collection(
     call: &Call<'_>,
     body: Option<&Value>,
 ) -> Reply {
-    let limit_error = || {
-        SfError::new(
-            StatusCode::BAD_REQUEST,
-            "EXCEEDED_ID_LIMIT",
-            format!("record limit reached. cannot submit more than {MAX_COLLECTION} records into this call"),
-        )
-    };
-    let empty = HeaderMap::new();
-    let (all_or_none, items): (bool, Vec<CollectionItem>) = match call.method.as_str() {
-        "DELETE" => {
-            let q = call.query.as_deref().unwrap_or("");
-            let ids: Vec<String> = form_value(q.as_bytes(), "ids")
-                .unwrap_or_default()
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
-            let aon = form_value(q.as_bytes(), "allOrNone")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            let mut items = vec![];
-            for id in ids {
-                let Some(obj) = super::ids::normalize(&id)
-                    .and_then(|n| org.schema.object_for_id(&n).map(|o| o.name.clone()))
-                else {
-                    items.push((
-                        Method::DELETE,
-                        vec!["sobjects".into(), "_".into(), id.clone()],
-                        vec![],
-                        Some(id),
-                    ));
-                    continue;
-                };
-                items.push((
-                    Method::DELETE,
-                    vec!["sobjects".into(), obj, id.clone()],
-                    vec![],
-                    Some(id),
-                ));
-            }
-            (aon, items)
-        }
-        "POST" | "PATCH" => {
-            let Some(b) = body.and_then(Value::as_object) else {
-                return SfError::json_parser(
-                    "No content to map due to end-of-input at [line:1, column:0]",
-                )
-                .into();
-            };
-            let aon = b.get("allOrNone").and_then(Value::as_bool).unwrap_or(false);
-            let records = b
-                .get("records")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let mut items = vec![];
-            for rec in records {
-                let obj = rec
-                    .pointer("/attributes/type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let mut fields = rec.as_object().cloned().unwrap_or_default();
-                fields.remove("attributes");
-                if call.method == Method::POST {
-                    items.push((
-                        Method::POST,
-                        vec!["sobjects".into(), obj],
-                        serde_json::to_vec(&fields).unwrap_or_default(),
-                        None,
-                    ));
-                } else {
-                    let id = fields
-                        .remove("Id")
-                        .or_else(|| fields.remove("id"))
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
-                    items.push((
-                        Method::PATCH,
-                        vec!["sobjects".into(), obj, id.clone()],
-                        serde_json::to_vec(&fields).unwrap_or_default(),
-                        Some(id),
-                    ));
-                }
-            }
-            (aon, items)
-        }
+    let items = match call.method.as_str() {
+        "DELETE" => ids_param(call).map(|ids| delete_items(org, call, ids)),
+        "POST" | "PATCH" => write_items(&call.method, body),
         m => return SfError::method_not_allowed(m, "GET,POST,PATCH,DELETE").into(),
     };
-    if items.len() > MAX_COLLECTION {
-        return limit_error().into();
+    match items {
+        Ok((all_or_none, items)) => run_items(st, org, ctx, all_or_none, items),
+        Err(reply) => reply,
     }
+}
+
+/// More records than a collection call takes: Salesforce's `EXCEEDED_ID_LIMIT`.
+fn over_limit() -> Reply {
+    SfError::new(
+        StatusCode::BAD_REQUEST,
+        "EXCEEDED_ID_LIMIT",
+        format!(
+            "record limit reached. cannot submit more than {MAX_COLLECTION} records into this call"
+        ),
+    )
+    .into()
+}
+
+/// The `ids` query parameter (at most [`MAX_COLLECTION`]).
+fn ids_param(call: &Call<'_>) -> Result<Vec<String>, Reply> {
+    let q = call.query.as_deref().unwrap_or("");
+    let ids: Vec<String> = form_value(q.as_bytes(), "ids")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if ids.len() > MAX_COLLECTION {
+        return Err(over_limit());
+    }
+    Ok(ids)
+}
+
+/// `DELETE ?ids=…&allOrNone=…`: one delete per id, on the object its key prefix names.
+fn delete_items(org: &Org, call: &Call<'_>, ids: Vec<String>) -> (bool, Vec<CollectionItem>) {
+    let q = call.query.as_deref().unwrap_or("");
+    let aon = form_value(q.as_bytes(), "allOrNone").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let items = ids
+        .into_iter()
+        .map(|id| {
+            let obj = super::ids::normalize(&id)
+                .and_then(|n| org.schema.object_for_id(&n).map(|o| o.name.clone()))
+                .unwrap_or_else(|| "_".into());
+            (
+                Method::DELETE,
+                vec!["sobjects".into(), obj, id.clone()],
+                vec![],
+                Some(id),
+            )
+        })
+        .collect();
+    (aon, items)
+}
+
+/// `POST` (create) or `PATCH` (update by `Id`) of `{"records": […], "allOrNone": …}`.
+fn write_items(
+    method: &Method,
+    body: Option<&Value>,
+) -> Result<(bool, Vec<CollectionItem>), Reply> {
+    let Some(b) = body.and_then(Value::as_object) else {
+        return Err(SfError::json_parser(
+            "No content to map due to end-of-input at [line:1, column:0]",
+        )
+        .into());
+    };
+    let aon = b.get("allOrNone").and_then(Value::as_bool).unwrap_or(false);
+    let records = b
+        .get("records")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    if records.len() > MAX_COLLECTION {
+        return Err(over_limit());
+    }
+    let items = records.iter().map(|rec| write_item(method, rec)).collect();
+    Ok((aon, items))
+}
+
+fn write_item(method: &Method, rec: &Value) -> CollectionItem {
+    let obj = rec
+        .pointer("/attributes/type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut fields = rec.as_object().cloned().unwrap_or_default();
+    fields.remove("attributes");
+    if *method == Method::POST {
+        let body = serde_json::to_vec(&fields).unwrap_or_default();
+        return (Method::POST, vec!["sobjects".into(), obj], body, None);
+    }
+    let id = fields
+        .remove("Id")
+        .or_else(|| fields.remove("id"))
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let body = serde_json::to_vec(&fields).unwrap_or_default();
+    (
+        Method::PATCH,
+        vec!["sobjects".into(), obj, id.clone()],
+        body,
+        Some(id),
+    )
+}
+
+/// Run a collection's subrequests in order; with `allOrNone`, one failure rolls back all.
+fn run_items(
+    st: &SfState,
+    org: &mut Org,
+    ctx: &AuthCtx,
+    all_or_none: bool,
+    items: Vec<CollectionItem>,
+) -> Reply {
+    let empty = HeaderMap::new();
     let snapshot = all_or_none.then(|| org.data.clone());
     let mut out = vec![];
     let mut any_failed = false;
@@ -403,21 +459,11 @@ pub(crate) fn retrieve(
     obj: &str,
     call: &Call<'_>,
 ) -> Reply {
+    let ids = match ids_param(call) {
+        Ok(ids) => ids,
+        Err(reply) => return reply,
+    };
     let q = call.query.as_deref().unwrap_or("");
-    let ids: Vec<String> = form_value(q.as_bytes(), "ids")
-        .unwrap_or_default()
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if ids.len() > MAX_COLLECTION {
-        return SfError::new(
-            StatusCode::BAD_REQUEST,
-            "EXCEEDED_ID_LIMIT",
-            format!("record limit reached. cannot submit more than {MAX_COLLECTION} records into this call"),
-        )
-        .into();
-    }
     let Some(fields) = form_value(q.as_bytes(), "fields") else {
         return SfError::new(
             StatusCode::BAD_REQUEST,

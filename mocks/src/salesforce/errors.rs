@@ -95,6 +95,14 @@ impl SfError {
             format!("{object} ID: id value of incorrect type: {id}"),
         )
     }
+    /// 413 for a request body over the mock's limit (`max_body_bytes`).
+    pub fn body_too_large(max_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "REQUEST_ENTITY_TOO_LARGE",
+            format!("The request body exceeds the maximum of {max_bytes} bytes"),
+        )
+    }
     /// 400 JSON_PARSER_ERROR.
     pub fn json_parser(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", message)

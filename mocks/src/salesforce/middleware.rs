@@ -17,6 +17,7 @@ use http_body_util::BodyExt;
 use super::errors::{ErrorCode, SfError};
 use super::SfState;
 use crate::fault::{Action, RequestInfo};
+use crate::head::{HeadFacts, HeadPolicy, RawAnswer, Unreadable};
 use crate::history::{digest, Dependency, PendingRecord, RequestRecord};
 use crate::server::ConnControl;
 pub(crate) use crate::wire::bearer_token;
@@ -221,51 +222,18 @@ fn gate(
 pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Next) -> Response {
     let seq = st.history.next_seq();
     let arrived = st.clock.elapsed();
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let route = classify(&parts.method, &path);
     let dependency = route.dependency.unwrap_or(Dependency::Salesforce);
-
-    let collected = http_body_util::Limited::new(body, st.config.max_body_bytes)
-        .collect()
-        .await;
-    let (bytes, body_error) = match collected {
-        Ok(c) => (c.to_bytes(), None),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            (
-                Bytes::new(),
-                Some(SfError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "REQUEST_ENTITY_TOO_LARGE",
-                    format!(
-                        "The request body exceeds the maximum of {} bytes",
-                        st.config.max_body_bytes
-                    ),
-                )),
-            )
-        }
-        Err(_) => (
-            Bytes::new(),
-            Some(SfError::json_parser("The request body could not be read")),
-        ),
+    // A head past Salesforce's limits is refused by its front servers; the body is not read.
+    let (bytes, early) = match HEAD_POLICY.refuse(&parts.method, &parts.uri, &parts.headers) {
+        Some(refused) => (Bytes::new(), Some(refused)),
+        None => read_body(&st, body).await,
     };
-
     let token = bearer_token(&parts.headers);
     // One look at the session store: who is calling, and is the session live.
-    let caller = token.and_then(|t| {
-        let now = st.clock.elapsed();
-        let auth = st.auth.lock();
-        let s = auth.session(t)?;
-        Some(Caller {
-            client_id: s.client_id.clone(),
-            username: s.username.clone(),
-            user_id: s.user_id.clone(),
-            live: auth.check(t, now).is_ok(),
-        })
-    });
+    let caller = token.and_then(|t| caller_of(&st, t));
     let (client_id, user) = match &caller {
         Some(s) => (s.client_id.clone(), Some(s.username.clone())),
         None if route.operation.starts_with("oauth.") => (
@@ -292,30 +260,15 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
         history: st.history.clone(),
         clock: st.clock.clone(),
         arrived,
-        record: Some(RequestRecord {
+        record: Some(new_record(
             seq,
-            dependency,
-            at_us: arrived.as_micros() as u64,
-            latency_us: 0,
-            method: parts.method.to_string(),
-            path,
-            operation: route.operation.to_string(),
-            sobject: route.sobject.clone(),
-            record: route.record.clone(),
-            status: 0,
-            error_code: None,
-            client_id,
-            user,
-            token_digest: token.map(|t| digest(t.as_bytes())),
-            body_digest: (!bytes.is_empty()).then(|| digest(&bytes)),
-            query_digest: parts.uri.query().map(|q| digest(q.as_bytes())),
-            body_len: bytes.len() as u64,
-            fault: verdict.history_label(),
-            retry_count: retry_count(&parts.headers),
-            idempotency_key: crate::wire::idempotency_key(&parts.headers),
-            retry_after_ms: None,
-            llm: None,
-        }),
+            arrived,
+            &parts,
+            &route,
+            (client_id, user),
+            &bytes,
+            verdict.history_label(),
+        )),
     };
     if let Some(d) = verdict.delay {
         tokio::time::sleep(d).await;
@@ -323,36 +276,15 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
     let conn = parts.extensions.get::<Arc<ConnControl>>().cloned();
     let dropped = matches!(verdict.action, Action::Drop | Action::Reset | Action::Lose);
     let lose = matches!(verdict.action, Action::Lose);
-    // A canned Salesforce error keeps its errorCode in the history, like a real one.
-    let canned_code = match &verdict.action {
-        Action::Respond(c) if c.status.as_u16() >= 400 => {
-            serde_json::from_slice::<serde_json::Value>(&c.body)
-                .ok()
-                .and_then(|v| v[0]["errorCode"].as_str().map(str::to_string))
-        }
-        _ => None,
-    };
+    let canned_code = canned_error_code(&verdict.action);
     let response = match intervene(verdict.action, conn.clone(), &st.stop).await {
         Some(r) => r,
-        None => match body_error {
-            Some(e) => e.into_response(),
-            None => match gate(&st, &route, caller.as_ref()) {
-                Err(resp) => resp,
-                Ok(ctx) => {
-                    let authed = ctx.is_some();
-                    if let Some(ctx) = ctx {
-                        parts.extensions.insert(ctx);
-                    }
-                    let mut resp = next
-                        .run(Request::from_parts(parts, Body::from(bytes)))
-                        .await;
-                    if authed {
-                        resp.headers_mut()
-                            .insert("sforce-limit-info", limit_header(&st));
-                    }
-                    resp
-                }
-            },
+        None => match early {
+            Some(e) => e,
+            None => {
+                let gated = gate(&st, &route, caller.as_ref());
+                serve_gated(&st, gated, parts, bytes, next).await
+            }
         },
     };
     if let Some(rec) = pending.record.as_mut() {
@@ -375,4 +307,155 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
         return crate::wire::aborting_response();
     }
     response
+}
+
+/// Salesforce's request-head limits, documented: "In each REST call, the maximum length for
+/// the combined URI and headers is 16,384 bytes. A request exceeding this limit returns a 431
+/// Request Header Fields Too Large error. If the URI itself exceeds this limit, the request
+/// returns a 414 URI Too Long error." The answers come from its Jetty front servers: Jetty's
+/// `Bad Message` page, not a JSON error array.
+pub(crate) const HEAD_POLICY: HeadPolicy = HeadPolicy {
+    // Past hyper's own URI limit (65,534 bytes), so an over-long URI is a 414, not a 431.
+    read_buffer: 128 * 1024,
+    judge: judge_head,
+    unreadable: |why| match why {
+        Unreadable::UriTooLong => jetty_bad_message(StatusCode::URI_TOO_LONG),
+        Unreadable::HeadTooLarge => jetty_bad_message(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+    },
+};
+
+/// The most bytes of URI, and of URI and headers together, Salesforce reads.
+const MAX_HEAD_BYTES: usize = 16_384;
+
+fn judge_head(f: &HeadFacts) -> Option<RawAnswer> {
+    if f.target > MAX_HEAD_BYTES {
+        Some(jetty_bad_message(StatusCode::URI_TOO_LONG))
+    } else if f.head > MAX_HEAD_BYTES {
+        Some(jetty_bad_message(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ))
+    } else {
+        None
+    }
+}
+
+/// Jetty's answer to a request it will not read (`ErrorHandler.badMessageError`).
+fn jetty_bad_message(status: StatusCode) -> RawAnswer {
+    RawAnswer::new(
+        status,
+        Some("text/html;charset=iso-8859-1"),
+        format!(
+            "<h1>Bad Message {}</h1><pre>reason: {}</pre>",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ),
+    )
+}
+
+/// The body, read under the size limit; past it, or unreadable, the error to answer with.
+async fn read_body(st: &SfState, body: Body) -> (Bytes, Option<Response>) {
+    let collected = http_body_util::Limited::new(body, st.config.max_body_bytes)
+        .collect()
+        .await;
+    match collected {
+        Ok(c) => (c.to_bytes(), None),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            let e = SfError::body_too_large(st.config.max_body_bytes);
+            (Bytes::new(), Some(e.into_response()))
+        }
+        Err(_) => (
+            Bytes::new(),
+            Some(SfError::json_parser("The request body could not be read").into_response()),
+        ),
+    }
+}
+
+/// The caller a bearer token names, if the session store knows it.
+fn caller_of(st: &SfState, token: &str) -> Option<Caller> {
+    let now = st.clock.elapsed();
+    let auth = st.auth.lock();
+    let s = auth.session(token)?;
+    Some(Caller {
+        client_id: s.client_id.clone(),
+        username: s.username.clone(),
+        user_id: s.user_id.clone(),
+        live: auth.check(token, now).is_ok(),
+    })
+}
+
+/// A canned Salesforce error keeps its errorCode in the history, like a real one.
+fn canned_error_code(action: &Action) -> Option<String> {
+    match action {
+        Action::Respond(c) if c.status.as_u16() >= 400 => {
+            serde_json::from_slice::<serde_json::Value>(&c.body)
+                .ok()
+                .and_then(|v| v[0]["errorCode"].as_str().map(str::to_string))
+        }
+        _ => None,
+    }
+}
+
+/// The history record of a request as it arrives (status and error code come later).
+fn new_record(
+    seq: u64,
+    arrived: std::time::Duration,
+    parts: &http::request::Parts,
+    route: &RouteInfo,
+    (client_id, user): (Option<String>, Option<String>),
+    bytes: &Bytes,
+    fault: Option<String>,
+) -> RequestRecord {
+    RequestRecord {
+        seq,
+        dependency: route.dependency.unwrap_or(Dependency::Salesforce),
+        at_us: arrived.as_micros() as u64,
+        latency_us: 0,
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        operation: route.operation.to_string(),
+        sobject: route.sobject.clone(),
+        record: route.record.clone(),
+        status: 0,
+        error_code: None,
+        client_id,
+        user,
+        token_digest: bearer_token(&parts.headers).map(|t| digest(t.as_bytes())),
+        body_digest: (!bytes.is_empty()).then(|| digest(bytes)),
+        query_digest: parts.uri.query().map(|q| digest(q.as_bytes())),
+        body_len: bytes.len() as u64,
+        fault,
+        retry_count: retry_count(&parts.headers),
+        idempotency_key: crate::wire::idempotency_key(&parts.headers),
+        retry_after_ms: None,
+        llm: None,
+    }
+}
+
+/// A request past the gates: the handler's answer, with `Sforce-Limit-Info` on data-API calls.
+async fn serve_gated(
+    st: &SfState,
+    gated: Result<Option<AuthCtx>, Response>,
+    mut parts: http::request::Parts,
+    bytes: Bytes,
+    next: Next,
+) -> Response {
+    let ctx = match gated {
+        Ok(ctx) => ctx,
+        Err(resp) => return resp,
+    };
+    let authed = ctx.is_some();
+    if let Some(ctx) = ctx {
+        parts.extensions.insert(ctx);
+    }
+    let mut resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if authed {
+        resp.headers_mut()
+            .insert("sforce-limit-info", limit_header(st));
+    }
+    resp
 }

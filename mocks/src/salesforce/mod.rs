@@ -273,7 +273,7 @@ impl MockSalesforceBuilder {
     pub async fn start(self) -> Result<MockSalesforce, MockError> {
         let (state, listen, stop) = self.build_state()?;
         let app = router(state.clone());
-        let server = server::serve(app, &listen, stop).await?;
+        let server = server::serve_with(app, &listen, stop, Some(middleware::HEAD_POLICY)).await?;
         *state.public_url.write() = server.base_url();
         Ok(MockSalesforce {
             server,

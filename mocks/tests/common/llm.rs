@@ -90,6 +90,11 @@ impl Llm {
                 body.map(|b| b.to_vec()).unwrap_or_default(),
             ))
             .unwrap();
+        self.send_request(req).await
+    }
+
+    /// Send a request built by the caller and read the whole answer.
+    pub async fn send_request(&self, req: Request<axum::body::Body>) -> Answer {
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();

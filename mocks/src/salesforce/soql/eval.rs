@@ -268,62 +268,123 @@ fn like_match(pat: &[LikeTok], text: &[char]) -> bool {
     pat[p.min(pat.len())..].iter().all(|x| *x == LikeTok::Any)
 }
 
-fn bind_cond(schema: &OrgSchema, obj: &ObjectDef, c: &Cond) -> Result<Pred, SoqlError> {
-    Ok(match c {
-        Cond::And(v) => Pred::And(
-            v.iter()
-                .map(|c| bind_cond(schema, obj, c))
-                .collect::<Result<_, _>>()?,
-        ),
-        Cond::Or(v) => Pred::Or(
-            v.iter()
-                .map(|c| bind_cond(schema, obj, c))
-                .collect::<Result<_, _>>()?,
-        ),
-        Cond::Not(c) => Pred::Not(Box::new(bind_cond(schema, obj, c)?)),
+/// The deepest condition tree bound: the parser's nesting plus the top-level `AND`/`OR`.
+const MAX_TREE_DEPTH: usize = super::parser::MAX_NESTING + 1;
+
+/// Bind a condition tree; `depth` is the tree depth of `c` (1 at the top). Trees deeper than
+/// the parser builds (a [`Query`] made in code) are refused, so evaluation never recurses
+/// deeper than parsing allows. The recursive path keeps its frames small: leaves are bound
+/// by [`bind_leaf`], outside it.
+fn bind_cond(
+    schema: &OrgSchema,
+    obj: &ObjectDef,
+    c: &Cond,
+    depth: usize,
+) -> Result<Pred, SoqlError> {
+    if depth > MAX_TREE_DEPTH {
+        return Err(super::too_deep(None));
+    }
+    match c {
+        Cond::And(v) => bind_all(schema, obj, v, depth + 1).map(Pred::And),
+        Cond::Or(v) => bind_all(schema, obj, v, depth + 1).map(Pred::Or),
+        Cond::Not(c) => bind_cond(schema, obj, c, depth + 1).map(|p| Pred::Not(Box::new(p))),
+        leaf => bind_leaf(schema, obj, leaf, depth),
+    }
+}
+
+fn bind_all(
+    schema: &OrgSchema,
+    obj: &ObjectDef,
+    conds: &[Cond],
+    depth: usize,
+) -> Result<Vec<Pred>, SoqlError> {
+    let mut out = Vec::with_capacity(conds.len());
+    for c in conds {
+        out.push(bind_cond(schema, obj, c, depth)?);
+    }
+    Ok(out)
+}
+
+/// Bind a comparison, `IN` or `LIKE`.
+#[inline(never)]
+fn bind_leaf(
+    schema: &OrgSchema,
+    obj: &ObjectDef,
+    c: &Cond,
+    depth: usize,
+) -> Result<Pred, SoqlError> {
+    match c {
         Cond::Cmp {
             field,
             op,
             value,
             value_pos,
-        } => {
-            let b = bind(schema, obj, field)?;
-            let t = b.ftype();
-            if t == FieldType::Boolean && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
-                return Err(SoqlError::at(
-                    "INVALID_QUERY_FILTER_OPERATOR",
-                    "invalid operator on boolean field",
-                    *value_pos,
-                ));
-            }
-            let cv = convert(field, t, value, *value_pos)?;
-            Pred::Cmp(b, *op, cv)
-        }
+        } => bind_cmp(schema, obj, field, *op, value, *value_pos),
         Cond::In {
             field,
             negated,
             values,
-        } => {
-            let b = bind(schema, obj, field)?;
-            let t = b.ftype();
-            let cvs = values
-                .iter()
-                .map(|(l, p)| convert(field, t, l, *p))
-                .collect::<Result<_, _>>()?;
-            Pred::In(b, *negated, cvs)
-        }
-        Cond::Like { field, pattern } => {
-            let b = bind(schema, obj, field)?;
-            if !b.ftype().is_text() {
-                return Err(SoqlError::at(
-                    "INVALID_QUERY_FILTER_OPERATOR",
-                    format!("invalid operator on {} field", type_word(b.ftype())),
-                    field.pos,
-                ));
-            }
-            Pred::Like(b, like_pattern(pattern))
-        }
-    })
+        } => bind_in(schema, obj, field, *negated, values),
+        Cond::Like { field, pattern } => bind_like(schema, obj, field, pattern),
+        Cond::And(_) | Cond::Or(_) | Cond::Not(_) => bind_cond(schema, obj, c, depth),
+    }
+}
+
+/// Bind `field [NOT] IN (…)`.
+fn bind_in(
+    schema: &OrgSchema,
+    obj: &ObjectDef,
+    field: &FieldPath,
+    negated: bool,
+    values: &[(Literal, Pos)],
+) -> Result<Pred, SoqlError> {
+    let b = bind(schema, obj, field)?;
+    let t = b.ftype();
+    let cvs = values
+        .iter()
+        .map(|(l, p)| convert(field, t, l, *p))
+        .collect::<Result<_, _>>()?;
+    Ok(Pred::In(b, negated, cvs))
+}
+
+/// Bind `field LIKE 'pattern'`.
+fn bind_like(
+    schema: &OrgSchema,
+    obj: &ObjectDef,
+    field: &FieldPath,
+    pattern: &str,
+) -> Result<Pred, SoqlError> {
+    let b = bind(schema, obj, field)?;
+    if !b.ftype().is_text() {
+        return Err(SoqlError::at(
+            "INVALID_QUERY_FILTER_OPERATOR",
+            format!("invalid operator on {} field", type_word(b.ftype())),
+            field.pos,
+        ));
+    }
+    Ok(Pred::Like(b, like_pattern(pattern)))
+}
+
+/// Bind `field op literal`.
+fn bind_cmp(
+    schema: &OrgSchema,
+    obj: &ObjectDef,
+    field: &FieldPath,
+    op: CmpOp,
+    value: &Literal,
+    value_pos: Pos,
+) -> Result<Pred, SoqlError> {
+    let b = bind(schema, obj, field)?;
+    let t = b.ftype();
+    if t == FieldType::Boolean && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+        return Err(SoqlError::at(
+            "INVALID_QUERY_FILTER_OPERATOR",
+            "invalid operator on boolean field",
+            value_pos,
+        ));
+    }
+    let cv = convert(field, t, value, value_pos)?;
+    Ok(Pred::Cmp(b, op, cv))
 }
 
 struct Ctx<'a> {
@@ -355,9 +416,31 @@ impl Ctx<'_> {
 
     fn eval(&self, obj: &ObjectDef, r: &Record, p: &Pred) -> bool {
         match p {
-            Pred::And(v) => v.iter().all(|p| self.eval(obj, r, p)),
-            Pred::Or(v) => v.iter().any(|p| self.eval(obj, r, p)),
+            Pred::And(v) => {
+                for p in v {
+                    if !self.eval(obj, r, p) {
+                        return false;
+                    }
+                }
+                true
+            }
+            Pred::Or(v) => {
+                for p in v {
+                    if self.eval(obj, r, p) {
+                        return true;
+                    }
+                }
+                false
+            }
             Pred::Not(p) => !self.eval(obj, r, p),
+            leaf => self.eval_leaf(obj, r, leaf),
+        }
+    }
+
+    /// A comparison, `IN` or `LIKE` on one record (outside the recursion of [`Ctx::eval`]).
+    #[inline(never)]
+    fn eval_leaf(&self, obj: &ObjectDef, r: &Record, p: &Pred) -> bool {
+        match p {
             Pred::Cmp(b, op, lit) => {
                 let v = to_cv(b.ftype(), &self.value(obj, r, b));
                 match (op, &v, lit) {
@@ -389,6 +472,7 @@ impl Ctx<'_> {
                 }
                 _ => false,
             },
+            Pred::And(_) | Pred::Or(_) | Pred::Not(_) => self.eval(obj, r, p),
         }
     }
 
@@ -451,35 +535,11 @@ pub fn execute(
             q.from_pos,
         )
     })?;
-    let fields: Vec<Bound> = match &q.select {
-        Selection::Count => vec![],
-        Selection::Fields(list) => {
-            let mut seen = std::collections::HashSet::new();
-            let mut out = vec![];
-            for p in list {
-                let b = bind(schema, obj, p)?;
-                let key = match &b {
-                    Bound::Own { field, .. } => field.to_ascii_lowercase(),
-                    Bound::Parent {
-                        rel_name, field, ..
-                    } => format!("{rel_name}.{field}").to_ascii_lowercase(),
-                };
-                if !seen.insert(key) {
-                    return Err(SoqlError::at(
-                        "MALFORMED_QUERY",
-                        format!("duplicate field selected: {}", p.text()),
-                        p.pos,
-                    ));
-                }
-                out.push(b);
-            }
-            out
-        }
-    };
+    let fields = bind_selection(schema, obj, &q.select)?;
     let pred = q
         .filter
         .as_ref()
-        .map(|c| bind_cond(schema, obj, c))
+        .map(|c| bind_cond(schema, obj, c, 1))
         .transpose()?;
     let order: Vec<(Bound, bool, bool)> = q
         .order
@@ -502,53 +562,7 @@ pub fn execute(
         .filter(|r| pred.as_ref().is_none_or(|p| ctx.eval(obj, r, p)))
         .collect();
     if !order.is_empty() {
-        let keyed: Vec<(Vec<Cv>, &Record)> = rows
-            .into_iter()
-            .map(|r| {
-                (
-                    order
-                        .iter()
-                        .map(|(b, _, _)| to_cv(b.ftype(), &ctx.value(obj, r, b)))
-                        .collect(),
-                    r,
-                )
-            })
-            .collect();
-        let mut keyed = keyed;
-        keyed.sort_by(|(a, _), (b, _)| {
-            for (i, (_, desc, nulls_first)) in order.iter().enumerate() {
-                let o = match (&a[i], &b[i]) {
-                    (Cv::Null, Cv::Null) => Ordering::Equal,
-                    (Cv::Null, _) => {
-                        if *nulls_first {
-                            Ordering::Less
-                        } else {
-                            Ordering::Greater
-                        }
-                    }
-                    (_, Cv::Null) => {
-                        if *nulls_first {
-                            Ordering::Greater
-                        } else {
-                            Ordering::Less
-                        }
-                    }
-                    (x, y) => {
-                        let o = cmp_cv(x, y).unwrap_or(Ordering::Equal);
-                        if *desc {
-                            o.reverse()
-                        } else {
-                            o
-                        }
-                    }
-                };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-            Ordering::Equal
-        });
-        rows = keyed.into_iter().map(|(_, r)| r).collect();
+        rows = sort_rows(&ctx, obj, rows, &order);
     }
     let offset = q.offset.unwrap_or(0);
     let rows = rows
@@ -561,6 +575,90 @@ pub fn execute(
             Outcome::Rows(rows.map(|r| ctx.render(obj, r, &fields, version)).collect())
         }
     })
+}
+
+/// The selected fields bound to the schema (none for `COUNT()`); a field selected twice is
+/// Salesforce's `duplicate field selected`.
+fn bind_selection(
+    schema: &OrgSchema,
+    obj: &ObjectDef,
+    select: &Selection,
+) -> Result<Vec<Bound>, SoqlError> {
+    let Selection::Fields(list) = select else {
+        return Ok(vec![]);
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut out = vec![];
+    for p in list {
+        let b = bind(schema, obj, p)?;
+        let key = match &b {
+            Bound::Own { field, .. } => field.to_ascii_lowercase(),
+            Bound::Parent {
+                rel_name, field, ..
+            } => format!("{rel_name}.{field}").to_ascii_lowercase(),
+        };
+        if !seen.insert(key) {
+            return Err(SoqlError::at(
+                "MALFORMED_QUERY",
+                format!("duplicate field selected: {}", p.text()),
+                p.pos,
+            ));
+        }
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// Rows in `ORDER BY` order: keys computed once per row, then a stable sort.
+fn sort_rows<'r>(
+    ctx: &Ctx<'_>,
+    obj: &ObjectDef,
+    rows: Vec<&'r Record>,
+    order: &[(Bound, bool, bool)],
+) -> Vec<&'r Record> {
+    let mut keyed: Vec<(Vec<Cv>, &Record)> = rows
+        .into_iter()
+        .map(|r| {
+            (
+                order
+                    .iter()
+                    .map(|(b, _, _)| to_cv(b.ftype(), &ctx.value(obj, r, b)))
+                    .collect(),
+                r,
+            )
+        })
+        .collect();
+    keyed.sort_by(|(a, _), (b, _)| {
+        order
+            .iter()
+            .zip(a.iter().zip(b))
+            .map(|((_, desc, nulls_first), (x, y))| order_key(x, y, *desc, *nulls_first))
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    });
+    keyed.into_iter().map(|(_, r)| r).collect()
+}
+
+/// How two values of one `ORDER BY` key compare.
+fn order_key(a: &Cv, b: &Cv, desc: bool, nulls_first: bool) -> Ordering {
+    let null_side = if nulls_first {
+        Ordering::Less
+    } else {
+        Ordering::Greater
+    };
+    match (a, b) {
+        (Cv::Null, Cv::Null) => Ordering::Equal,
+        (Cv::Null, _) => null_side,
+        (_, Cv::Null) => null_side.reverse(),
+        (x, y) => {
+            let o = cmp_cv(x, y).unwrap_or(Ordering::Equal);
+            if desc {
+                o.reverse()
+            } else {
+                o
+            }
+        }
+    }
 }
 
 #[cfg(test)]

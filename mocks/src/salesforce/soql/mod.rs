@@ -5,6 +5,8 @@
 //! `WHERE` with `= != <> < > <= >= LIKE IN NOT IN`, `AND`/`OR`/`NOT`, parentheses, `NULL`,
 //! string/number/boolean/date/datetime literals, `ORDER BY … ASC|DESC NULLS FIRST|LAST`,
 //! `LIMIT` and `OFFSET`. Errors carry Salesforce's codes and the row/column they point at.
+//! Statements longer than 100,000 characters, and conditions nested deeper than
+//! [`parser::MAX_NESTING`], are `MALFORMED_QUERY`.
 
 pub mod eval;
 pub mod parser;
@@ -159,6 +161,18 @@ pub struct SoqlError {
     pub message: String,
     /// Where the problem is, if known.
     pub pos: Option<Pos>,
+}
+
+/// The error for conditions nested past [`parser::MAX_NESTING`] (parser and evaluator alike).
+pub(crate) fn too_deep(pos: Option<Pos>) -> SoqlError {
+    SoqlError {
+        code: "MALFORMED_QUERY",
+        message: format!(
+            "conditions nest deeper than {} levels of parentheses and NOT",
+            parser::MAX_NESTING
+        ),
+        pos,
+    }
 }
 
 impl SoqlError {

@@ -1,5 +1,8 @@
-//! Lexer and recursive-descent parser for the SOQL subset. Never panics on any input; every
-//! problem is a [`SoqlError`] naming the row and column.
+//! Lexer and parser for the SOQL subset. Never panics on any input; every problem is a
+//! [`SoqlError`] naming the row and column. Bounded on any input: a statement is at most
+//! [`MAX_QUERY_CHARS`] characters (Salesforce's limit), and `WHERE` conditions are parsed on
+//! an explicit stack, nesting at most [`MAX_NESTING`] deep, so no query can exhaust the call
+//! stack here or in the evaluator.
 
 use chrono::NaiveDate;
 
@@ -35,12 +38,6 @@ fn lex(src: &str) -> Result<Vec<Token>, SoqlError> {
     let (mut i, mut line, mut col) = (0usize, 1usize, 1usize);
     while i < chars.len() {
         let c = chars[i];
-        let pos = Pos { line, col };
-        let start = i;
-        let advance = |i: &mut usize, col: &mut usize, n: usize| {
-            *i += n;
-            *col += n;
-        };
         if c == '\n' {
             i += 1;
             line += 1;
@@ -48,193 +45,19 @@ fn lex(src: &str) -> Result<Vec<Token>, SoqlError> {
             continue;
         }
         if c.is_whitespace() {
-            advance(&mut i, &mut col, 1);
+            i += 1;
+            col += 1;
             continue;
         }
-        let tok = match c {
-            ',' => {
-                advance(&mut i, &mut col, 1);
-                Tok::Comma
-            }
-            '.' => {
-                advance(&mut i, &mut col, 1);
-                Tok::Dot
-            }
-            '(' => {
-                advance(&mut i, &mut col, 1);
-                Tok::LParen
-            }
-            ')' => {
-                advance(&mut i, &mut col, 1);
-                Tok::RParen
-            }
-            ':' => {
-                advance(&mut i, &mut col, 1);
-                Tok::Colon
-            }
-            '=' => {
-                advance(&mut i, &mut col, 1);
-                Tok::Op(CmpOp::Eq)
-            }
-            '!' if chars.get(i + 1) == Some(&'=') => {
-                advance(&mut i, &mut col, 2);
-                Tok::Op(CmpOp::Ne)
-            }
-            '<' => match chars.get(i + 1) {
-                Some('=') => {
-                    advance(&mut i, &mut col, 2);
-                    Tok::Op(CmpOp::Le)
-                }
-                Some('>') => {
-                    advance(&mut i, &mut col, 2);
-                    Tok::Op(CmpOp::Ne)
-                }
-                _ => {
-                    advance(&mut i, &mut col, 1);
-                    Tok::Op(CmpOp::Lt)
-                }
-            },
-            '>' => {
-                if chars.get(i + 1) == Some(&'=') {
-                    advance(&mut i, &mut col, 2);
-                    Tok::Op(CmpOp::Ge)
-                } else {
-                    advance(&mut i, &mut col, 1);
-                    Tok::Op(CmpOp::Gt)
-                }
-            }
-            '\'' => {
-                let mut s = String::new();
-                let mut j = i + 1;
-                loop {
-                    match chars.get(j) {
-                        None => {
-                            return Err(SoqlError::at(
-                                "MALFORMED_QUERY",
-                                "unterminated string literal",
-                                pos,
-                            ))
-                        }
-                        Some('\'') => break,
-                        Some('\\') => {
-                            let esc = match chars.get(j + 1) {
-                                Some('n') => '\n',
-                                Some('t') => '\t',
-                                Some('r') => '\r',
-                                Some('b') => '\u{8}',
-                                Some('f') => '\u{c}',
-                                Some(&ch @ ('\'' | '"' | '\\' | '%' | '_')) => {
-                                    // \% and \_ stay escaped for LIKE; elsewhere they mean the char.
-                                    if ch == '%' || ch == '_' {
-                                        s.push('\\');
-                                    }
-                                    ch
-                                }
-                                _ => {
-                                    return Err(SoqlError::at(
-                                        "MALFORMED_QUERY",
-                                        "Invalid string literal: illegal escape sequence",
-                                        pos,
-                                    ))
-                                }
-                            };
-                            s.push(esc);
-                            j += 2;
-                        }
-                        Some('\n') => {
-                            return Err(SoqlError::at(
-                                "MALFORMED_QUERY",
-                                "unterminated string literal",
-                                pos,
-                            ))
-                        }
-                        Some(&ch) => {
-                            s.push(ch);
-                            j += 1;
-                        }
-                    }
-                }
-                let n = j + 1 - i;
-                advance(&mut i, &mut col, n);
-                Tok::Str(s)
-            }
-            c if c.is_ascii_digit()
-                || (c == '-' || c == '+')
-                    && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()) =>
-            {
-                let mut j = i + 1;
-                while j < chars.len()
-                    && (chars[j].is_ascii_alphanumeric()
-                        || matches!(chars[j], '.' | '-' | ':' | '+'))
-                {
-                    // A sign only continues a literal inside a date/time (after a digit and 'T' part).
-                    if matches!(chars[j], '+' | '-')
-                        && !chars[start..j].contains(&'T')
-                        && !looks_like_date_so_far(&chars[start..j])
-                    {
-                        break;
-                    }
-                    j += 1;
-                }
-                let text: String = chars[i..j].iter().collect();
-                let n = j - i;
-                let tok = if let Some(d) = NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                    .ok()
-                    .filter(|_| text.len() == 10)
-                {
-                    Tok::Date(d)
-                } else if text.contains('T') {
-                    match parse_datetime(&text) {
-                        Some(t) => Tok::DateTime(t),
-                        None => {
-                            return Err(SoqlError::at(
-                                "MALFORMED_QUERY",
-                                format!(
-                                    "line {}:{} no viable alternative at character '{}'",
-                                    pos.line, pos.col, text
-                                ),
-                                pos,
-                            ))
-                        }
-                    }
-                } else {
-                    match text.parse::<f64>() {
-                        Ok(x) if x.is_finite() => Tok::Num(x),
-                        _ => {
-                            return Err(SoqlError::at(
-                                "MALFORMED_QUERY",
-                                format!("unexpected token: '{text}'"),
-                                pos,
-                            ))
-                        }
-                    }
-                };
-                advance(&mut i, &mut col, n);
-                tok
-            }
-            c if c.is_alphabetic() || c == '_' => {
-                let mut j = i + 1;
-                while j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_') {
-                    j += 1;
-                }
-                let text: String = chars[i..j].iter().collect();
-                let n = j - i;
-                advance(&mut i, &mut col, n);
-                Tok::Ident(text)
-            }
-            other => {
-                return Err(SoqlError::at(
-                    "MALFORMED_QUERY",
-                    format!(
-                        "line {}:{} no viable alternative at character '{other}'",
-                        pos.line, pos.col
-                    ),
-                    pos,
-                ))
-            }
-        };
-        let text: String = chars[start..i].iter().collect();
-        out.push(Token { tok, pos, text });
+        let pos = Pos { line, col };
+        let (tok, n) = token_at(&chars, i, pos)?;
+        out.push(Token {
+            tok,
+            pos,
+            text: chars[i..i + n].iter().collect(),
+        });
+        i += n;
+        col += n;
     }
     out.push(Token {
         tok: Tok::Eof,
@@ -242,6 +65,150 @@ fn lex(src: &str) -> Result<Vec<Token>, SoqlError> {
         text: "<EOF>".into(),
     });
     Ok(out)
+}
+
+/// The token that starts at `chars[i]` (not whitespace), and how many characters it spans.
+fn token_at(chars: &[char], i: usize, pos: Pos) -> Result<(Tok, usize), SoqlError> {
+    if let Some(punct) = punctuation(chars, i) {
+        return Ok(punct);
+    }
+    let c = chars[i];
+    let signed_number =
+        (c == '-' || c == '+') && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit());
+    if c == '\'' {
+        string_literal(chars, i, pos)
+    } else if c.is_ascii_digit() || signed_number {
+        number_or_date(chars, i, pos)
+    } else if c.is_alphabetic() || c == '_' {
+        let len = chars[i..]
+            .iter()
+            .take_while(|ch| ch.is_alphanumeric() || **ch == '_')
+            .count();
+        Ok((Tok::Ident(chars[i..i + len].iter().collect()), len))
+    } else {
+        Err(no_viable_alternative(pos, &c.to_string()))
+    }
+}
+
+fn no_viable_alternative(pos: Pos, text: &str) -> SoqlError {
+    SoqlError::at(
+        "MALFORMED_QUERY",
+        format!(
+            "line {}:{} no viable alternative at character '{text}'",
+            pos.line, pos.col
+        ),
+        pos,
+    )
+}
+
+/// Punctuation and comparison operators.
+fn punctuation(chars: &[char], i: usize) -> Option<(Tok, usize)> {
+    let next = chars.get(i + 1).copied();
+    Some(match (chars[i], next) {
+        (',', _) => (Tok::Comma, 1),
+        ('.', _) => (Tok::Dot, 1),
+        ('(', _) => (Tok::LParen, 1),
+        (')', _) => (Tok::RParen, 1),
+        (':', _) => (Tok::Colon, 1),
+        ('=', _) => (Tok::Op(CmpOp::Eq), 1),
+        ('!', Some('=')) => (Tok::Op(CmpOp::Ne), 2),
+        ('<', Some('=')) => (Tok::Op(CmpOp::Le), 2),
+        ('<', Some('>')) => (Tok::Op(CmpOp::Ne), 2),
+        ('<', _) => (Tok::Op(CmpOp::Lt), 1),
+        ('>', Some('=')) => (Tok::Op(CmpOp::Ge), 2),
+        ('>', _) => (Tok::Op(CmpOp::Gt), 1),
+        _ => return None,
+    })
+}
+
+/// `'text'` with SOQL's escapes.
+fn string_literal(chars: &[char], i: usize, pos: Pos) -> Result<(Tok, usize), SoqlError> {
+    let mut s = String::new();
+    let mut j = i + 1;
+    loop {
+        match chars.get(j) {
+            None | Some('\n') => {
+                return Err(SoqlError::at(
+                    "MALFORMED_QUERY",
+                    "unterminated string literal",
+                    pos,
+                ))
+            }
+            Some('\'') => return Ok((Tok::Str(s), j + 1 - i)),
+            Some('\\') => {
+                push_escape(chars.get(j + 1).copied(), &mut s).ok_or_else(|| {
+                    SoqlError::at(
+                        "MALFORMED_QUERY",
+                        "Invalid string literal: illegal escape sequence",
+                        pos,
+                    )
+                })?;
+                j += 2;
+            }
+            Some(&ch) => {
+                s.push(ch);
+                j += 1;
+            }
+        }
+    }
+}
+
+/// The character a backslash escape stands for, pushed onto `s`; `None` for an illegal escape.
+fn push_escape(escaped: Option<char>, s: &mut String) -> Option<()> {
+    let ch = match escaped? {
+        'n' => '\n',
+        't' => '\t',
+        'r' => '\r',
+        'b' => '\u{8}',
+        'f' => '\u{c}',
+        ch @ ('\'' | '"' | '\\') => ch,
+        // \% and \_ stay escaped for LIKE; elsewhere they mean the char.
+        ch @ ('%' | '_') => {
+            s.push('\\');
+            ch
+        }
+        _ => return None,
+    };
+    s.push(ch);
+    Some(())
+}
+
+/// A number, a date or a date-time literal.
+fn number_or_date(chars: &[char], i: usize, pos: Pos) -> Result<(Tok, usize), SoqlError> {
+    let mut j = i + 1;
+    while j < chars.len()
+        && (chars[j].is_ascii_alphanumeric() || matches!(chars[j], '.' | '-' | ':' | '+'))
+    {
+        // A sign only continues a literal inside a date/time (after a digit and 'T' part).
+        if matches!(chars[j], '+' | '-')
+            && !chars[i..j].contains(&'T')
+            && !looks_like_date_so_far(&chars[i..j])
+        {
+            break;
+        }
+        j += 1;
+    }
+    let text: String = chars[i..j].iter().collect();
+    let tok = if let Some(d) = NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .ok()
+        .filter(|_| text.len() == 10)
+    {
+        Tok::Date(d)
+    } else if text.contains('T') {
+        Tok::DateTime(parse_datetime(&text).ok_or_else(|| no_viable_alternative(pos, &text))?)
+    } else {
+        match text.parse::<f64>() {
+            Ok(x) if x.is_finite() => Tok::Num(x),
+            _ => {
+                return Err(SoqlError::at(
+                    "MALFORMED_QUERY",
+                    format!("unexpected token: '{text}'"),
+                    pos,
+                ))
+            }
+        }
+    };
+    Ok((tok, j - i))
 }
 
 fn looks_like_date_so_far(chars: &[char]) -> bool {
@@ -262,9 +229,19 @@ const RESERVED: &[&str] = &[
     "with", "for", "includes", "excludes",
 ];
 
+/// How deeply `(` and `NOT` may nest in a `WHERE` clause. Salesforce documents no such
+/// limit; the mock sets one so that no query can overflow its stack (each level is a few
+/// stack frames), and answers past it with `MALFORMED_QUERY`.
+pub const MAX_NESTING: usize = 100;
+
+/// The longest SOQL statement, in characters: Salesforce's documented default.
+pub const MAX_QUERY_CHARS: usize = 100_000;
+
 struct Parser {
     toks: Vec<Token>,
     i: usize,
+    /// Current nesting of `(` and `NOT`.
+    depth: usize,
 }
 
 impl Parser {
@@ -388,7 +365,7 @@ impl Parser {
         self.expect_kw("from")?;
         let (from, from_pos) = self.ident()?;
         let filter = if self.eat_kw("where") {
-            Some(self.or_cond()?)
+            Some(self.condition()?)
         } else {
             None
         };
@@ -471,40 +448,75 @@ impl Parser {
         }
     }
 
-    fn or_cond(&mut self) -> Result<Cond, SoqlError> {
-        let mut parts = vec![self.and_cond()?];
-        while self.eat_kw("or") {
-            parts.push(self.and_cond()?);
+    /// A `WHERE` condition: `NOT`, `AND` (binding tighter than `OR`), `OR`, parentheses and
+    /// predicates. Open parentheses live on an explicit stack, so no nesting grows the call
+    /// stack; nesting past [`MAX_NESTING`] is refused, which bounds the tree for the
+    /// evaluator.
+    fn condition(&mut self) -> Result<Cond, SoqlError> {
+        let mut open = vec![Group::default()];
+        loop {
+            let nots = self.nots()?;
+            if self.peek().tok == Tok::LParen {
+                self.descend(self.peek().pos)?;
+                self.next();
+                open.push(Group {
+                    nots,
+                    ..Group::default()
+                });
+                continue;
+            }
+            let mut operand = negated(self.predicate()?, nots);
+            self.depth = self.depth.saturating_sub(nots);
+            // After an operand: AND or OR continue the innermost group, else it ends here.
+            loop {
+                let Some(group) = open.last_mut() else {
+                    return Err(self.unexpected());
+                };
+                group.ands.push(operand);
+                if self.eat_kw("and") {
+                    break;
+                }
+                if self.eat_kw("or") {
+                    group
+                        .ors
+                        .push(joined(std::mem::take(&mut group.ands), Cond::And));
+                    break;
+                }
+                let Some(done) = open.pop() else {
+                    return Err(self.unexpected());
+                };
+                if open.is_empty() {
+                    return Ok(done.finish());
+                }
+                self.expect(Tok::RParen)?;
+                self.depth = self.depth.saturating_sub(1 + done.nots);
+                operand = done.finish();
+            }
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Cond::Or(parts)
-        })
     }
 
-    fn and_cond(&mut self) -> Result<Cond, SoqlError> {
-        let mut parts = vec![self.not_cond()?];
-        while self.eat_kw("and") {
-            parts.push(self.not_cond()?);
-        }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Cond::And(parts)
-        })
-    }
-
-    fn not_cond(&mut self) -> Result<Cond, SoqlError> {
-        if self.eat_kw("not") {
-            return Ok(Cond::Not(Box::new(self.not_cond()?)));
-        }
-        if self.peek().tok == Tok::LParen {
+    /// The `NOT`s before an operand, each one level of nesting.
+    fn nots(&mut self) -> Result<usize, SoqlError> {
+        let mut n = 0;
+        while self.is_kw("not") {
+            self.descend(self.peek().pos)?;
             self.next();
-            let c = self.or_cond()?;
-            self.expect(Tok::RParen)?;
-            return Ok(c);
+            n += 1;
         }
+        Ok(n)
+    }
+
+    /// One level deeper into `(` or `NOT`; past [`MAX_NESTING`] the query is refused.
+    fn descend(&mut self, pos: Pos) -> Result<(), SoqlError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(super::too_deep(Some(pos)));
+        }
+        Ok(())
+    }
+
+    /// `field op literal`, `field LIKE 'pattern'`, `field [NOT] IN (…)`.
+    fn predicate(&mut self) -> Result<Cond, SoqlError> {
         let field = self.field_path()?;
         if let Tok::Op(op) = self.peek().tok {
             self.next();
@@ -553,6 +565,39 @@ impl Parser {
     }
 }
 
+/// An open parenthesis of a condition being parsed (the outermost has none): the `OR` terms
+/// finished so far, the `AND` terms of the current one, and the `NOT`s written before it.
+#[derive(Default)]
+struct Group {
+    ors: Vec<Cond>,
+    ands: Vec<Cond>,
+    nots: usize,
+}
+
+impl Group {
+    fn finish(mut self) -> Cond {
+        self.ors.push(joined(self.ands, Cond::And));
+        negated(joined(self.ors, Cond::Or), self.nots)
+    }
+}
+
+/// `c` under `n` `NOT`s.
+fn negated(c: Cond, n: usize) -> Cond {
+    (0..n).fold(c, |c, _| Cond::Not(Box::new(c)))
+}
+
+/// One condition as itself, several joined by `wrap` (`AND` or `OR`).
+fn joined(mut parts: Vec<Cond>, wrap: fn(Vec<Cond>) -> Cond) -> Cond {
+    match (parts.pop(), parts.is_empty()) {
+        (Some(only), true) => only,
+        (Some(last), false) => {
+            parts.push(last);
+            wrap(parts)
+        }
+        (None, _) => wrap(parts),
+    }
+}
+
 fn s_of(t: &Token) -> String {
     match &t.tok {
         Tok::Ident(s) => s.clone(),
@@ -560,10 +605,24 @@ fn s_of(t: &Token) -> String {
     }
 }
 
-/// Parse a SOQL query.
+/// Parse a SOQL query (at most [`MAX_QUERY_CHARS`] characters, conditions nested at most
+/// [`MAX_NESTING`] deep).
 pub fn parse(src: &str) -> Result<Query, SoqlError> {
+    if src.chars().count() > MAX_QUERY_CHARS {
+        return Err(SoqlError {
+            code: "MALFORMED_QUERY",
+            message: format!(
+                "SOQL statements can not be longer than {MAX_QUERY_CHARS} characters."
+            ),
+            pos: None,
+        });
+    }
     let toks = lex(src)?;
-    let mut p = Parser { toks, i: 0 };
+    let mut p = Parser {
+        toks,
+        i: 0,
+        depth: 0,
+    };
     p.query()
 }
 
