@@ -152,22 +152,9 @@ fn per_fault_window(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::traffic::tests::op;
     use crate::checks::Verdict;
-    use crate::scenario::template;
     use crate::timeline::Event;
-
-    fn op(n: u64, at_ms: u64, phase: Phase, latency_ms: u64) -> Event {
-        Event::Op(OpEvent {
-            at_us: at_ms * 1000,
-            op: n,
-            name: "book".into(),
-            key: template::values(1, n)["key"].clone(),
-            phase,
-            status: Some(if phase == Phase::Ok { 201 } else { 503 }),
-            latency_us: Some(latency_ms * 1000),
-            error: None,
-        })
-    }
 
     #[test]
     fn availability_ratio_latency_and_recovery() {

@@ -249,22 +249,9 @@ fn lost_updates(state: &FinalState, res: &mut SloResult) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::traffic::tests::op;
     use crate::checks::Verdict;
-    use crate::timeline::Event;
     use serde_json::json;
-
-    fn op(n: u64, at_ms: u64, phase: Phase, latency_ms: u64) -> Event {
-        Event::Op(OpEvent {
-            at_us: at_ms * 1000,
-            op: n,
-            name: "book".into(),
-            key: template::values(1, n)["key"].clone(),
-            phase,
-            status: Some(if phase == Phase::Ok { 201 } else { 503 }),
-            latency_us: Some(latency_ms * 1000),
-            error: None,
-        })
-    }
 
     #[test]
     fn consistency_finds_leftovers_partials_orphans_and_double_bookings() {

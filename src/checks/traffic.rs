@@ -354,7 +354,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::checks::Verdict;
     use crate::fault::DependencyName;
-    use crate::timeline::Event;
+    use crate::timeline::{Event, OpEvent, Phase};
     use crashcart_mocks::Dependency;
 
     pub(crate) fn req(
@@ -401,6 +401,20 @@ pub(crate) mod tests {
             &format!("/q/{seq}"),
             status,
         )
+    }
+
+    /// A booking's invoke or completion, keyed as the workload keys operation `n` at seed 1.
+    pub(crate) fn op(n: u64, at_ms: u64, phase: Phase, latency_ms: u64) -> Event {
+        Event::Op(OpEvent {
+            at_us: at_ms * 1000,
+            op: n,
+            name: "book".into(),
+            key: crate::scenario::template::values(1, n)["key"].clone(),
+            phase,
+            status: Some(if phase == Phase::Ok { 201 } else { 503 }),
+            latency_us: Some(latency_ms * 1000),
+            error: None,
+        })
     }
 
     pub(crate) fn fault(
