@@ -86,6 +86,7 @@ fn request(
         body_len: 120,
         fault: None,
         retry_count: None,
+        trace_id: None,
         retry_after_ms: (status == 429).then_some(1000),
         llm: None,
     }
@@ -132,6 +133,7 @@ fn history() -> Vec<Event> {
                 status: None,
                 latency_us: None,
                 error: None,
+                trace_id: None,
             }));
             events.push(Event::Op(OpEvent {
                 at_us: t + 400,
@@ -142,6 +144,7 @@ fn history() -> Vec<Event> {
                 status: Some(201),
                 latency_us: Some(400),
                 error: None,
+                trace_id: None,
             }));
             op += 1;
         }
@@ -219,6 +222,7 @@ fn slos() -> Vec<RawSlo> {
             honour_retry_after: true,
             no_retry_of_non_retryable: true,
             max_amplification: Some(3.0),
+            backoff_floor: None,
         },
         RawSlo::CircuitBreaker {
             dependency: "salesforce".into(),

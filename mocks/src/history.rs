@@ -94,6 +94,10 @@ pub struct RequestRecord {
     /// openai-python's `x-stainless-retry-count`, when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_count: Option<u32>,
+    /// The W3C Trace Context trace id of the request (`traceparent`), when it carried a valid
+    /// one: SUTs that propagate it tie each dependency call to the operation that caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// `Retry-After` sent to the client, in milliseconds, when the response carried one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,

@@ -98,6 +98,30 @@ pub fn idempotency_key(headers: &HeaderMap) -> Option<String> {
         .map(|k| k.chars().take(64).collect())
 }
 
+/// The trace id of a valid W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`, ids not
+/// all zero; a later version may append fields, as the specification allows).
+pub fn trace_id(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get("traceparent")?.to_str().ok()?.trim();
+    let mut parts = v.split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    let zero = |s: &str| s.bytes().all(|b| b == b'0');
+    let valid = hex(version, 2)
+        && version != "ff"
+        && (version != "00" || parts.next().is_none())
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && !zero(trace)
+        && !zero(parent);
+    valid.then(|| trace.to_string())
+}
+
 /// openai-python's `x-stainless-retry-count` (0 on the first attempt).
 pub fn retry_count(headers: &HeaderMap) -> Option<u32> {
     headers
@@ -108,6 +132,34 @@ pub fn retry_count(headers: &HeaderMap) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_ids_come_from_valid_traceparents_only() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("traceparent", v.parse().unwrap());
+            trace_id(&h)
+        };
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            with(&format!("00-{id}-00f067aa0ba902b7-01")).as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            with(&format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32))),
+            None
+        );
+        assert_eq!(with(&format!("00-{id}-0000000000000000-01")), None);
+        assert_eq!(
+            with(&format!("00-{}-00f067aa0ba902b7-01", id.to_uppercase())),
+            None
+        );
+        assert_eq!(with(&format!("ff-{id}-00f067aa0ba902b7-01")), None);
+        assert_eq!(with(&format!("00-{id}-00f067aa0ba902b7-01-extra")), None);
+        assert!(with(&format!("01-{id}-00f067aa0ba902b7-01-extra")).is_some());
+        assert_eq!(with("garbage"), None);
+        assert_eq!(trace_id(&HeaderMap::new()), None);
+    }
 
     #[test]
     fn retry_after_prefers_milliseconds() {

@@ -210,6 +210,7 @@ mod tests {
             status: None,
             latency_us: None,
             error: None,
+            trace_id: None,
         }));
         events.push(op(50, 6000, Phase::Ok, 100));
         let r = availability(&Timeline::merge(events), &slo);

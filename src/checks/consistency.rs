@@ -382,6 +382,7 @@ mod compensation_tests {
             status: Some(502),
             latency_us: Some(10),
             error: None,
+            trace_id: None,
         })]);
         let state = |deleted_at_us: u64| {
             FinalState {

@@ -2,9 +2,9 @@
 //! measured value, the target, a verdict and the evidence (the offending requests, operations
 //! or records).
 //!
-//! - what the SUT did to its dependencies: [`traffic`] (retry, and what the others share),
-//!   [`breaker`] (circuit breaker), [`token`] (sessions), [`refusals`] (rate limit, schema
-//!   drift).
+//! - what the SUT did to its dependencies: [`retry`], [`breaker`] (circuit breaker),
+//!   [`token`] (sessions), [`refusals`] (rate limit, schema drift), on what [`traffic`] shares
+//!   (logical operations and their attribution, fault and network windows).
 //! - what the workload saw and left behind: [`availability`] (success, latency, recovery),
 //!   [`consistency`] (effects, rollback, orphans, double bookings, lost updates).
 
@@ -12,6 +12,7 @@ pub mod availability;
 pub mod breaker;
 pub mod consistency;
 pub mod refusals;
+pub mod retry;
 pub mod token;
 pub mod traffic;
 
@@ -121,7 +122,7 @@ pub fn check_all(
 ) -> Vec<SloResult> {
     slos.iter()
         .map(|slo| match slo {
-            Slo::Retry(s) => traffic::retry(timeline, s),
+            Slo::Retry(s) => retry::retry(timeline, s),
             Slo::CircuitBreaker(s) => breaker::circuit_breaker(timeline, s),
             Slo::Token(s) => token::token(timeline, s),
             Slo::RateLimit(s) => refusals::rate_limit(timeline, s),

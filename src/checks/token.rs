@@ -12,6 +12,17 @@ fn is_auth_success(r: &RequestRecord) -> bool {
     matches!(r.operation.as_str(), "oauth.token" | "soap.login") && r.status == 200
 }
 
+/// When the SUT had the token a renewal shows: a login's answer once it went out (requests
+/// sent while the login was still being answered could not carry the new token yet), a call
+/// carrying the new token when it was sent.
+fn had_new_token_at(renewal: &RequestRecord) -> u64 {
+    if is_auth_success(renewal) {
+        renewal.at_us + renewal.latency_us
+    } else {
+        renewal.at_us
+    }
+}
+
 /// The pause after a refused login beyond which the next login is a retry, not part of a
 /// storm (a workload's callers logging in one after another come far closer).
 const REFUSED_LOGIN_PAUSE_US: u64 = 250_000;
@@ -117,7 +128,7 @@ impl Sessions<'_> {
             if let (Some(d), Some(q)) =
                 (&r.token_digest, reqs[i + 1..].iter().copied().find(surely))
             {
-                dead.push((d.clone(), q.at_us));
+                dead.push((d.clone(), had_new_token_at(q)));
             }
         }
         (worst_delay, dead)
@@ -420,5 +431,31 @@ mod tests {
             token(&tl(vec![sf(0, 1, 200)], vec![]), &slo).verdict,
             Verdict::Skip
         );
+    }
+
+    /// A slow login (300 ms): requests sent with the old token while it was being answered
+    /// could not have the new one; sent after its answer, they reuse a dead token.
+    #[test]
+    fn the_dead_token_clock_starts_when_the_new_token_was_answered() {
+        let slo = slo();
+        let mut login = auth(2, 110);
+        login.latency_us = 300_000;
+        let mut renewed = sf(5, 450, 200);
+        renewed.token_digest = Some("tok-b".into());
+        let t = |old_at| {
+            tl(
+                vec![
+                    expired(1, 100),
+                    login.clone(),
+                    sf(3, old_at, 401),
+                    renewed.clone(),
+                ],
+                vec![expiry()],
+            )
+        };
+        let r = token(&t(200), &slo);
+        assert!(!says(&r, "dead token was used again"), "{r:?}");
+        let r = token(&t(420), &slo);
+        assert!(says(&r, "dead token was used again"), "{r:?}");
     }
 }

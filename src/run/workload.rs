@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::recorder::Recorder;
 use crate::scenario::domain::{Operation, Pace, Workload};
 use crate::scenario::template;
-use crate::timeline::{OpEvent, Phase};
+use crate::timeline::{trace, OpEvent, Phase};
 use crate::transport::{HttpRequest, Transport, TransportError};
 
 /// Where the workload goes and how it records.
@@ -68,7 +68,8 @@ impl Driver {
         let key = values["key"].clone();
         let path = template::render(&op.path, &values);
         let mut req = HttpRequest::new(op.method.clone(), format!("{}{path}", self.base))
-            .header("x-crashcart-op", key.as_str());
+            .header("x-crashcart-op", key.as_str())
+            .header("traceparent", &trace::traceparent(self.seed, n));
         if let Some(b) = &op.body {
             req = req.json(&template::render_json(b, &values));
         }
@@ -82,6 +83,7 @@ impl Driver {
             status: None,
             latency_us: None,
             error: None,
+            trace_id: Some(trace::trace_id(self.seed, n)),
         });
         // The whole body is read: an answer cut short is an unknown outcome.
         let (phase, status, error) = match self.transport.send(req, Some(timeout)).await {
@@ -100,6 +102,7 @@ impl Driver {
             status,
             latency_us: Some(done - invoked),
             error,
+            trace_id: None,
         });
     }
 

@@ -106,7 +106,14 @@ pub struct RetrySlo {
     pub no_retry_of_non_retryable: bool,
     /// All calls ÷ first attempts at most.
     pub max_amplification: Option<f64>,
+    /// Retries must wait: three in four gaps before a retry at least this long (zero: not
+    /// judged).
+    pub backoff_floor: Duration,
 }
+
+/// The backoff floor of the retry SLO when a scenario names none: a retry sooner than this is
+/// no backoff at all, while jittered backoff from 50 ms keeps most gaps above it.
+pub const DEFAULT_BACKOFF_FLOOR: Duration = Duration::from_millis(10);
 
 /// The circuit-breaker SLO.
 #[derive(Clone, Debug, PartialEq)]
@@ -194,6 +201,7 @@ impl Slo {
                 honour_retry_after,
                 no_retry_of_non_retryable,
                 max_amplification,
+                backoff_floor,
             } => Slo::Retry(RetrySlo {
                 dependency: dependency.as_deref().map(dep),
                 max_attempts,
@@ -203,6 +211,7 @@ impl Slo {
                 honour_retry_after,
                 no_retry_of_non_retryable,
                 max_amplification,
+                backoff_floor: backoff_floor.unwrap_or(DEFAULT_BACKOFF_FLOOR),
             }),
             RawSlo::CircuitBreaker {
                 dependency,

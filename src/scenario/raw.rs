@@ -265,6 +265,11 @@ pub enum RawSlo {
         /// All calls ÷ first attempts at most.
         #[serde(default)]
         max_amplification: Option<f64>,
+        /// Retries must wait: three in four gaps before a retry at least this long (default
+        /// 10ms; `0s` turns it off). Full jitter draws some gaps near zero, but not most.
+        #[serde(default, with = "humantime_serde")]
+        #[schemars(with = "Option<String>")]
+        backoff_floor: Option<Duration>,
     },
     /// A circuit breaker in front of a dependency.
     CircuitBreaker {

@@ -5,6 +5,8 @@
 //! Secrets never enter it: mock records hold digests only, and SUT log lines are scrubbed of
 //! the credentials crashcart handed the SUT.
 
+pub mod trace;
+
 use std::io::{BufRead, Write};
 use std::path::Path;
 
@@ -49,6 +51,10 @@ pub struct OpEvent {
     /// What went wrong, for `info`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The operation's W3C trace id (on its invoke): dependency calls carrying it were made
+    /// for this operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// One line of the journal.
@@ -193,6 +199,7 @@ mod tests {
                 status: None,
                 latency_us: None,
                 error: None,
+                trace_id: None,
             }),
             Event::SutLog {
                 at_us: 3,

@@ -235,6 +235,7 @@ fn new_record(
         body_len: bytes.len() as u64,
         fault: verdict.history_label(),
         retry_count: retry_count(&parts.headers),
+        trace_id: crate::wire::trace_id(&parts.headers),
         idempotency_key: crate::wire::idempotency_key(&parts.headers),
         retry_after_ms: None,
         llm: model.map(|m| {

@@ -428,6 +428,7 @@ fn new_record(
         body_len: bytes.len() as u64,
         fault,
         retry_count: retry_count(&parts.headers),
+        trace_id: crate::wire::trace_id(&parts.headers),
         idempotency_key: crate::wire::idempotency_key(&parts.headers),
         retry_after_ms: None,
         llm: None,
