@@ -245,6 +245,11 @@ impl History {
         out
     }
 
+    /// Requests that arrived so far (completed or not).
+    pub fn arrivals(&self) -> u64 {
+        self.next_seq.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Number of completed records.
     pub fn len(&self) -> usize {
         self.records.lock().len()

@@ -201,3 +201,46 @@ async fn a_cut_stream_ends_mid_frame() {
     let rec = &llm.handle.history().snapshot()[0];
     assert_eq!(rec.error_code.as_deref(), Some("stream_cut"));
 }
+
+/// On a socket, with no delay at all, a cut stream still delivers what it sent before the
+/// reset (found by the Python zoo integration: the server had written nothing out yet, so
+/// the client saw an empty reply, while the history said 12 tokens went out).
+#[tokio::test]
+async fn a_cut_stream_without_delays_sends_its_first_frames_on_a_socket() {
+    let llm = MockLlm::builder()
+        .zero_delay()
+        .api_keys(vec![])
+        .start()
+        .await
+        .unwrap();
+    llm.handle()
+        .set_fault_hook(Arc::new(|_: &crashcart_mocks::RequestInfo<'_>| {
+            Verdict::shape_llm(LlmShaping {
+                cut_after_tokens: Some(2),
+                ..LlmShaping::default()
+            })
+        }));
+    let mut resp = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", llm.url()))
+        .json(&streamed("instant", NOTE))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut got = Vec::new();
+    let ended = loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => got.extend_from_slice(&c),
+            Ok(None) => break "cleanly",
+            Err(_) => break "with an error",
+        }
+    };
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(ended, "with an error", "{text:?}");
+    assert_eq!(
+        text.matches("data: ").count(),
+        4,
+        "role, 2 pieces, half a piece: {text:?}"
+    );
+    llm.shutdown().await;
+}

@@ -61,6 +61,28 @@ pub(crate) enum Endpoint {
     Unknown,
 }
 
+/// Every operation name the mock LLM gives a request (what fault targets and the history
+/// name).
+pub const OPERATIONS: &[&str] = &[
+    "openai.models",
+    "openai.model",
+    "openai.chat",
+    "openai.completions",
+    "openai.embeddings",
+    "openai.unknown",
+    "ollama.root",
+    "ollama.tags",
+    "ollama.version",
+    "ollama.ps",
+    "ollama.show",
+    "ollama.chat",
+    "ollama.generate",
+    "ollama.embed",
+    "ollama.embeddings",
+    "control",
+    "unknown",
+];
+
 impl Endpoint {
     fn classify(method: &Method, path: &str) -> (Self, &'static str) {
         let p = path.trim_end_matches('/');
@@ -904,6 +926,10 @@ fn render_full(gen: &Generation, t: &Timings) -> String {
     serde_json::to_string(&v).unwrap_or_default()
 }
 
+/// How long a stream cut mid-token stays open after its last half frame, so the client reads
+/// what was sent before the reset.
+const CUT_AFTER: Duration = Duration::from_millis(50);
+
 /// The streamed answer: frames paced by the performance model and the shaping.
 struct StreamState {
     run: Run,
@@ -917,8 +943,12 @@ struct StreamState {
 impl StreamState {
     async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         if self.abort_next {
-            // Half a frame went out: now the connection breaks, mid-token.
+            // Half a frame went out: now the connection breaks, mid-token. The server writes
+            // frames out when the body waits, so a model without delays must wait once here:
+            // resetting at once would discard what was sent but not yet read, and the client
+            // would see no byte at all instead of a stream cut short.
             self.abort_next = false;
+            sleep(CUT_AFTER).await;
             if let Some(conn) = &self.run.conn {
                 conn.reset();
             }
@@ -1032,4 +1062,43 @@ fn stream_response(run: Run, gen: Generation, pending: PendingRecord) -> Respons
         HeaderValue::from_static("no-cache"),
     );
     r
+}
+
+#[cfg(test)]
+mod operation_names {
+    use super::*;
+
+    #[test]
+    fn every_classified_operation_is_listed() {
+        let paths = [
+            ("GET", "/v1/models"),
+            ("GET", "/v1/models/llama3.1:8b"),
+            ("POST", "/v1/chat/completions"),
+            ("POST", "/v1/completions"),
+            ("POST", "/v1/embeddings"),
+            ("POST", "/v1/other"),
+            ("GET", "/"),
+            ("GET", "/api/tags"),
+            ("GET", "/api/version"),
+            ("GET", "/api/ps"),
+            ("POST", "/api/show"),
+            ("POST", "/api/chat"),
+            ("POST", "/api/generate"),
+            ("POST", "/api/embed"),
+            ("POST", "/api/embeddings"),
+            ("GET", "/__crashcart/history"),
+            ("GET", "/elsewhere"),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for (m, p) in paths {
+            let (_, op) = Endpoint::classify(&m.parse().unwrap(), p);
+            assert!(OPERATIONS.contains(&op), "{m} {p}: {op} is not listed");
+            seen.insert(op);
+        }
+        assert_eq!(
+            seen.len(),
+            OPERATIONS.len(),
+            "every listed name is reachable"
+        );
+    }
 }

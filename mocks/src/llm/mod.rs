@@ -36,6 +36,7 @@ use crate::history::History;
 use crate::server::{self, ListenConfig, RunningServer, StopHandle, StopSignal};
 
 pub use errors::{Flavour, LlmError};
+pub use exchange::OPERATIONS;
 pub use perf::{Load, ModelRuntime};
 pub use persona::{Capability, PerfProfile, Persona, PersonaSet, Style};
 

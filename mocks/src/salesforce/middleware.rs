@@ -65,6 +65,34 @@ pub(crate) fn parse_version(seg: &str) -> Option<u32> {
     major.parse().ok()
 }
 
+/// Every operation name [`classify`] gives (what fault targets and the history name).
+pub const OPERATIONS: &[&str] = &[
+    "oauth.token",
+    "oauth.revoke",
+    "oauth.introspect",
+    "oauth.userinfo",
+    "oauth.other",
+    "soap.login",
+    "identity",
+    "control",
+    "versions",
+    "resources",
+    "limits",
+    "sobjects.list",
+    "sobject.create",
+    "sobject.info",
+    "sobject.describe",
+    "sobject.get",
+    "sobject.update",
+    "sobject.delete",
+    "sobject.upsert",
+    "query",
+    "queryAll",
+    "composite",
+    "composite.sobjects",
+    "unknown",
+];
+
 /// Classify a path into dependency, operation and addressed object.
 pub(crate) fn classify(method: &Method, path: &str) -> RouteInfo {
     let trimmed = path.trim_end_matches('/');
@@ -459,4 +487,50 @@ async fn serve_gated(
             .insert("sforce-limit-info", limit_header(st));
     }
     resp
+}
+
+#[cfg(test)]
+mod operation_names {
+    use super::*;
+
+    #[test]
+    fn every_classified_operation_is_listed() {
+        let paths = [
+            ("POST", "/services/oauth2/token"),
+            ("POST", "/services/oauth2/revoke"),
+            ("POST", "/services/oauth2/introspect"),
+            ("GET", "/services/oauth2/userinfo"),
+            ("GET", "/services/oauth2/authorize"),
+            ("POST", "/services/Soap/u/59.0"),
+            ("GET", "/id/00D/005"),
+            ("GET", "/__crashcart/history"),
+            ("GET", "/services/data"),
+            ("GET", "/services/data/v59.0"),
+            ("GET", "/services/data/v59.0/limits"),
+            ("GET", "/services/data/v59.0/sobjects"),
+            ("POST", "/services/data/v59.0/sobjects/Contact"),
+            ("GET", "/services/data/v59.0/sobjects/Contact"),
+            ("GET", "/services/data/v59.0/sobjects/Contact/describe"),
+            ("GET", "/services/data/v59.0/sobjects/Contact/003"),
+            ("PATCH", "/services/data/v59.0/sobjects/Contact/003"),
+            ("DELETE", "/services/data/v59.0/sobjects/Contact/003"),
+            ("PATCH", "/services/data/v59.0/sobjects/Contact/Ext__c/1"),
+            ("GET", "/services/data/v59.0/query"),
+            ("GET", "/services/data/v59.0/queryAll"),
+            ("POST", "/services/data/v59.0/composite"),
+            ("POST", "/services/data/v59.0/composite/sobjects"),
+            ("GET", "/services/data/v59.0/nothing/here"),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for (m, p) in paths {
+            let op = classify(&m.parse().unwrap(), p).operation;
+            assert!(OPERATIONS.contains(&op), "{m} {p}: {op} is not listed");
+            seen.insert(op);
+        }
+        assert_eq!(
+            seen.len(),
+            OPERATIONS.len(),
+            "every listed name is reachable"
+        );
+    }
 }

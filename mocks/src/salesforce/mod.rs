@@ -44,6 +44,7 @@ use crate::tls::TlsMaterial;
 
 pub use auth::SessionFilter;
 pub use config::{ConnectedApp, OrgUser, SalesforceConfig};
+pub use middleware::OPERATIONS;
 pub use schema::OrgSchema;
 pub use store::{Record, WriteLog};
 
