@@ -601,6 +601,11 @@ pub struct FaultSpec {
     /// Turn it on and off while it lasts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flap: Option<Flap>,
+    /// It may legitimately hit no request (a fault on a path the SUT only takes sometimes), or
+    /// be refused when applied (a drift on a field another drift removed); otherwise a run
+    /// where it never fired fails, since its SLOs proved nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub may_not_fire: bool,
 }
 
 impl FaultSpec {
@@ -615,6 +620,7 @@ impl FaultSpec {
             duration: None,
             repeat: None,
             flap: None,
+            may_not_fire: false,
         }
     }
     /// Aim it.

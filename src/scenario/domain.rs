@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::fault::DependencyName;
 
-use super::raw::{RawEffect, RawOperation, RawSlo, RawWorkload};
+pub use super::raw::OnFailure;
+use super::raw::{RawDoubleBooking, RawDrain, RawEffect, RawOperation, RawSlo, RawWorkload};
 
 /// The per-operation timeout when a workload gives none.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,6 +67,8 @@ pub struct Effect {
     pub matches: BTreeMap<String, String>,
     /// How many such records a successful operation leaves.
     pub count: u32,
+    /// What a failed operation leaves of it.
+    pub on_failure: OnFailure,
 }
 
 /// A checked SLO, defaults applied.
@@ -151,6 +154,60 @@ pub struct RateLimitSlo {
 pub struct ConsistencySlo {
     /// A failed operation must be compensated within this long.
     pub compensate_within: Option<Duration>,
+    /// Double bookings of this resource (none judged when absent).
+    pub double_booking: Option<DoubleBooking>,
+}
+
+/// Two live records of `object` with the same `resource` and overlapping `start`–`end`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DoubleBooking {
+    /// The sObject.
+    pub object: String,
+    /// The field naming what cannot be booked twice at once.
+    pub resource: String,
+    /// The start field.
+    pub start: String,
+    /// The end field.
+    pub end: String,
+}
+
+impl DoubleBooking {
+    fn from_raw(raw: &RawDoubleBooking) -> Self {
+        let or = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
+        Self {
+            object: or(&raw.object, "Event"),
+            resource: raw.resource.clone(),
+            start: or(&raw.start, "StartDateTime"),
+            end: or(&raw.end, "EndDateTime"),
+        }
+    }
+}
+
+/// The drain after the workload: it ends once the mocks have seen no request for `quiet`,
+/// or after `max`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Drain {
+    /// Silence that ends it.
+    pub quiet: Duration,
+    /// Longest drain (zero: none).
+    pub max: Duration,
+}
+
+/// The drain when a scenario says nothing: up to 10 s, ended by 1 s of silence.
+pub const DEFAULT_DRAIN: Drain = Drain {
+    quiet: Duration::from_secs(1),
+    max: Duration::from_secs(10),
+};
+
+impl Drain {
+    /// The drain a scenario asks for, defaults applied.
+    pub fn from_raw(raw: Option<&RawDrain>) -> Self {
+        let Some(r) = raw else { return DEFAULT_DRAIN };
+        Self {
+            quiet: r.quiet.unwrap_or(DEFAULT_DRAIN.quiet),
+            max: r.max.unwrap_or(DEFAULT_DRAIN.max),
+        }
+    }
 }
 
 /// The schema-drift SLO.
@@ -238,9 +295,13 @@ impl Slo {
             } => Slo::RateLimit(RateLimitSlo {
                 max_rate_while_limited,
             }),
-            RawSlo::Consistency { compensate_within } => {
-                Slo::Consistency(ConsistencySlo { compensate_within })
-            }
+            RawSlo::Consistency {
+                compensate_within,
+                double_booking,
+            } => Slo::Consistency(ConsistencySlo {
+                compensate_within,
+                double_booking: double_booking.as_ref().map(DoubleBooking::from_raw),
+            }),
             RawSlo::SchemaDrift {
                 max_rejected_after_drift,
             } => Slo::SchemaDrift(SchemaDriftSlo {
@@ -304,6 +365,7 @@ impl Effect {
             object: raw.object.clone(),
             matches: raw.matches.clone(),
             count: raw.count,
+            on_failure: raw.on_failure,
         }
     }
 }

@@ -5,12 +5,15 @@
 //!   checked [`Scenario`].
 //! - [`domain`]: the checked scenario's values (workload, operations, SLOs), defaults applied:
 //!   what the runner and the checkers read.
+//! - [`targets`]: what the scenario's mocks answer to (sObjects, fields, models, operations),
+//!   so a fault target or an effect that cannot match is refused, with the closest name.
 //! - [`template`]: `{{…}}` placeholders and the seeded synthetic patient data they draw on.
 //! - [`plan`]: the resolved timeline of a scenario (`crashcart plan`).
 
 pub mod domain;
 pub mod plan;
 pub mod raw;
+pub mod targets;
 pub mod template;
 pub mod validate;
 

@@ -23,8 +23,11 @@ pub struct Plan {
     pub name: String,
     /// The seed (the given one, or the one a run would print).
     pub seed: u64,
-    /// Run length, milliseconds.
+    /// Workload length, milliseconds.
     pub duration_ms: u64,
+    /// The longest the run can last once the SUT is ready: the workload, its operations in
+    /// flight waited for, the drain, the SUT's grace to stop. Milliseconds.
+    pub longest_ms: u64,
     /// Operations expected (open loop), or the concurrency (closed loop).
     pub workload: String,
     /// Events in time order.
@@ -106,10 +109,41 @@ pub fn plan(s: &Scenario, seed: u64) -> Plan {
             });
         }
     }
+    let timeout = s.workload.timeout;
+    let in_flight = end + timeout + Duration::from_secs(1);
     events.push(PlanEvent {
         at_ms: ms(end),
-        what: "workload ends; faults cleared; SUT stopped; SLOs checked".into(),
+        what: format!(
+            "workload stops starting operations; those in flight are waited for, up to {}",
+            humantime::format_duration(timeout + Duration::from_secs(1))
+        ),
     });
+    let drain = if s.drain.max.is_zero() {
+        "no drain".to_string()
+    } else {
+        format!(
+            "drain: the SUT runs on with no fault and no new operation until the mocks see no request for {}, at most {}",
+            humantime::format_duration(s.drain.quiet),
+            humantime::format_duration(s.drain.max)
+        )
+    };
+    events.push(PlanEvent {
+        at_ms: ms(end),
+        what: format!(
+            "once they are done (by {} at the latest): faults cleared; {drain}",
+            humantime::format_duration(in_flight)
+        ),
+    });
+    let stop = in_flight + s.drain.max;
+    events.push(PlanEvent {
+        at_ms: ms(stop),
+        what: format!(
+            "at the latest: the SUT stopped (SIGTERM, SIGKILL after {}); final state read; SLOs checked",
+            humantime::format_duration(s.grace)
+        ),
+    });
+    let longest = stop + s.grace;
+    let checked_at = ms(stop);
     for slo in &raw.slos {
         let name = serde_json::to_value(slo)
             .ok()
@@ -120,7 +154,7 @@ pub fn plan(s: &Scenario, seed: u64) -> Plan {
             _ => String::new(),
         };
         events.push(PlanEvent {
-            at_ms: ms(end),
+            at_ms: checked_at,
             what: format!("check SLO {name}{extra}"),
         });
     }
@@ -129,6 +163,7 @@ pub fn plan(s: &Scenario, seed: u64) -> Plan {
         name: s.name.clone(),
         seed,
         duration_ms: ms(end),
+        longest_ms: ms(longest),
         workload,
         events,
     }
@@ -138,10 +173,11 @@ impl std::fmt::Display for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "scenario {} (seed {}, {})",
+            "scenario {} (seed {}, {} of workload; at most {} once the SUT is ready)",
             self.name,
             self.seed,
-            humantime::format_duration(Duration::from_millis(self.duration_ms))
+            humantime::format_duration(Duration::from_millis(self.duration_ms)),
+            humantime::format_duration(Duration::from_millis(self.longest_ms))
         )?;
         for e in &self.events {
             writeln!(

@@ -43,6 +43,11 @@ pub struct RawScenario {
     /// When to stop early.
     #[serde(default)]
     pub abort: RawAbort,
+    /// After the workload: a fault-free period with the SUT still running and no new
+    /// operations, for its background work (compensations, queued writes) to finish before
+    /// the final state is judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<RawDrain>,
     /// The sweep space of `crashcart tune` (command-line flags override it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tune: Option<crate::tune::Space>,
@@ -220,6 +225,20 @@ fn post() -> String {
     "POST".into()
 }
 
+/// What a failed operation leaves of one effect.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Nothing: a failed operation is rolled back (compensated).
+    #[default]
+    Absent,
+    /// Still there: kept whatever the outcome (an audit record, a consent).
+    Kept,
+    /// Either: not judged after a failure (the patient record a failed booking rightly
+    /// leaves, or never reached).
+    Either,
+}
+
 /// A record an operation is expected to leave.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -232,6 +251,46 @@ pub struct RawEffect {
     /// How many such records a successful operation leaves.
     #[serde(default = "one")]
     pub count: u32,
+    /// What a failed operation leaves of it (default `absent`: rolled back).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub on_failure: OnFailure,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// Double bookings the consistency SLO looks for: two live records of `object` with the same
+/// `resource` whose `start`–`end` overlap.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDoubleBooking {
+    /// The sObject (default `Event`).
+    #[serde(default)]
+    pub object: Option<String>,
+    /// The field naming what cannot be booked twice at once (`OwnerId`, a practitioner
+    /// lookup, a room).
+    pub resource: String,
+    /// The start field (default `StartDateTime`).
+    #[serde(default)]
+    pub start: Option<String>,
+    /// The end field (default `EndDateTime`).
+    #[serde(default)]
+    pub end: Option<String>,
+}
+
+/// The drain after the workload.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrain {
+    /// It ends once the mocks have seen no request for this long (default 1s).
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub quiet: Option<Duration>,
+    /// At most this long (default 10s; `0s`: no drain).
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub max: Option<Duration>,
 }
 
 /// One SLO: the checker's name and its thresholds.
@@ -309,6 +368,9 @@ pub enum RawSlo {
         #[serde(default, with = "humantime_serde")]
         #[schemars(with = "Option<String>")]
         compensate_within: Option<Duration>,
+        /// Look for double bookings of this resource (none judged when absent).
+        #[serde(default)]
+        double_booking: Option<RawDoubleBooking>,
     },
     /// The SUT stops sending fields the org rejects after a drift.
     SchemaDrift {

@@ -28,17 +28,28 @@ pub const VARIABLES: [&str; 14] = [
 /// Marker every synthetic identifier starts with.
 pub const MARKER: &str = "CC-SYN-";
 
-const FIRST: [&str; 12] = [
+const FIRST: [&str; 24] = [
     "Ada", "Grace", "Alan", "Mary", "Edsger", "Barbara", "Donald", "Frances", "Tony", "Radia",
-    "Ken", "Margaret",
+    "Ken", "Margaret", "Niklaus", "Frieda", "John", "Hedy", "Dennis", "Sophie", "Leslie", "Annie",
+    "Bjarne", "Karen", "Guido", "Lynn",
 ];
-const LAST: [&str; 6] = [
+const LAST: [&str; 16] = [
     "Synthetic",
     "Testpatient",
     "Mockwell",
     "Fakename",
     "Samplesen",
     "Placeholder",
+    "Dummyton",
+    "Examplar",
+    "Fixturez",
+    "Mockingbird",
+    "Notreal",
+    "Pretendsen",
+    "Simulacrum",
+    "Standin",
+    "Stubbington",
+    "Trialby",
 ];
 const LANGUAGES: [&str; 4] = ["English", "Spanish", "German", "French"];
 const PRACTITIONERS: [&str; 3] = [
@@ -81,16 +92,33 @@ pub fn check(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Appointment slots: 30-minute slots from 08:00 to 17:30 on days 1–28 of every month from
+/// 2027 for a century. Operation `n` of a run gets slot `(offset + n × stride) mod SLOTS`, a
+/// stride prime to their count, so no two operations of a run share a slot (the first
+/// [`SLOTS`] of them): a booking never collides with another by accident. A scenario that
+/// wants collisions writes its slots out.
+pub const SLOTS: u64 = 100 * 12 * 28 * 20;
+const SLOT_STRIDE: u64 = 104_729;
+
+/// Year, month, day and slot (0–19) of operation `n`.
+fn slot_of(seed: u64, n: u64) -> (u64, u64, u64, u64) {
+    let offset = ChaCha8Rng::seed_from_u64(seed ^ 0x5107_5107).random_range(0..SLOTS);
+    let i = (offset + (n % SLOTS) * SLOT_STRIDE) % SLOTS;
+    (
+        2027 + i / (12 * 28 * 20),
+        1 + i / (28 * 20) % 12,
+        1 + i / 20 % 28,
+        i % 20,
+    )
+}
+
 /// The values of one operation: from the run's seed and the operation's number.
 pub fn values(seed: u64, n: u64) -> BTreeMap<&'static str, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let first = FIRST[rng.random_range(0..FIRST.len())];
     let last = LAST[rng.random_range(0..LAST.len())];
     let pid: u32 = rng.random_range(0..1_000_000);
-    // Slots: 30-minute appointments on weekdays of the first months of 2027, 08:00–17:30.
-    let day = rng.random_range(1..=28);
-    let month = rng.random_range(1..=6);
-    let slot = rng.random_range(0..20u32);
+    let (year, month, day, slot) = slot_of(seed, n);
     let (h, m) = (8 + slot / 2, (slot % 2) * 30);
     let (eh, em) = if m == 30 { (h + 1, 0) } else { (h, 30) };
     let mut v = BTreeMap::new();
@@ -128,11 +156,11 @@ pub fn values(seed: u64, n: u64) -> BTreeMap<&'static str, String> {
     );
     v.insert(
         "slot.start",
-        format!("2027-{month:02}-{day:02}T{h:02}:{m:02}:00.000+0000"),
+        format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:00.000+0000"),
     );
     v.insert(
         "slot.end",
-        format!("2027-{month:02}-{day:02}T{eh:02}:{em:02}:00.000+0000"),
+        format!("{year}-{month:02}-{day:02}T{eh:02}:{em:02}:00.000+0000"),
     );
     v.insert(
         "practitioner",
@@ -217,5 +245,24 @@ mod tests {
             format!("{} {}", a["patient.first_name"], a["patient.last_name"])
         );
         assert_eq!(out["n"], 3);
+    }
+
+    #[test]
+    fn no_two_operations_of_a_run_share_a_slot() {
+        // Before, slots were drawn at random: a run of 100 bookings had even odds of two in
+        // one slot of one practitioner, which a correct SUT rightly refuses (found by the zoo).
+        for seed in [0, 7, 113] {
+            let mut seen = std::collections::HashSet::new();
+            for n in 0..20_000 {
+                let v = values(seed, n);
+                assert!(
+                    seen.insert(v["slot.start"].clone()),
+                    "seed {seed} op {n}: {}",
+                    v["slot.start"]
+                );
+                let (start, end) = (&v["slot.start"], &v["slot.end"]);
+                assert!(start < end && start[..10] == end[..10], "{start} {end}");
+            }
+        }
     }
 }

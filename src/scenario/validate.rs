@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use crate::fault::engine::check_spec;
 
-use super::domain::{Slo, Workload};
+use super::domain::{Drain, Slo, Workload};
 use super::raw::{Command, RawOperation, RawScenario, RawSlo};
+use super::targets::Names;
 use super::template;
 
 /// One problem in a scenario file.
@@ -80,6 +81,8 @@ pub struct Scenario {
     pub workload: Workload,
     /// The SLOs, defaults applied.
     pub slos: Vec<Slo>,
+    /// The drain after the workload.
+    pub drain: Drain,
     /// How the SUT is reached.
     pub sut: SutKind,
     /// Time to wait for readiness.
@@ -131,15 +134,20 @@ pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
 /// Check a parsed scenario.
 pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
     let mut c = Collector(vec![]);
-    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    // A bare relative file name (`run x.yaml`) has an empty parent: the current directory.
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     if raw.duration.is_zero() {
         c.add("duration", "must be above zero");
     }
-    check_mocks(&raw, &dir, &mut c);
+    let names = check_mocks(&raw, &dir, &mut c);
     let sut = check_sut(&raw, &dir, &mut c);
-    check_workload(&raw, &mut c);
-    check_faults(&raw, &mut c);
-    check_slos(&raw, &mut c);
+    check_workload(&raw, names.as_ref(), &mut c);
+    check_faults(&raw, names.as_ref(), &mut c);
+    check_slos(&raw, names.as_ref(), &mut c);
     if let Some(r) = raw.abort.error_ratio_above {
         if !(0.0..=1.0).contains(&r) {
             c.add("abort.error_ratio_above", "must be within 0 and 1");
@@ -164,12 +172,14 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
         sut,
         workload: Workload::from_raw(&raw.workload),
         slos: raw.slos.iter().map(Slo::from_raw).collect(),
+        drain: Drain::from_raw(raw.drain.as_ref()),
         raw,
     })
 }
 
-/// The mocks' files and settings.
-fn check_mocks(raw: &RawScenario, dir: &Path, c: &mut Collector) {
+/// The mocks' files and settings; what the mocks answer to, when their files can be read.
+fn check_mocks(raw: &RawScenario, dir: &Path, c: &mut Collector) -> Option<Names> {
+    let before = c.0.len();
     for (i, p) in raw.mocks.salesforce.schema.iter().enumerate() {
         if !dir.join(p).is_file() {
             c.add(
@@ -212,6 +222,18 @@ fn check_mocks(raw: &RawScenario, dir: &Path, c: &mut Collector) {
                 )
             }
             _ => {}
+        }
+    }
+    if c.0.len() > before {
+        return None;
+    }
+    match Names::load(raw, dir) {
+        Ok(n) => Some(n),
+        Err(problems) => {
+            for p in problems {
+                c.add(p.at, p.message);
+            }
+            None
         }
     }
 }
@@ -263,7 +285,7 @@ fn check_sut(raw: &RawScenario, dir: &Path, c: &mut Collector) -> SutKind {
 }
 
 /// The pace and every operation.
-fn check_workload(raw: &RawScenario, c: &mut Collector) {
+fn check_workload(raw: &RawScenario, names: Option<&Names>, c: &mut Collector) {
     let w = &raw.workload;
     match (w.rate, w.concurrency) {
         (Some(_), Some(_)) | (None, None) => c.add(
@@ -281,18 +303,18 @@ fn check_workload(raw: &RawScenario, c: &mut Collector) {
     if w.operations.is_empty() {
         c.add("workload.operations", "at least one operation");
     }
-    let mut names = std::collections::BTreeSet::new();
+    let mut seen = std::collections::BTreeSet::new();
     for (i, op) in w.operations.iter().enumerate() {
         let at = format!("workload.operations[{i}]");
-        if !names.insert(op.name.clone()) {
+        if !seen.insert(op.name.clone()) {
             c.add(format!("{at}.name"), format!("{:?} is used twice", op.name));
         }
-        check_operation(op, &at, c);
+        check_operation(op, &at, names, c);
     }
 }
 
 /// One operation: weight, method, path and body templates, effects.
-fn check_operation(op: &RawOperation, at: &str, c: &mut Collector) {
+fn check_operation(op: &RawOperation, at: &str, names: Option<&Names>, c: &mut Collector) {
     if op.weight == 0 {
         c.add(format!("{at}.weight"), "must be at least 1");
     }
@@ -325,13 +347,24 @@ fn check_operation(op: &RawOperation, at: &str, c: &mut Collector) {
                 c.add(format!("{at}.effects[{j}].match.{k}"), e);
             }
         }
+        for (key, m) in names.map(|n| n.effect_problems(eff)).unwrap_or_default() {
+            c.add(format!("{at}.effects[{j}].{key}"), m);
+        }
     }
 }
 
 /// Each fault's parameters, and that it starts within the run.
-fn check_faults(raw: &RawScenario, c: &mut Collector) {
+fn check_faults(raw: &RawScenario, names: Option<&Names>, c: &mut Collector) {
     for (i, f) in raw.faults.iter().enumerate() {
         let at = format!("faults[{i}]");
+        if let Some(n) = names {
+            for (key, m) in n.target_problems(&f.target) {
+                c.add(format!("{at}.target.{key}"), m);
+            }
+            for m in n.kind_problems(&f.fault) {
+                c.add(format!("{at}.fault"), m);
+            }
+        }
         if let Err(e) = check_spec(f) {
             c.add(at.clone(), e.to_string());
         }
@@ -351,9 +384,21 @@ fn check_faults(raw: &RawScenario, c: &mut Collector) {
 }
 
 /// Each SLO's thresholds.
-fn check_slos(raw: &RawScenario, c: &mut Collector) {
+fn check_slos(raw: &RawScenario, names: Option<&Names>, c: &mut Collector) {
     for (i, slo) in raw.slos.iter().enumerate() {
         let at = format!("slos[{i}]");
+        if let (
+            RawSlo::Consistency {
+                double_booking: Some(d),
+                ..
+            },
+            Some(n),
+        ) = (slo, names)
+        {
+            for (key, m) in n.double_booking_problems(d) {
+                c.add(format!("{at}.double_booking.{key}"), m);
+            }
+        }
         match slo {
             RawSlo::Retry {
                 max_amplification: Some(a),
