@@ -248,6 +248,7 @@ fn slos() -> Vec<RawSlo> {
         },
         RawSlo::Consistency {
             compensate_within: None,
+            double_booking: None,
         },
     ]
 }
@@ -263,6 +264,7 @@ fn operations() -> Vec<RawOperation> {
             object: "Event".into(),
             matches: [("Booking_Key__c".to_string(), "{{key}}".to_string())].into(),
             count: 1,
+            on_failure: Default::default(),
         }],
     }]
 }

@@ -65,6 +65,7 @@ fn once(s: &Scenario) -> RunOutcome {
         defects: None,
         sim: true,
         policy: None,
+        ..RunOptions::default()
     };
     run_simulated(s, &opts).unwrap()
 }

@@ -53,6 +53,7 @@ fn failed_slos(s: &Scenario, defects: &Defects, dir: &Path) -> Vec<String> {
         defects: Some(defects.clone()),
         sim: true,
         policy: None,
+        ..RunOptions::default()
     };
     run_simulated(s, &opts)
         .unwrap()

@@ -47,6 +47,7 @@ fn verdict(
         defects: Some(defects),
         sim: true,
         policy: None,
+        ..RunOptions::default()
     };
     let report = run_simulated(s, &opts).unwrap().report;
     let _ = std::fs::remove_dir_all(dir);

@@ -19,6 +19,7 @@ fn opts(seed: Option<u64>, dir: &Path) -> RunOptions {
         defects: None,
         sim: true,
         policy: None,
+        ..RunOptions::default()
     }
 }
 

@@ -44,6 +44,24 @@ pub struct RunArgs {
     /// Write the HTML report here (default: one per scenario in the report dir).
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// Set an environment variable of a started SUT, over the scenario's `sut.env`
+    /// (repeatable). The SUT also inherits crashcart's own environment.
+    #[arg(long = "sut-env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub sut_env: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE` (the key a shell variable name).
+pub fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))?;
+    let valid = !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!("{k:?} is not an environment variable name"));
+    }
+    Ok((k.to_string(), v.to_string()))
 }
 
 /// `crashcart run`: each scenario in turn, a summary, the reports; the worst exit code wins
@@ -55,6 +73,7 @@ pub async fn run(a: RunArgs) -> Result<i32, Error> {
         defects: (!a.defects.is_empty()).then(|| a.defects.iter().copied().collect()),
         sim: a.sim,
         policy: None,
+        sut_env: a.sut_env.clone(),
     };
     let scenarios = load_scenarios(&a.path)?;
     let events = Events::to(vec![

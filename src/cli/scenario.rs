@@ -19,11 +19,11 @@ pub fn validate(files: &[PathBuf]) -> Result<i32, Error> {
     for f in files {
         match crate::scenario::load(f) {
             Ok(s) => outln!(
-                "{}: ok ({}: {} faults, {} SLOs)",
+                "{}: ok ({}: {}, {})",
                 f.display(),
                 s.name,
-                s.raw.faults.len(),
-                s.raw.slos.len()
+                count(s.raw.faults.len(), "fault"),
+                count(s.raw.slos.len(), "SLO")
             ),
             Err(e) => {
                 bad += 1;
@@ -36,6 +36,11 @@ pub fn validate(files: &[PathBuf]) -> Result<i32, Error> {
     } else {
         exit_code::OK
     })
+}
+
+/// `3 faults`, `1 fault`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// `crashcart plan`: a scenario's resolved timeline, as a table or JSON.

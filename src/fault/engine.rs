@@ -141,6 +141,14 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Requests hit, and requests the target matched.
+    fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.trigger.seen.load(Ordering::Relaxed),
+        )
+    }
+
     /// A rule for a family's tests: id 1, no route, a stream of seed 0.
     #[cfg(test)]
     pub(crate) fn for_test(spec: FaultSpec) -> Self {
@@ -177,6 +185,8 @@ struct Inner {
     next_id: AtomicU64,
     events: Mutex<Vec<FaultEvent>>,
     listeners: RwLock<Vec<FaultListener>>,
+    /// Requests each removed fault hit, and those its target matched, by id.
+    hits_of_removed: Mutex<std::collections::HashMap<u64, (u64, u64)>>,
 }
 
 /// Hears each fault event as it happens (see [`FaultEngine::subscribe`]).
@@ -261,6 +271,7 @@ impl FaultEngine {
             next_id: AtomicU64::new(1),
             events: Mutex::new(vec![]),
             listeners: RwLock::new(vec![]),
+            hits_of_removed: Mutex::default(),
         });
         let hook = Arc::new(Hook(Arc::downgrade(&inner)));
         if let Some(sf) = &inner.deps.salesforce {
@@ -377,6 +388,26 @@ impl FaultEngine {
             .collect()
     }
 
+    /// Requests the fault with this id hit, and those its target matched (its trigger then
+    /// drew which to hit), in force or removed; zeros for an unknown id.
+    pub fn hits(&self, id: u64) -> (u64, u64) {
+        let active = self
+            .inner
+            .rules
+            .read()
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.counts());
+        active.unwrap_or_else(|| {
+            self.inner
+                .hits_of_removed
+                .lock()
+                .get(&id)
+                .copied()
+                .unwrap_or((0, 0))
+        })
+    }
+
     /// Hear every fault event from now on, as it happens (on the task that caused it).
     pub fn subscribe(&self, listener: FaultListener) {
         self.inner.listeners.write().push(listener);
@@ -433,6 +464,7 @@ fn remove(inner: &Inner, id: u64) -> bool {
     if let Some(u) = rule.undo.lock().take() {
         undo_or_hand_over(inner, id, u);
     }
+    inner.hits_of_removed.lock().insert(id, rule.counts());
     event(inner, &rule, "removed");
     true
 }

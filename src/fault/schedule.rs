@@ -17,6 +17,38 @@ use super::model::FaultSpec;
 #[derive(Debug)]
 pub struct ScheduleHandle {
     tasks: Vec<JoinHandle<()>>,
+    played: Played,
+}
+
+/// What each spec of a schedule did: the engine ids of its instances, or why it could not be
+/// applied. Shared with the tasks that play it, and kept after the schedule is dropped.
+#[derive(Clone, Debug, Default)]
+pub struct Played {
+    specs: std::sync::Arc<parking_lot::Mutex<Vec<SpecPlayed>>>,
+}
+
+/// One spec's instances.
+#[derive(Clone, Debug, Default)]
+pub struct SpecPlayed {
+    /// Engine ids of the instances applied.
+    pub ids: Vec<u64>,
+    /// Why an instance could not be applied, if one could not.
+    pub refused: Option<String>,
+}
+
+impl Played {
+    /// Each spec's instances, in schedule order.
+    pub fn specs(&self) -> Vec<SpecPlayed> {
+        self.specs.lock().clone()
+    }
+
+    fn applied(&self, spec: usize, id: u64) {
+        self.specs.lock()[spec].ids.push(id);
+    }
+
+    fn refused(&self, spec: usize, why: String) {
+        self.specs.lock()[spec].refused = Some(why);
+    }
 }
 
 impl ScheduleHandle {
@@ -26,6 +58,10 @@ impl ScheduleHandle {
     }
     /// Stop now (same as dropping).
     pub fn stop(self) {}
+    /// What each spec did so far (kept after the schedule is dropped).
+    pub fn played(&self) -> Played {
+        self.played.clone()
+    }
 }
 
 impl Drop for ScheduleHandle {
@@ -68,25 +104,29 @@ impl FaultEngine {
         for s in &specs {
             self.check(s)?;
         }
+        let played = Played::default();
+        *played.specs.lock() = vec![SpecPlayed::default(); specs.len()];
         let mut tasks = vec![];
-        for spec in specs {
-            let engine = self.clone();
-            tasks.push(tokio::spawn(
-                async move { play(engine, spec, origin).await },
-            ));
+        for (i, spec) in specs.into_iter().enumerate() {
+            let (engine, played) = (self.clone(), played.clone());
+            tasks.push(tokio::spawn(async move {
+                play(engine, spec, origin, i, played).await
+            }));
         }
-        Ok(ScheduleHandle { tasks })
+        Ok(ScheduleHandle { tasks, played })
     }
 }
 
-async fn play(engine: FaultEngine, spec: FaultSpec, origin: Instant) {
+async fn play(engine: FaultEngine, spec: FaultSpec, origin: Instant, index: usize, played: Played) {
     let every = spec.repeat.map(|r| r.every);
     let length = spec.duration.or(every);
     for start in starts(&spec, Duration::from_secs(365 * 24 * 3600)) {
         tokio::time::sleep_until(origin + start).await;
-        let Ok(guard) = engine.apply(spec.clone()) else {
-            return;
+        let guard = match engine.apply(spec.clone()) {
+            Ok(g) => g,
+            Err(e) => return played.refused(index, e.to_string()),
         };
+        played.applied(index, guard.id());
         let end = length.map(|l| origin + start + l);
         match spec.flap {
             Some(flap) if !(flap.on.is_zero() && flap.off.is_zero()) => loop {
@@ -110,5 +150,69 @@ async fn play(engine: FaultEngine, spec: FaultSpec, origin: Instant) {
             None => std::future::pending::<()>().await,
         }
         drop(guard);
+    }
+}
+
+/// The faults of a schedule that proved nothing: refused when applied (a drift on a field an
+/// earlier drift removed), never started, or (for faults that act per request) hitting no
+/// request at all, unless the spec says it may legitimately not fire. In words, one line
+/// each.
+pub fn unfired(specs: &[FaultSpec], played: &[SpecPlayed], engine: &FaultEngine) -> Vec<String> {
+    let mut out = vec![];
+    for (spec, p) in specs.iter().zip(played) {
+        let (label, kind) = (spec.label(), spec.fault.name());
+        if spec.may_not_fire {
+            continue;
+        }
+        if let Some(why) = &p.refused {
+            out.push(format!(
+                "fault {label} ({kind}) could not be applied: {why}"
+            ));
+            continue;
+        }
+        if p.ids.is_empty() {
+            out.push(format!("fault {label} ({kind}) never started"));
+            continue;
+        }
+        let per_request =
+            super::family::of(&spec.fault).needs(&spec.fault) == super::family::Need::Any;
+        let (hits, matched) = p
+            .ids
+            .iter()
+            .map(|id| engine.hits(*id))
+            .fold((0, 0), |(h, m), (a, b)| (h + a, m + b));
+        if per_request && hits == 0 {
+            let why = if matched == 0 {
+                "its target matched no request".to_string()
+            } else {
+                format!("its trigger drew none of the {matched} requests its target matched")
+            };
+            out.push(format!(
+                "fault {label} ({kind}) hit no request{}: {why}, so it proved nothing (say `may_not_fire: true` if that can be right)",
+                describe_target(&spec.target)
+            ));
+        }
+    }
+    out
+}
+
+/// A target in words (` on dependency salesforce, sobject Evnet`), empty for none.
+fn describe_target(t: &super::model::Target) -> String {
+    let parts: Vec<String> = [
+        ("dependency", t.dependency.map(|d| d.as_str().to_string())),
+        ("route", t.route.clone()),
+        ("method", t.method.clone()),
+        ("operation", t.operation.clone()),
+        ("sobject", t.sobject.clone()),
+        ("client_id", t.client_id.clone()),
+        ("model", t.model.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", parts.join(", "))
     }
 }

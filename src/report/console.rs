@@ -17,6 +17,8 @@ impl RunReport {
                 format!("ABORTED: {a}")
             } else if self.passed() {
                 "all SLOs met".to_string()
+            } else if self.slos.iter().all(|s| s.verdict != Verdict::Fail) {
+                "FAILED: a fault proved nothing".to_string()
             } else {
                 "SLO FAILED".to_string()
             }
@@ -47,6 +49,9 @@ impl RunReport {
             if let Some(e) = s.evidence.first() {
                 out.push_str(&format!("  {:<w$}           evidence: {e}\n", ""));
             }
+        }
+        for f in &self.unfired_faults {
+            out.push_str(&format!("  FAULT NOT TESTED: {f}\n"));
         }
         out.push_str(&format!("  replay: {}\n", self.replay));
         if let Some(d) = &self.digest {

@@ -27,6 +27,17 @@ impl RunReport {
                 status.set_message(format!("aborted: {a}"));
                 suite.add_test_case(TestCase::new("run", status));
             }
+            if !r.unfired_faults.is_empty() {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status.set_message(format!(
+                    "{} fault(s) proved nothing",
+                    r.unfired_faults.len()
+                ));
+                status.set_description(r.unfired_faults.join("\n"));
+                let mut case = TestCase::new("faults fired", status);
+                case.set_classname(r.scenario.as_str());
+                suite.add_test_case(case);
+            }
             for s in &r.slos {
                 let status = match s.verdict {
                     Verdict::Pass => TestCaseStatus::success(),

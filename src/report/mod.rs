@@ -45,6 +45,10 @@ pub struct RunReport {
     pub journal: Option<String>,
     /// The SLO verdicts.
     pub slos: Vec<SloResult>,
+    /// Faults that proved nothing: never applied, never started, or matching no request. A
+    /// run with any fails: its SLOs were not tested under them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unfired_faults: Vec<String>,
     /// The SUT's last output lines (stdout and stderr).
     #[serde(default)]
     pub sut_output: Vec<String>,
@@ -57,7 +61,9 @@ pub struct RunReport {
 impl RunReport {
     /// True when no SLO failed and the run was not aborted.
     pub fn passed(&self) -> bool {
-        self.aborted.is_none() && self.slos.iter().all(|s| s.verdict != Verdict::Fail)
+        self.aborted.is_none()
+            && self.unfired_faults.is_empty()
+            && self.slos.iter().all(|s| s.verdict != Verdict::Fail)
     }
 
     /// The process exit code: 0 met, 1 an SLO failed, 3 aborted.

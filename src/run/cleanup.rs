@@ -1,18 +1,24 @@
-//! Phase 6, clean up, whatever happened before: every fault cleared, the SUT stopped (its
-//! process group, or the reference integration after its compensations' grace), the org's
-//! final state read, the mocks' histories and the fault events gathered, the mocks stopped.
+//! Phase 6, clean up, whatever happened before: the SUT stopped (its process group, or the
+//! reference integration after its compensations' grace), the org's final state read, the
+//! mocks' histories and the fault events gathered (and which faults never fired), the mocks
+//! stopped. Faults are cleared when the drive ends, before the drain.
 
 use crashcart_mocks::salesforce::store::{Precondition, WriteKind};
 use crashcart_mocks::SalesforceHandle;
+
+use std::collections::BTreeSet;
 
 use super::environment::Environment;
 use super::recorder::Recorder;
 use super::start::StartedSut;
 use crate::checks::{FinalState, RecordWrite};
+use crate::fault::schedule::{unfired, Played};
+use crate::scenario::domain::Slo;
 use crate::scenario::Scenario;
 use crate::timeline::Event;
 
-/// The sObjects whose final state the checkers see.
+/// The sObjects whose final state the checkers always see (orphans, double bookings); the
+/// objects the scenario's effects name join them.
 const OBJECTS: [&str; 4] = ["Account", "Contact", "Case", "Event"];
 
 /// What cleanup gathered for the judges.
@@ -21,27 +27,38 @@ pub struct Gathered {
     pub events: Vec<Event>,
     /// The org at the end.
     pub state: FinalState,
+    /// The faults that proved nothing (never applied, never started, or matched no request).
+    pub unfired: Vec<String>,
 }
 
-/// Clear, stop, read, gather. `active_at_end` is the count of faults the drive saw in force.
-pub async fn clean_up(
-    s: &Scenario,
-    env: Environment,
-    sut: Option<StartedSut>,
-    rec: &Recorder,
-    active_at_end: usize,
-) -> Gathered {
+/// Clear every fault, saying how many were in force (`active_at_end`: as the drive saw them
+/// before its schedule went).
+pub fn clear_faults(env: &Environment, rec: &Recorder, active_at_end: usize) {
     let active = active_at_end.max(env.engine.active().len());
     env.engine.clear_all();
     rec.mark(format!(
         "faults cleared ({active} were active, {} now)",
         env.engine.active().len()
     ));
+}
+
+/// Stop, read, gather. `played`: what the fault schedule did, when it ran to its end.
+pub async fn clean_up(
+    s: &Scenario,
+    env: Environment,
+    sut: Option<StartedSut>,
+    rec: &Recorder,
+    played: Option<Played>,
+) -> Gathered {
+    env.engine.clear_all();
     stop_sut(s, sut, rec).await;
+    let unfired = played
+        .map(|p| unfired(&s.raw.faults, &p.specs(), &env.engine))
+        .unwrap_or_default();
     let mut events = rec.take();
     let mut state = FinalState::default();
     if let Some(sf) = env.salesforce_handle() {
-        state = final_state(sf);
+        state = final_state(sf, &objects(s));
         events.extend(requests(&sf.history()));
     }
     if let Some(llm) = env.llm_handle() {
@@ -53,7 +70,11 @@ pub async fn clean_up(
         at_us: rec.now_us(),
         what: "end".into(),
     });
-    Gathered { events, state }
+    Gathered {
+        events,
+        state,
+        unfired,
+    }
 }
 
 /// Stop the SUT: SIGTERM to its group then SIGKILL after the grace, or the reference
@@ -78,14 +99,33 @@ fn requests(h: &crashcart_mocks::History) -> impl Iterator<Item = Event> {
         .map(|r| Event::Request(Box::new(r)))
 }
 
-/// The org's records, deletions and accepted writes, as the checkers read them.
-fn final_state(sf: &SalesforceHandle) -> FinalState {
+/// The sObjects to read back: those the checkers always look at, and every one the
+/// scenario's effects or double-booking check name (custom objects from `schema:` included).
+fn objects(s: &Scenario) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = OBJECTS.iter().map(|o| o.to_string()).collect();
+    out.extend(
+        s.workload
+            .operations
+            .iter()
+            .flat_map(|o| &o.effects)
+            .map(|e| e.object.clone()),
+    );
+    out.extend(s.slos.iter().filter_map(|slo| match slo {
+        Slo::Consistency(c) => c.double_booking.as_ref().map(|d| d.object.clone()),
+        _ => None,
+    }));
+    out
+}
+
+/// The org's records (of `objects`), deletions and accepted writes, as the checkers read
+/// them.
+fn final_state(sf: &SalesforceHandle, objects: &BTreeSet<String>) -> FinalState {
     let mut state = FinalState {
         sut_user: Some(sf.connection_settings().username.clone()),
         ..FinalState::default()
     };
-    for o in OBJECTS {
-        state.records.insert(o.to_string(), sf.records(o));
+    for o in objects {
+        state.records.insert(o.clone(), sf.records(o));
     }
     for w in sf.writes() {
         if w.kind == WriteKind::Delete {
@@ -107,4 +147,35 @@ fn final_state(sf: &SalesforceHandle) -> FinalState {
         });
     }
     state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_objects_effects_name_are_read_back_custom_ones_included() {
+        // Before, only Account, Contact, Case and Event were read: an effect on a custom
+        // object of a `schema:` file always failed, whatever the SUT did.
+        let dir = std::env::temp_dir().join(format!("crashcart-objects-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("extra.yaml"),
+            "objects:\n  Visit_Log__c:\n    keyPrefix: a01\n    label: Visit Log\n    fields:\n      Key__c: {type: string, length: 80}\n",
+        )
+        .unwrap();
+        let f = dir.join("s.yaml");
+        std::fs::write(
+            &f,
+            "duration: 1s\nmocks: {salesforce: {schema: [extra.yaml]}}\nsut: {reference: true}\nworkload: {rate: 1, operations: [{name: a, path: /a, effects: [{object: Visit_Log__c, match: {Key__c: x}}]}]}\n",
+        )
+        .unwrap();
+        let s = crate::scenario::load(&f).unwrap_or_else(|e| panic!("{e}"));
+        let objects = objects(&s);
+        assert!(
+            objects.contains("Visit_Log__c") && objects.contains("Event"),
+            "{objects:?}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

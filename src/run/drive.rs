@@ -10,6 +10,7 @@ use super::environment::Environment;
 use super::recorder::Recorder;
 use super::start::StartedSut;
 use super::workload::Driver;
+use crate::fault::schedule::Played;
 use crate::scenario::Scenario;
 
 /// How the drive ended.
@@ -18,6 +19,8 @@ pub struct Driven {
     pub aborted: Option<String>,
     /// Faults in force when the workload ended (before the schedule was dropped).
     pub active_at_end: usize,
+    /// What each fault of the schedule did.
+    pub played: Option<Played>,
 }
 
 /// The abort conditions of a scenario, checked on each tick.
@@ -81,6 +84,7 @@ pub async fn drive(
             return Driven {
                 aborted: Some(format!("the fault schedule was refused: {e}")),
                 active_at_end: 0,
+                played: None,
             }
         }
     };
@@ -107,10 +111,12 @@ pub async fn drive(
     // Counted before the schedule goes: dropping it aborts the tasks that hold the fault
     // guards, and an aborted task drops its guards whenever the runtime gets to it.
     let active_at_end = env.engine.active().len();
+    let played = Some(schedule.played());
     drop(schedule);
     rec.mark("workload-end");
     Driven {
         aborted,
         active_at_end,
+        played,
     }
 }

@@ -23,6 +23,8 @@ pub enum RunPhase {
     StartSut,
     /// The workload runs while the fault schedule plays and the abort conditions are watched.
     Drive,
+    /// Faults cleared, no new operations, the SUT still running until it is quiet.
+    Drain,
     /// Faults are cleared, the SUT stopped, the final state read, the mocks stopped.
     Cleanup,
     /// The SLOs are checked.
@@ -36,6 +38,7 @@ impl RunPhase {
             RunPhase::Environment => "mocks and proxies",
             RunPhase::StartSut => "starting the SUT",
             RunPhase::Drive => "workload",
+            RunPhase::Drain => "drain",
             RunPhase::Cleanup => "cleanup",
             RunPhase::Judge => "checking",
         }

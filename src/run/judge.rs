@@ -112,6 +112,8 @@ pub struct Verdicts {
     pub aborted: Option<String>,
     /// The SLO verdicts.
     pub slos: Vec<SloResult>,
+    /// Faults that proved nothing.
+    pub unfired: Vec<String>,
     /// The journal.
     pub journal: Journal,
     /// Wall time of the run, seconds.
@@ -137,6 +139,7 @@ pub fn report(
         requests: t.requests().count() as u64,
         journal: v.journal.path.map(|p| p.display().to_string()),
         slos: v.slos,
+        unfired_faults: v.unfired,
         sut_output: sut_output(t),
         digest: Some(v.journal.digest),
     }

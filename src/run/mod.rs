@@ -5,7 +5,7 @@
 //!    fault checked against it.
 //! 3. [`start`]: the SUT started (or reached) with the contract's environment, waited for.
 //! 4. [`drive`]: the workload while the fault schedule plays; aborts and signals watched.
-//! 5. (room for a drain: the SUT still running, fault-free, no new operations.)
+//! 5. [`drain`]: the SUT still running, faults cleared, no new operations, until it is quiet.
 //! 6. [`cleanup`]: whatever happened before, faults cleared, SUT stopped, state read, mocks
 //!    down.
 //! 7. [`judge`]: the journal written, the SLOs checked, the report put together.
@@ -15,6 +15,7 @@
 //! The [`recorder`] stamps what the runner, the workload and the SUT add to the timeline.
 
 pub mod cleanup;
+pub mod drain;
 pub mod drive;
 pub mod environment;
 pub mod event;
@@ -56,6 +57,8 @@ pub struct RunOptions {
     pub sim: bool,
     /// The reference integration's resilience settings (default: [`Policy::default`]).
     pub policy: Option<Policy>,
+    /// Environment variables for a started SUT over the scenario's `sut.env` (`--sut-env`).
+    pub sut_env: Vec<(String, String)>,
 }
 
 /// A finished run: its report and its timeline (for reporters that draw it).
@@ -118,19 +121,26 @@ pub async fn run(s: &Scenario, opts: &RunOptions, events: &Events) -> Result<Run
         }
     };
     let mut aborted = sut.not_ready.clone();
-    let mut active_at_end = 0;
+    let mut driven = None;
     if aborted.is_none() {
         phase(RunPhase::Drive);
-        let driven = drive::drive(s, prepared.seed, &env, &sut, &rec).await;
-        aborted = driven.aborted;
-        active_at_end = driven.active_at_end;
+        let d = drive::drive(s, prepared.seed, &env, &sut, &rec).await;
+        aborted = d.aborted.clone();
+        driven = Some(d);
+    }
+    cleanup::clear_faults(&env, &rec, driven.as_ref().map_or(0, |d| d.active_at_end));
+    if aborted.is_none() {
+        phase(RunPhase::Drain);
+        aborted = drain::drain(&env, &rec, s.drain).await;
     }
     if let Some(a) = &aborted {
         rec.mark(format!("aborted: {a}"));
         events.emit(RunEvent::Aborted { reason: a.clone() });
     }
     phase(RunPhase::Cleanup);
-    let gathered = cleanup::clean_up(s, env, Some(sut), &rec, active_at_end).await;
+    // Which faults proved nothing is judged only on a run that went its course.
+    let played = driven.and_then(|d| d.played).filter(|_| aborted.is_none());
+    let gathered = cleanup::clean_up(s, env, Some(sut), &rec, played).await;
     phase(RunPhase::Judge);
     let timeline = Timeline::merge(gathered.events);
     let journal = judge::write_journal(s, prepared.seed, opts, &timeline);
@@ -138,6 +148,7 @@ pub async fn run(s: &Scenario, opts: &RunOptions, events: &Events) -> Result<Run
     let verdicts = judge::Verdicts {
         aborted,
         slos,
+        unfired: gathered.unfired,
         journal,
         duration_s: started.elapsed().as_secs_f64(),
     };
@@ -193,6 +204,7 @@ pub fn recheck(s: &Scenario, journal: &Path, seed: u64) -> Result<RunReport, Err
         requests: timeline.requests().count() as u64,
         journal: Some(journal.display().to_string()),
         slos: results,
+        unfired_faults: vec![],
         sut_output: vec![],
         digest: None,
     })

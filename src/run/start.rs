@@ -84,6 +84,7 @@ pub async fn start_sut(
             settings.push(("PORT".into(), port.to_string()));
             settings.push(("CRASHCART_SEED".into(), prepared.seed.to_string()));
             settings.extend(s.raw.sut.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            settings.extend(opts.sut_env.iter().cloned());
             let url = ready.replace("${PORT}", &port.to_string());
             let mut started = start_command(s, command, cwd, &url, &settings, secrets, rec).await?;
             started.base = format!("http://127.0.0.1:{port}");
