@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{secs, FinalState, RecordWrite, SloResult};
-use crate::scenario::domain::{ConsistencySlo, Effect, Operation};
+use crate::scenario::domain::{ConsistencySlo, DoubleBooking, Effect, OnFailure, Operation};
 use crate::scenario::template;
 use crate::timeline::{OpEvent, Phase, Timeline};
 
@@ -55,7 +55,9 @@ pub fn consistency(
         effects_left(o, spec, &values, state, &mut res);
     }
     orphans(state, &mut res);
-    double_bookings(state, &mut res);
+    if let Some(db) = &slo.double_booking {
+        double_bookings(state, db, &mut res);
+    }
     if lost_updates(state, &mut res) > 0 {
         checked = checked.max(1);
     }
@@ -86,7 +88,11 @@ fn compensation_times(
     limit: std::time::Duration,
     res: &mut SloResult,
 ) {
-    for e in &spec.effects {
+    for e in spec
+        .effects
+        .iter()
+        .filter(|e| e.on_failure == OnFailure::Absent)
+    {
         let fields = rendered(e, values);
         let deleted = state
             .records
@@ -113,8 +119,9 @@ fn compensation_times(
     }
 }
 
-/// What an operation left: exactly its effects if it succeeded, none if it failed, all or
-/// none if its outcome is unknown.
+/// What an operation left: exactly its effects if it succeeded; if it failed, none of those
+/// rolled back and all of those kept; if its outcome is unknown, all or none of those rolled
+/// back, and all of those kept. Effects that may go either way are judged on success only.
 fn effects_left(
     o: &OpEvent,
     spec: &Operation,
@@ -122,45 +129,48 @@ fn effects_left(
     state: &FinalState,
     res: &mut SloResult,
 ) {
-    let found: Vec<(String, usize, u32)> = spec
+    let found: Vec<(&Effect, usize)> = spec
         .effects
         .iter()
         .map(|e| {
             let fields = rendered(e, values);
             (
-                e.object.clone(),
+                e,
                 live(state, &e.object)
                     .filter(|r| matches(r, &fields))
                     .count(),
-                e.count,
             )
         })
         .collect();
-    for (object, n, want) in &found {
-        match o.phase {
-            Phase::Ok if *n != *want as usize => res.fail(format!(
-                "op {} {} ({}) succeeded but left {n} {object} (expected {want})",
-                o.op, o.name, o.key
+    let head = format!("op {} {} ({})", o.op, o.name, o.key);
+    for (e, n) in &found {
+        let (object, want) = (&e.object, e.count as usize);
+        match (o.phase, e.on_failure) {
+            (Phase::Ok, _) if *n != want => res.fail(format!(
+                "{head} succeeded but left {n} {object} (expected {want})"
             )),
-            Phase::Fail if *n > 0 => res.fail(format!(
-                "op {} {} ({}) failed but left {n} {object}: not compensated",
-                o.op, o.name, o.key
+            (Phase::Fail, OnFailure::Absent) if *n > 0 => {
+                res.fail(format!("{head} failed but left {n} {object}: not compensated"))
+            }
+            (Phase::Fail | Phase::Info, OnFailure::Kept) if *n != want => res.fail(format!(
+                "{head} did not succeed and left {n} {object}, which it keeps whatever the outcome (expected {want})"
             )),
             _ => {}
         }
     }
     if o.phase == Phase::Info {
-        let whole = found.iter().all(|(_, n, want)| *n == *want as usize);
-        let absent = found.iter().all(|(_, n, _)| *n == 0);
+        let atomic: Vec<&(&Effect, usize)> = found
+            .iter()
+            .filter(|(e, _)| e.on_failure == OnFailure::Absent)
+            .collect();
+        let whole = atomic.iter().all(|(e, n)| *n == e.count as usize);
+        let absent = atomic.iter().all(|(_, n)| *n == 0);
         if !whole && !absent {
             res.fail(format!(
-                "op {} {} ({}) has an unknown outcome and left a partial result: {}",
-                o.op,
-                o.name,
-                o.key,
-                found
+                "{head} has an unknown outcome and left a partial result: {}",
+                atomic
                     .iter()
-                    .map(|(ob, n, w)| format!("{n}/{w} {ob}"))
+                    .map(|(e, n)| format!("{n}/{} {}", e.count, e.object))
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
@@ -185,27 +195,27 @@ fn orphans(state: &FinalState, res: &mut SloResult) {
     }
 }
 
-/// One owner, overlapping times.
-fn double_bookings(state: &FinalState, res: &mut SloResult) {
-    let mut by_owner: BTreeMap<&str, Vec<(&str, &str, &str)>> = BTreeMap::new();
-    for e in live(state, "Event") {
-        if let (Some(owner), Some(s), Some(end)) = (
-            e["OwnerId"].as_str(),
-            e["StartDateTime"].as_str(),
-            e["EndDateTime"].as_str(),
+/// Two live records of one resource whose times overlap.
+fn double_bookings(state: &FinalState, db: &DoubleBooking, res: &mut SloResult) {
+    let mut by_resource: BTreeMap<&str, Vec<(&str, &str, &str)>> = BTreeMap::new();
+    for e in live(state, &db.object) {
+        if let (Some(who), Some(s), Some(end)) = (
+            e[&db.resource].as_str(),
+            e[&db.start].as_str(),
+            e[&db.end].as_str(),
         ) {
-            by_owner
-                .entry(owner)
+            by_resource
+                .entry(who)
                 .or_default()
                 .push((s, end, e["Id"].as_str().unwrap_or("?")));
         }
     }
-    for (owner, mut slots) in by_owner {
+    for (who, mut slots) in by_resource {
         slots.sort();
         for w in slots.windows(2) {
             if w[1].0 < w[0].1 {
                 res.fail(format!(
-                    "double booking of {owner}: {} ({}–{}) and {} ({}–{})",
+                    "double booking of {who}: {} ({}–{}) and {} ({}–{})",
                     w[0].2, w[0].0, w[0].1, w[1].2, w[1].0, w[1].1
                 ));
             }
@@ -246,6 +256,17 @@ fn lost_updates(state: &FinalState, res: &mut SloResult) -> usize {
     lost
 }
 
+/// Double bookings of a practitioner, as the shipped scenarios declare them.
+#[cfg(test)]
+fn owner() -> DoubleBooking {
+    DoubleBooking {
+        object: "Event".into(),
+        resource: "OwnerId".into(),
+        start: "StartDateTime".into(),
+        end: "EndDateTime".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +287,7 @@ mod tests {
                     object: "Event".into(),
                     matches: [("Booking_Key__c".to_string(), "{{key}}".to_string())].into(),
                     count: 1,
+                    on_failure: OnFailure::Absent,
                 },
                 Effect {
                     object: "Contact".into(),
@@ -275,11 +297,13 @@ mod tests {
                     )]
                     .into(),
                     count: 1,
+                    on_failure: OnFailure::Absent,
                 },
             ],
         }];
         let slo = ConsistencySlo {
             compensate_within: None,
+            double_booking: Some(owner()),
         };
         let v = |n| template::values(1, n);
         let contact = |n: u64, id: &str| json!({"Id": id, "Patient_External_Id__c": v(n)["patient.external_id"], "IsDeleted": false});
@@ -367,10 +391,12 @@ mod compensation_tests {
                 )]
                 .into(),
                 count: 1,
+                on_failure: OnFailure::Absent,
             }],
         }];
         let slo = ConsistencySlo {
             compensate_within: Some(std::time::Duration::from_secs(5)),
+            double_booking: Some(owner()),
         };
         let v = template::values(1, 0);
         let failed = Timeline::merge(vec![Event::Op(OpEvent {
@@ -408,6 +434,7 @@ mod compensation_tests {
     fn consistency_reports_a_blind_overwrite_of_another_users_edit() {
         let slo = ConsistencySlo {
             compensate_within: None,
+            double_booking: Some(owner()),
         };
         let w = |at: u64, kind: &str, user: &str, fields: &[&str], conditional: bool| {
             crate::checks::RecordWrite {
@@ -442,5 +469,117 @@ mod compensation_tests {
         state.writes[2] = w(3, "update", sut, &["Email"], false);
         let r = consistency(&Timeline::default(), &state, &[], 1, &slo);
         assert_ne!(r.verdict, Verdict::Fail, "{r:?}");
+    }
+}
+
+#[cfg(test)]
+mod declared_tests {
+    use super::*;
+    use crate::checks::traffic::tests::op;
+    use crate::checks::Verdict;
+    use serde_json::json;
+
+    fn booking(on_failure: OnFailure) -> Vec<Operation> {
+        let effect = |object: &str, field: &str, value: &str, on_failure| Effect {
+            object: object.into(),
+            matches: [(field.to_string(), value.to_string())].into(),
+            count: 1,
+            on_failure,
+        };
+        vec![Operation {
+            name: "book".into(),
+            weight: 1,
+            method: http::Method::POST,
+            path: "/appointments".into(),
+            body: None,
+            effects: vec![
+                effect("Event", "Booking_Key__c", "{{key}}", OnFailure::Absent),
+                effect(
+                    "Contact",
+                    "Patient_External_Id__c",
+                    "{{patient.external_id}}",
+                    on_failure,
+                ),
+            ],
+        }]
+    }
+
+    fn patient_of(n: u64) -> Value {
+        json!({"Id": "003A", "Patient_External_Id__c": template::values(1, n)["patient.external_id"], "IsDeleted": false})
+    }
+
+    #[test]
+    fn a_kept_effect_and_one_that_may_go_either_way() {
+        let slo = ConsistencySlo {
+            compensate_within: None,
+            double_booking: None,
+        };
+        let failed = Timeline::merge(vec![op(0, 10, Phase::Fail, 5)]);
+        let with_patient = FinalState {
+            records: [("Contact".to_string(), vec![patient_of(0)])].into(),
+            ..FinalState::default()
+        };
+        let judge = |on_failure, state: &FinalState| {
+            consistency(&failed, state, &booking(on_failure), 1, &slo)
+        };
+        // By default a failed booking must leave nothing: its patient record is a leftover.
+        let r = judge(OnFailure::Absent, &with_patient);
+        assert!(
+            r.evidence.iter().any(|e| e.contains("not compensated")),
+            "{r:?}"
+        );
+        // Declared as either, the patient record a failed booking leaves is fine, and so is none.
+        assert_eq!(
+            judge(OnFailure::Either, &with_patient).verdict,
+            Verdict::Pass
+        );
+        assert_eq!(
+            judge(OnFailure::Either, &FinalState::default()).verdict,
+            Verdict::Pass
+        );
+        // Declared as kept, it must be there whatever the outcome.
+        assert_eq!(judge(OnFailure::Kept, &with_patient).verdict, Verdict::Pass);
+        let r = judge(OnFailure::Kept, &FinalState::default());
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.contains("keeps whatever the outcome")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn double_bookings_are_judged_for_the_declared_resource_only() {
+        // The SUT owns every appointment itself; two overlap, for different practitioners.
+        let event = |id: &str, practitioner: &str| json!({"Id": id, "OwnerId": "005SUT", "Practitioner__c": practitioner, "StartDateTime": "2027-01-04T08:00:00.000+0000", "EndDateTime": "2027-01-04T08:30:00.000+0000", "IsDeleted": false});
+        let state = FinalState {
+            records: [(
+                "Event".to_string(),
+                vec![event("00UA", "005X"), event("00UB", "005Y")],
+            )]
+            .into(),
+            ..FinalState::default()
+        };
+        let judge = |resource: Option<&str>| {
+            let slo = ConsistencySlo {
+                compensate_within: None,
+                double_booking: resource.map(|r| DoubleBooking {
+                    resource: r.into(),
+                    ..owner()
+                }),
+            };
+            consistency(&Timeline::default(), &state, &[], 1, &slo)
+        };
+        // Nothing declared: nothing judged (a skip, for nothing else was checked).
+        assert_eq!(judge(None).verdict, Verdict::Skip);
+        // By owner they overlap, by practitioner they do not.
+        let r = judge(Some("OwnerId"));
+        assert!(
+            r.evidence
+                .iter()
+                .any(|e| e.contains("double booking of 005SUT")),
+            "{r:?}"
+        );
+        assert_ne!(judge(Some("Practitioner__c")).verdict, Verdict::Fail);
     }
 }

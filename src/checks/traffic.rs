@@ -104,8 +104,9 @@ pub fn attribution_summary(groups: &[Vec<&RequestRecord>]) -> String {
 ///
 /// Evidence the traffic carries comes first. Requests of different traces (the workload's
 /// operations, propagated by the SUT) or with different `Idempotency-Key`s are never one
-/// operation; a request whose client counts its retries (`x-stainless-retry-count`) starts a
-/// new operation at 0 and joins its operation's last attempt above 0. Without such evidence,
+/// operation; a request whose client counts its retries (`x-stainless-retry-count`) above 0
+/// joins its operation's latest attempt. Otherwise (a count of 0 included: the application
+/// may retry around the client),
 /// identical requests (method, path, query, body) retried after a failure within
 /// [`RETRY_WINDOW_US`] belong to one operation, and a request sent before the failed answer
 /// went out cannot be its retry: it is another caller's identical request. For an attempt
@@ -132,11 +133,9 @@ pub fn logical_operations<'a>(
             .and_then(|m| m.get(&rest))
             .copied();
         let joins = match r.retry_count {
-            // The client says: a first attempt, or a retry of its last attempt. Within a trace
-            // the trace tells operations apart, and a first attempt by the client's count may
-            // still be the application's retry (its own loop around a client that does not
-            // retry).
-            Some(0) if r.trace_id.is_none() => None,
+            // The client says it retries its last attempt. A count of 0 says less: the
+            // application may retry in a loop of its own around a client that does not
+            // (found by the Python zoo integration), so it is judged like no evidence.
             Some(n) if n > 0 => same,
             _ => same.filter(|&g| {
                 let last = groups[g][groups[g].len() - 1];
@@ -323,36 +322,35 @@ pub(crate) mod tests {
     #[test]
     fn evidence_in_the_traffic_tells_operations_apart() {
         let q = |seq, at, status| req(seq, at, Dependency::Llm, "openai.chat", "/v1/chat", status);
-        // The client counts its attempts: 0 starts an operation, 1 retries the latest one.
         let counted = |seq, at, status, n| {
             let mut r = q(seq, at, status);
             r.retry_count = Some(n);
             r
         };
-        let (a, b, c) = (
-            counted(0, 0, 500, 0),
-            counted(1, 10, 200, 0),
-            counted(2, 20, 200, 1),
-        );
-        let groups = logical_operations([&a, &b, &c].into_iter());
-        assert_eq!(groups.len(), 2, "{groups:?}");
-        assert_eq!((groups[0].len(), groups[1].len()), (1, 2));
-        assert_eq!(attribution_summary(&groups), "x-stainless-retry-count 2");
-        // By request identity alone, the second request is a retry of the first.
-        let (x, y) = (q(0, 0, 500), q(1, 10, 200));
-        let groups = logical_operations([&x, &y].into_iter());
-        assert_eq!(groups.len(), 1);
-        // Within a trace, a first attempt by the client's count may be the application's
-        // retry: identical, after the failure, it joins.
-        let traced = |mut r: RequestRecord| {
-            r.trace_id = Some("t".into());
+        // The client says it retries: joined, even sent before the failure's answer went out.
+        let mut a = counted(0, 0, 500, 0);
+        a.latency_us = 100_000;
+        let b = counted(1, 50, 200, 1);
+        let groups = logical_operations([&a, &b].into_iter());
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        assert_eq!(attribution_summary(&groups), "x-stainless-retry-count 1");
+        // By request identity alone, a request sent before the answer is another caller's.
+        let (x, y) = (q(0, 0, 500), q(1, 50, 200));
+        let mut x = x;
+        x.latency_us = 100_000;
+        assert_eq!(logical_operations([&x, &y].into_iter()).len(), 2);
+        // A count of 0 after a failure may be the application's own retry around a client
+        // that does not retry: identical and after the answer, it joins (the Python zoo's
+        // ignore-retry-after was missed when every 0 started an operation).
+        let (c, d) = (counted(0, 0, 429, 0), counted(1, 100, 200, 0));
+        assert_eq!(logical_operations([&c, &d].into_iter()).len(), 1);
+        // Different traces are different operations, whatever else they share.
+        let traced = |mut r: RequestRecord, t: &str| {
+            r.trace_id = Some(t.into());
             r
         };
-        let (a, b) = (
-            traced(counted(0, 0, 500, 0)),
-            traced(counted(1, 10, 200, 0)),
-        );
-        assert_eq!(logical_operations([&a, &b].into_iter()).len(), 1);
+        let (e, f) = (traced(q(0, 0, 500), "t1"), traced(q(1, 100, 200), "t2"));
+        assert_eq!(logical_operations([&e, &f].into_iter()).len(), 2);
     }
 
     #[test]
