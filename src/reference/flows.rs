@@ -30,6 +30,16 @@ use super::salesforce::{Salesforce, SfError};
 use super::Reference;
 use crate::transport::urlencode;
 
+/// Serve each request with its `traceparent` handed on to the calls made for it.
+async fn propagate_trace(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let trace = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    super::resilience::with_traceparent(trace, next.run(req)).await
+}
+
 /// The integration's routes.
 pub fn router(r: Arc<Reference>) -> Router {
     Router::new()
@@ -38,6 +48,7 @@ pub fn router(r: Arc<Reference>) -> Router {
         .route("/patients/{id}/sync", post(sync))
         .route("/cases/{id}/summarize", post(summarize))
         .route("/contention/{id}", post(contend))
+        .layer(axum::middleware::from_fn(propagate_trace))
         .with_state(r)
 }
 
@@ -112,7 +123,8 @@ async fn compensate(r: &Arc<Reference>, steps: Vec<Undo>) {
         };
         let r = r.clone();
         let guard = r.compensating.enter();
-        tokio::spawn(async move {
+        let trace = super::resilience::current_traceparent();
+        tokio::spawn(super::resilience::with_traceparent(trace, async move {
             let _guard = guard;
             let give_up = Instant::now() + Duration::from_secs(60);
             while rounds < r.policy.max_attempts.max(2) && Instant::now() < give_up {
@@ -135,7 +147,7 @@ async fn compensate(r: &Arc<Reference>, steps: Vec<Undo>) {
             (r.log)(format!(
                 "gave up compensating {step:?}: left for a human to undo"
             ));
-        });
+        }));
     }
 }
 

@@ -313,6 +313,28 @@ fn retry_after(r: &HttpResponse) -> Option<Duration> {
 }
 
 tokio::task_local! {
+    /// The W3C `traceparent` of the request being served, handed on to every dependency call
+    /// made for it (as OpenTelemetry's HTTP instrumentation does).
+    static TRACEPARENT: String;
+}
+
+/// Run `f` with `traceparent` handed on to the dependency calls it makes.
+pub async fn with_traceparent<F: std::future::Future>(
+    traceparent: Option<String>,
+    f: F,
+) -> F::Output {
+    match traceparent {
+        Some(t) => TRACEPARENT.scope(t, f).await,
+        None => f.await,
+    }
+}
+
+/// The `traceparent` handed on here, if any (for work spawned to outlive the request).
+pub fn current_traceparent() -> Option<String> {
+    TRACEPARENT.try_with(Clone::clone).ok()
+}
+
+tokio::task_local! {
     /// Attempts per call inside [`single_attempt`].
     static ATTEMPTS: u32;
 }
@@ -417,7 +439,10 @@ impl Dependency {
                 return Err(CallError::Transport(self.name, TransportError::Timeout));
             }
             let timeout = timeout.map(|t| t.min(left));
-            let req = build(retry).map_err(|why| CallError::Withdrawn(self.name, why))?;
+            let mut req = build(retry).map_err(|why| CallError::Withdrawn(self.name, why))?;
+            if let Some(t) = current_traceparent() {
+                req = req.header("traceparent", &t);
+            }
             let answer = self
                 .transport
                 .send(req.header("idempotency-key", &key), timeout)
