@@ -22,7 +22,7 @@ const DESIGNED: [(Defect, &str); 13] = [
     (Defect::UnboundedRetries, "record-lock"),
     (Defect::NoBreaker, "llm-overload"),
     (Defect::NoTimeout, "salesforce-latency"),
-    (Defect::NoCompensation, "salesforce-partition"),
+    (Defect::NoCompensation, "event-answers-lost"),
     (Defect::BlindOverwrite, "concurrent-edits"),
     (Defect::NonIdempotentCreate, "lost-responses"),
     (Defect::NoDriftHandling, "salesforce-schema-drift"),

@@ -51,6 +51,13 @@ pub struct ExploreArgs {
     /// Where the runs' journals go.
     #[arg(long, default_value = "crashcart-reports/explore")]
     pub report_dir: PathBuf,
+    /// Explore an integration of your own instead of the scenario's SUT: a variants file (as
+    /// for `crashcart matrix --sut`); needs --real-time.
+    #[arg(long, requires = "real_time", conflicts_with = "defects")]
+    pub sut: Option<PathBuf>,
+    /// With --sut: which build (default `correct`).
+    #[arg(long, requires = "sut", default_value = "correct")]
+    pub variant: String,
 }
 
 /// What the cases run against, and how.
@@ -83,7 +90,12 @@ impl Mode {
 
 /// `crashcart explore`.
 pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
-    let s = crate::scenario::load(&a.scenario)?;
+    let mut s = crate::scenario::load(&a.scenario)?;
+    if let Some(file) = &a.sut {
+        let v = crate::matrix::variants::load(file)?;
+        s = v.apply(&s, v.build(&a.variant)?);
+        s.name = format!("{}-{}-{}", s.name, v.name, a.variant);
+    }
     let mut budget = s.raw.explore.clone().unwrap_or_default();
     if !a.kinds.is_empty() {
         budget.kinds = crate::explore::kinds(&a.kinds);

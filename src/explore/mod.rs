@@ -147,6 +147,8 @@ fn spec(d: &Drawn, budget: &Budget) -> FaultSpec {
         duration: Some(Duration::from_millis(d.duration_ms)),
         repeat: None,
         flap: None,
+        // Drawn blindly: a fault on writes a schedule's window never sees is no defect.
+        may_not_fire: true,
     }
 }
 
@@ -235,6 +237,7 @@ fn options(dir: &Path, defects: Option<&Defects>, sim: bool) -> RunOptions {
         defects: defects.cloned(),
         sim,
         policy: None,
+        ..RunOptions::default()
     }
 }
 
@@ -284,7 +287,8 @@ fn with_faults(s: &Scenario, faults: Vec<FaultSpec>, seed: u64) -> Scenario {
 type Broken = Vec<(String, String)>;
 
 fn broken(o: &RunOutcome) -> Broken {
-    o.report
+    let mut b: Broken = o
+        .report
         .slos
         .iter()
         .filter(|r| r.verdict == Verdict::Fail)
@@ -294,7 +298,11 @@ fn broken(o: &RunOutcome) -> Broken {
                 r.evidence.first().cloned().unwrap_or_default(),
             )
         })
-        .collect()
+        .collect();
+    if let Some(f) = o.report.unfired_faults.first() {
+        b.push(("faults fired".into(), f.clone()));
+    }
+    b
 }
 
 /// Explore: up to `search.cases` generated schedules, each run by `run` with the scenario's

@@ -342,6 +342,7 @@ fn run_one(
         defects: Some(Defects::none()),
         sim: true,
         policy: Some(policy),
+        ..RunOptions::default()
     };
     crate::run::run_simulated(&s, &opts)
 }

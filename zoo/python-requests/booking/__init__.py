@@ -1,0 +1,1 @@
+"""St Elsewhere booking integration: Salesforce (requests) + local LLM (openai-python)."""
