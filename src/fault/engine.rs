@@ -138,6 +138,8 @@ pub struct Rule {
     undo: Mutex<Option<Undo>>,
     /// Records a `concurrent_edit` has already edited.
     pub edited: Mutex<std::collections::HashSet<String>>,
+    /// Where its counts add up when it is removed.
+    tag: Option<u64>,
 }
 
 impl Rule {
@@ -162,6 +164,7 @@ impl Rule {
             enabled: AtomicBool::new(true),
             undo: Mutex::new(None),
             edited: Mutex::default(),
+            tag: None,
         }
     }
 }
@@ -185,8 +188,9 @@ struct Inner {
     next_id: AtomicU64,
     events: Mutex<Vec<FaultEvent>>,
     listeners: RwLock<Vec<FaultListener>>,
-    /// Requests each removed fault hit, and those its target matched, by id.
-    hits_of_removed: Mutex<std::collections::HashMap<u64, (u64, u64)>>,
+    /// Requests the removed faults of each tag hit, and those their targets matched.
+    hits_by_tag: Mutex<std::collections::HashMap<u64, (u64, u64)>>,
+    next_tag: AtomicU64,
 }
 
 /// Hears each fault event as it happens (see [`FaultEngine::subscribe`]).
@@ -271,7 +275,8 @@ impl FaultEngine {
             next_id: AtomicU64::new(1),
             events: Mutex::new(vec![]),
             listeners: RwLock::new(vec![]),
-            hits_of_removed: Mutex::default(),
+            hits_by_tag: Mutex::default(),
+            next_tag: AtomicU64::new(1),
         });
         let hook = Arc::new(Hook(Arc::downgrade(&inner)));
         if let Some(sf) = &inner.deps.salesforce {
@@ -308,6 +313,17 @@ impl FaultEngine {
 
     /// Activate a fault now. Drop the guard to remove it.
     pub fn apply(&self, spec: FaultSpec) -> Result<FaultGuard, FaultError> {
+        self.apply_tagged(spec, None)
+    }
+
+    /// [`Self::apply`], counting the requests the fault hits under `tag` (a schedule's spec:
+    /// every instance of a repeating fault adds to one count, so memory does not grow with
+    /// the repeats).
+    pub fn apply_tagged(
+        &self,
+        spec: FaultSpec,
+        tag: Option<u64>,
+    ) -> Result<FaultGuard, FaultError> {
         let inner = &self.inner;
         let id = inner.next_id.fetch_add(1, Ordering::SeqCst);
         let label = spec.label();
@@ -330,6 +346,7 @@ impl FaultEngine {
             enabled: AtomicBool::new(true),
             undo: Mutex::new(undo),
             edited: Mutex::default(),
+            tag,
         });
         event(inner, &rule, "activated");
         inner.rules.write().push(rule);
@@ -388,24 +405,32 @@ impl FaultEngine {
             .collect()
     }
 
-    /// Requests the fault with this id hit, and those its target matched (its trigger then
-    /// drew which to hit), in force or removed; zeros for an unknown id.
-    pub fn hits(&self, id: u64) -> (u64, u64) {
-        let active = self
+    /// A tag no fault has yet, for [`Self::apply_tagged`].
+    pub fn new_tag(&self) -> u64 {
+        self.inner.next_tag.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Requests the faults applied with `tag` hit, and those their targets matched (their
+    /// triggers then drew which to hit), in force or removed.
+    pub fn hits(&self, tag: u64) -> (u64, u64) {
+        let (mut h, mut m) = self
+            .inner
+            .hits_by_tag
+            .lock()
+            .get(&tag)
+            .copied()
+            .unwrap_or((0, 0));
+        for r in self
             .inner
             .rules
             .read()
             .iter()
-            .find(|r| r.id == id)
-            .map(|r| r.counts());
-        active.unwrap_or_else(|| {
-            self.inner
-                .hits_of_removed
-                .lock()
-                .get(&id)
-                .copied()
-                .unwrap_or((0, 0))
-        })
+            .filter(|r| r.tag == Some(tag))
+        {
+            let (a, b) = r.counts();
+            (h, m) = (h + a, m + b);
+        }
+        (h, m)
     }
 
     /// Hear every fault event from now on, as it happens (on the task that caused it).
@@ -464,7 +489,12 @@ fn remove(inner: &Inner, id: u64) -> bool {
     if let Some(u) = rule.undo.lock().take() {
         undo_or_hand_over(inner, id, u);
     }
-    inner.hits_of_removed.lock().insert(id, rule.counts());
+    if let Some(tag) = rule.tag {
+        let (a, b) = rule.counts();
+        let mut totals = inner.hits_by_tag.lock();
+        let t = totals.entry(tag).or_default();
+        (t.0, t.1) = (t.0 + a, t.1 + b);
+    }
     event(inner, &rule, "removed");
     true
 }
@@ -525,9 +555,34 @@ fn validate(spec: &FaultSpec, label: &str) -> Result<(), FaultError> {
         Trigger::EveryNth(0) => return Err(invalid(label, "trigger.every_nth must be at least 1")),
         _ => {}
     }
+    timing(spec).map_err(|m| invalid(label, m))?;
     family::of(&spec.fault)
         .validate(&spec.fault)
         .map_err(|m| invalid(label, m))
+}
+
+/// When a fault plays must keep to a game day's scale: a start and length within a day,
+/// repeats and flaps at least a millisecond apart (`every: 1ns` would schedule billions).
+fn timing(spec: &FaultSpec) -> Result<(), String> {
+    use family::{count_within, within, MAX_WAIT};
+    let ms = std::time::Duration::from_millis(1);
+    let zero = std::time::Duration::ZERO;
+    within("at", spec.at.unwrap_or_default(), zero, MAX_WAIT)?;
+    within("for", spec.duration.unwrap_or_default(), zero, MAX_WAIT)?;
+    if let Some(r) = spec.repeat {
+        within("repeat.every", r.every, ms, MAX_WAIT)?;
+        count_within(
+            "repeat.times",
+            u64::from(r.times.unwrap_or(1)),
+            1,
+            1_000_000,
+        )?;
+    }
+    if let Some(f) = spec.flap {
+        within("flap.on", f.on, ms, MAX_WAIT)?;
+        within("flap.off", f.off, ms, MAX_WAIT)?;
+    }
+    Ok(())
 }
 
 /// Apply the state part of a fault (if any); returns how to undo it.

@@ -13,6 +13,34 @@ pub const MAX_SAMPLE: Duration = Duration::from_secs(600);
 impl Latency {
     /// Check the parameters; the message names the bad one.
     pub fn validate(&self) -> Result<(), String> {
+        let longest = |name: &str, d: Duration| {
+            if d > MAX_SAMPLE {
+                Err(format!(
+                    "{name} {} is out of range: at most {}",
+                    humantime::format_duration(d),
+                    humantime::format_duration(MAX_SAMPLE)
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match *self {
+            Latency::Fixed { value } => longest("fixed: value", value)?,
+            Latency::Uniform { max, .. } => longest("uniform: max", max)?,
+            Latency::Normal { mean, std_dev } => {
+                longest("normal: mean", mean)?;
+                longest("normal: std_dev", std_dev)?
+            }
+            Latency::Lognormal { median, sigma } => {
+                longest("lognormal: median", median)?;
+                if sigma > 10.0 {
+                    return Err(format!(
+                        "lognormal: sigma {sigma} is out of range: at most 10"
+                    ));
+                }
+            }
+            Latency::Pareto { min, .. } => longest("pareto: min", min)?,
+        }
         match *self {
             Latency::Uniform { min, max } if min > max => {
                 Err(format!("uniform: min ({min:?}) is above max ({max:?})"))

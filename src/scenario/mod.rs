@@ -3,6 +3,8 @@
 //! - [`raw`]: the file's serde types, and the JSON Schema editors use (`crashcart schema`).
 //! - [`validate`]: every problem of a file at once, by key path or line and column; the
 //!   checked [`Scenario`].
+//! - [`bounds`]: the ranges a scenario's numbers must keep to (a file from someone else
+//!   must not exhaust the machine).
 //! - [`domain`]: the checked scenario's values (workload, operations, SLOs), defaults applied:
 //!   what the runner and the checkers read.
 //! - [`targets`]: what the scenario's mocks answer to (sObjects, fields, models, operations),
@@ -10,6 +12,7 @@
 //! - [`template`]: `{{…}}` placeholders and the seeded synthetic patient data they draw on.
 //! - [`plan`]: the resolved timeline of a scenario (`crashcart plan`).
 
+pub mod bounds;
 pub mod domain;
 pub mod plan;
 pub mod raw;

@@ -36,6 +36,21 @@ impl Family for Governor {
     fn validate(&self, kind: &FaultKind) -> Result<(), String> {
         match kind {
             FaultKind::LlmSlots { slots: 0, .. } => Err("slots must be at least 1".into()),
+            FaultKind::LlmSlots {
+                slots, queue_depth, ..
+            } => {
+                super::count_within("slots", *slots as u64, 1, 10_000)?;
+                super::count_within("queue_depth", queue_depth.unwrap_or(0) as u64, 0, 100_000)
+            }
+            FaultKind::LlmOverloaded { retry_after } => {
+                super::within("retry_after", *retry_after, Duration::ZERO, super::MAX_WAIT)
+            }
+            FaultKind::ConcurrentEdit { fields, .. } => {
+                super::count_within("fields", fields.len() as u64, 1, 100)
+            }
+            FaultKind::RowLock { records } => {
+                super::count_within("records", records.len() as u64, 0, 10_000)
+            }
             _ => Ok(()),
         }
     }

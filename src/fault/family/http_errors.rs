@@ -2,6 +2,8 @@
 //! shape, empty or malformed bodies, resets before or during the answer, a hang, and a lost
 //! response (the write lands, its answer never comes).
 
+use std::time::Duration;
+
 use crashcart_mocks::{Action, RequestInfo};
 
 use super::{Draw, Drawn, Family, HitCtx, Shaper};
@@ -19,6 +21,16 @@ impl Family for HttpErrors {
                 if !(100..=599).contains(status) =>
             {
                 Err(format!("status must be a valid HTTP status, got {status}"))
+            }
+            FaultKind::HttpError {
+                retry_after,
+                retry_after_ms,
+                ..
+            } => {
+                if let Some(r) = retry_after {
+                    super::within("retry_after", *r, Duration::ZERO, super::MAX_WAIT)?;
+                }
+                super::count_within("retry_after_ms", retry_after_ms.unwrap_or(0), 0, 86_400_000)
             }
             _ => Ok(()),
         }

@@ -13,6 +13,18 @@ use crate::fault::model::{DependencyName, FaultKind, OutputDrift, Trigger};
 pub struct LlmDrift;
 
 impl Family for LlmDrift {
+    fn validate(&self, kind: &FaultKind) -> Result<(), String> {
+        let tokens = |name: &str, n: u32| super::count_within(name, u64::from(n), 0, 1_000_000);
+        match kind {
+            FaultKind::LlmTruncate { max_tokens } => tokens("max_tokens", *max_tokens),
+            FaultKind::LlmStreamCut { after_tokens }
+            | FaultKind::LlmStreamError { after_tokens, .. } => {
+                tokens("after_tokens", *after_tokens)
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn applies(&self, _rule: &Rule, req: &RequestInfo<'_>) -> bool {
         req.dependency == Dependency::Llm
     }

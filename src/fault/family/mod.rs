@@ -236,6 +236,33 @@ impl Draw {
     }
 }
 
+/// `name` must lie within `lo..=hi` (the message says the range).
+pub fn within(name: &str, d: Duration, lo: Duration, hi: Duration) -> Result<(), String> {
+    if d < lo || d > hi {
+        let h = |d: Duration| humantime::format_duration(d).to_string();
+        return Err(format!(
+            "{name} {} is out of range: between {} and {}",
+            h(d),
+            h(lo),
+            h(hi)
+        ));
+    }
+    Ok(())
+}
+
+/// A count `name` must lie within `lo..=hi`.
+pub fn count_within(name: &str, n: u64, lo: u64, hi: u64) -> Result<(), String> {
+    if n < lo || n > hi {
+        return Err(format!("{name} {n} is out of range: between {lo} and {hi}"));
+    }
+    Ok(())
+}
+
+/// The longest delay a fault may add (a sample of a latency distribution is capped there too).
+pub const MAX_DELAY: Duration = crate::fault::latency::MAX_SAMPLE;
+/// The longest a fault's own waits may last (Retry-After, a TTL, a network timeout).
+pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
 /// One family's behaviour. Every method has a default that does nothing, so a family
 /// implements only what its kinds do.
 pub trait Family: Sync {

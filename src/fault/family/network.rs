@@ -9,6 +9,50 @@ use crate::fault::model::{Direction, FaultKind, FaultSpec, Trigger};
 pub struct Network;
 
 impl Family for Network {
+    fn validate(&self, kind: &FaultKind) -> Result<(), String> {
+        use super::{count_within, within, MAX_DELAY, MAX_WAIT};
+        let zero = std::time::Duration::ZERO;
+        match kind {
+            FaultKind::NetworkLatency {
+                latency, jitter, ..
+            } => {
+                within("latency", *latency, zero, MAX_DELAY)?;
+                within("jitter", jitter.unwrap_or_default(), zero, MAX_DELAY)
+            }
+            FaultKind::Bandwidth { rate_kb, .. } => {
+                count_within("rate_kb", u64::from(*rate_kb), 1, 10_000_000)
+            }
+            FaultKind::Slicer {
+                average_size,
+                size_variation,
+                delay,
+                ..
+            } => {
+                count_within("average_size", u64::from(*average_size), 1, 1_000_000)?;
+                count_within(
+                    "size_variation",
+                    u64::from(*size_variation),
+                    0,
+                    u64::from(*average_size),
+                )?;
+                within(
+                    "delay",
+                    delay.unwrap_or_default(),
+                    zero,
+                    std::time::Duration::from_secs(10),
+                )
+            }
+            FaultKind::SlowClose { delay } => within("delay", *delay, zero, MAX_DELAY),
+            FaultKind::NetworkTimeout { after, .. } | FaultKind::ResetPeer { after } => {
+                within("after", after.unwrap_or_default(), zero, MAX_WAIT)
+            }
+            FaultKind::LimitData { bytes, .. } => {
+                count_within("bytes", *bytes, 0, 1_000_000_000_000)
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn needs(&self, _kind: &FaultKind) -> Need {
         Need::Network
     }

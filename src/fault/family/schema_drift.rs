@@ -100,6 +100,15 @@ fn withdraw(obj: &mut ObjectDef, field: &str, value: &str) -> Result<Renamed, St
 }
 
 impl Family for SchemaDrift {
+    fn validate(&self, kind: &FaultKind) -> Result<(), String> {
+        match kind {
+            FaultKind::ApiVersionRetired { below } => {
+                super::count_within("below", u64::from(*below), 1, 1_000)
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn needs(&self, _kind: &FaultKind) -> Need {
         Need::Salesforce
     }

@@ -20,6 +20,9 @@ impl Family for Tokens {
             FaultKind::ExpireTokens { share: Some(s), .. } if !(0.0..=1.0).contains(s) => {
                 Err(format!("share must be within 0..1, got {s}"))
             }
+            FaultKind::TokenTtl { ttl } => {
+                super::within("ttl", *ttl, Duration::from_secs(1), 30 * super::MAX_WAIT)
+            }
             _ => Ok(()),
         }
     }
