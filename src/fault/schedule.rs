@@ -30,8 +30,10 @@ pub struct Played {
 /// One spec's instances.
 #[derive(Clone, Debug, Default)]
 pub struct SpecPlayed {
-    /// Engine ids of the instances applied.
-    pub ids: Vec<u64>,
+    /// The engine's tag of its instances (their hits add up under it).
+    pub tag: u64,
+    /// Instances applied.
+    pub applied: u64,
     /// Why an instance could not be applied, if one could not.
     pub refused: Option<String>,
 }
@@ -42,8 +44,12 @@ impl Played {
         self.specs.lock().clone()
     }
 
-    fn applied(&self, spec: usize, id: u64) {
-        self.specs.lock()[spec].ids.push(id);
+    fn applied(&self, spec: usize) {
+        self.specs.lock()[spec].applied += 1;
+    }
+
+    fn tag(&self, spec: usize) -> u64 {
+        self.specs.lock()[spec].tag
     }
 
     fn refused(&self, spec: usize, why: String) {
@@ -72,25 +78,18 @@ impl Drop for ScheduleHandle {
     }
 }
 
-/// When a spec's instances start, relative to the origin (bounded by `horizon` for endless
-/// repeats).
-pub fn starts(spec: &FaultSpec, horizon: Duration) -> Vec<Duration> {
+/// When a spec's instances start, relative to the origin, up to `horizon` (an iterator: how
+/// often a fault repeats costs no memory).
+pub fn starts(spec: &FaultSpec, horizon: Duration) -> impl Iterator<Item = Duration> {
     let first = spec.at.unwrap_or_default();
-    match spec.repeat {
-        None => vec![first],
-        Some(r) if r.every.is_zero() => vec![first],
-        Some(r) => {
-            let mut out = vec![];
-            let mut t = first;
-            let mut n = 0u32;
-            while t <= horizon && r.times.is_none_or(|k| n < k) {
-                out.push(t);
-                t += r.every;
-                n += 1;
-            }
-            out
-        }
-    }
+    let (every, times) = match spec.repeat {
+        Some(r) if !r.every.is_zero() => (Some(r.every), r.times.map(u64::from)),
+        _ => (None, Some(1)),
+    };
+    (0u64..)
+        .take_while(move |n| times.is_none_or(|k| *n < k))
+        .map(move |n| first + every.unwrap_or_default() * (n.min(u64::from(u32::MAX)) as u32))
+        .take_while(move |t| *t <= horizon || every.is_none())
 }
 
 impl FaultEngine {
@@ -105,7 +104,13 @@ impl FaultEngine {
             self.check(s)?;
         }
         let played = Played::default();
-        *played.specs.lock() = vec![SpecPlayed::default(); specs.len()];
+        *played.specs.lock() = specs
+            .iter()
+            .map(|_| SpecPlayed {
+                tag: self.new_tag(),
+                ..SpecPlayed::default()
+            })
+            .collect();
         let mut tasks = vec![];
         for (i, spec) in specs.into_iter().enumerate() {
             let (engine, played) = (self.clone(), played.clone());
@@ -122,11 +127,11 @@ async fn play(engine: FaultEngine, spec: FaultSpec, origin: Instant, index: usiz
     let length = spec.duration.or(every);
     for start in starts(&spec, Duration::from_secs(365 * 24 * 3600)) {
         tokio::time::sleep_until(origin + start).await;
-        let guard = match engine.apply(spec.clone()) {
+        let guard = match engine.apply_tagged(spec.clone(), Some(played.tag(index))) {
             Ok(g) => g,
             Err(e) => return played.refused(index, e.to_string()),
         };
-        played.applied(index, guard.id());
+        played.applied(index);
         let end = length.map(|l| origin + start + l);
         match spec.flap {
             Some(flap) if !(flap.on.is_zero() && flap.off.is_zero()) => loop {
@@ -170,17 +175,13 @@ pub fn unfired(specs: &[FaultSpec], played: &[SpecPlayed], engine: &FaultEngine)
             ));
             continue;
         }
-        if p.ids.is_empty() {
+        if p.applied == 0 {
             out.push(format!("fault {label} ({kind}) never started"));
             continue;
         }
         let per_request =
             super::family::of(&spec.fault).needs(&spec.fault) == super::family::Need::Any;
-        let (hits, matched) = p
-            .ids
-            .iter()
-            .map(|id| engine.hits(*id))
-            .fold((0, 0), |(h, m), (a, b)| (h + a, m + b));
+        let (hits, matched) = engine.hits(p.tag);
         if per_request && hits == 0 {
             let why = if matched == 0 {
                 "its target matched no request".to_string()

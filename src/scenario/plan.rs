@@ -34,6 +34,10 @@ pub struct Plan {
     pub events: Vec<PlanEvent>,
 }
 
+/// Instances of a repeated fault (and flaps of one instance) a plan lists; the rest are
+/// counted.
+const MAX_INSTANCES: usize = 100;
+
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
@@ -79,7 +83,16 @@ pub fn plan(s: &Scenario, seed: u64) -> Plan {
     for f in &raw.faults {
         let label = f.label();
         let length = f.duration.or(f.repeat.map(|r| r.every));
-        for start in starts(f, end) {
+        let all = starts(f, end).count();
+        if all > MAX_INSTANCES {
+            events.push(PlanEvent {
+                at_ms: ms(f.at.unwrap_or_default()),
+                what: format!(
+                    "fault {label} starts {all} times; the first {MAX_INSTANCES} are listed"
+                ),
+            });
+        }
+        for start in starts(f, end).take(MAX_INSTANCES) {
             let stop = length.map(|l| (start + l).min(end)).unwrap_or(end);
             events.push(PlanEvent {
                 at_ms: ms(start),
@@ -87,7 +100,9 @@ pub fn plan(s: &Scenario, seed: u64) -> Plan {
             });
             if let Some(flap) = f.flap {
                 let mut t = start + flap.on;
-                while t < stop {
+                let mut toggles = 0;
+                while t < stop && toggles < MAX_INSTANCES {
+                    toggles += 1;
                     events.push(PlanEvent {
                         at_ms: ms(t),
                         what: format!("fault {label} flaps off"),
