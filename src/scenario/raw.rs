@@ -161,6 +161,11 @@ pub struct RawSut {
     /// Run the built-in reference integration instead of a command.
     #[serde(default)]
     pub reference: bool,
+    /// Permit a `url` or `ready` that is not on this machine (a game day against staging);
+    /// refused otherwise, so a scenario from elsewhere cannot point crashcart's workload at a
+    /// host of its choosing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_remote: bool,
 }
 
 /// A command line.

@@ -143,6 +143,9 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
     if raw.duration.is_zero() {
         c.add("duration", "must be above zero");
     }
+    for (at, m) in super::bounds::check(&raw) {
+        c.add(at, m);
+    }
     let names = check_mocks(&raw, &dir, &mut c);
     let sut = check_sut(&raw, &dir, &mut c);
     check_workload(&raw, names.as_ref(), &mut c);
@@ -281,6 +284,18 @@ fn check_sut(raw: &RawScenario, dir: &Path, c: &mut Collector) -> SutKind {
             c.add("sut.ready", format!("must be an http(s) URL, got {r:?}"));
         }
     }
+    for (key, url) in [("sut.url", &s.url), ("sut.ready", &s.ready)] {
+        if let Some(u) = url.as_deref().filter(|_| !s.allow_remote) {
+            if let Some(host) = remote_host(u) {
+                c.add(
+                    key,
+                    format!(
+                        "{host} is not this machine; set `sut.allow_remote: true` to permit it"
+                    ),
+                );
+            }
+        }
+    }
     sut
 }
 
@@ -351,6 +366,24 @@ fn check_operation(op: &RawOperation, at: &str, names: Option<&Names>, c: &mut C
             c.add(format!("{at}.effects[{j}].{key}"), m);
         }
     }
+}
+
+/// The host of an http(s) URL when it is not loopback: an IP literal outside 127.0.0.0/8 and
+/// ::1, or any name but `localhost` (a name may resolve elsewhere by the time it is used).
+fn remote_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        hostport.split(':').next().unwrap_or("")
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| host.to_string())
 }
 
 /// Each fault's parameters, and that it starts within the run.
