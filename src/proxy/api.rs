@@ -155,6 +155,42 @@ async fn create(State(p): State<ChaosProxy>, body: Bytes) -> Response {
     }
 }
 
+/// One proxy of a `/populate` body, checked before anything changes.
+struct Wanted<'a> {
+    item: &'a Value,
+    name: &'a str,
+}
+
+/// Every item checked first: a JSON object with a name, addresses that parse and may be used,
+/// no name twice. Nothing is created unless all are good.
+fn check_populate<'a>(p: &ChaosProxy, items: &'a [Value]) -> Result<Vec<Wanted<'a>>, Response> {
+    let mut out: Vec<Wanted> = vec![];
+    for item in items {
+        if !item.is_object() {
+            return Err(error(ProxyError::new(
+                400,
+                "bad request: a proxy must be a JSON object",
+            )));
+        }
+        let name = field(item, "name")?.unwrap_or("");
+        let upstream = field(item, "upstream")?.unwrap_or("");
+        let listen = field(item, "listen")?.unwrap_or("127.0.0.1:0");
+        enabled_of(item)?;
+        p.check_new(name, listen, upstream).map_err(error)?;
+        if out.iter().any(|w| w.name == name) {
+            return Err(error(ProxyError::new(
+                400,
+                format!("bad request: proxy {name:?} appears twice"),
+            )));
+        }
+        out.push(Wanted { item, name });
+    }
+    Ok(out)
+}
+
+/// `POST /populate`: create or replace many proxies, all or nothing. Every item is checked
+/// first; if creating one still fails (its port taken), the ones created by this call are
+/// removed again and the ones it replaced come back as they were (without their toxics).
 async fn populate(State(p): State<ChaosProxy>, body: Bytes) -> Response {
     let v = match parse(&body) {
         Ok(v) => v,
@@ -166,27 +202,43 @@ async fn populate(State(p): State<ChaosProxy>, body: Bytes) -> Response {
             message: "bad request: populate takes a JSON array of proxies".into(),
         });
     };
-    let mut out = vec![];
-    for item in items {
+    let wanted = match check_populate(&p, items) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let (mut out, mut created, mut replaced) = (vec![], vec![], vec![]);
+    for w in wanted {
         // Same name: replace it (Toxiproxy recreates a proxy whose config changed).
-        if let Some(name) = item.get("name").and_then(Value::as_str) {
-            if let Ok(existing) = p.info(name) {
-                let same = item.get("upstream").and_then(Value::as_str)
-                    == Some(existing.upstream.as_str())
-                    && item
-                        .get("listen")
-                        .and_then(Value::as_str)
-                        .is_none_or(|l| l == existing.listen);
-                if same {
-                    out.push(existing);
-                    continue;
-                }
-                let _ = p.delete(name);
+        if let Ok(existing) = p.info(w.name) {
+            let same = w.item.get("upstream").and_then(Value::as_str)
+                == Some(existing.upstream.as_str())
+                && w.item
+                    .get("listen")
+                    .and_then(Value::as_str)
+                    .is_none_or(|l| l == existing.listen);
+            if same {
+                out.push(existing);
+                continue;
             }
+            let _ = p.delete(w.name);
+            replaced.push(existing);
         }
-        match create_one(&p, item).await {
-            Ok(info) => out.push(info),
-            Err(r) => return r,
+        match create_one(&p, w.item).await {
+            Ok(info) => {
+                created.push(info.name.clone());
+                out.push(info);
+            }
+            Err(r) => {
+                for name in &created {
+                    let _ = p.delete(name);
+                }
+                for old in &replaced {
+                    let _ = p
+                        .create(&old.name, &old.listen, &old.upstream, old.enabled)
+                        .await;
+                }
+                return r;
+            }
         }
     }
     (StatusCode::CREATED, axum::Json(json!({"proxies": out}))).into_response()

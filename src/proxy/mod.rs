@@ -155,6 +155,27 @@ fn check_addr(what: &str, addr: &str, allow_remote: bool) -> Result<(), ProxyErr
     Ok(())
 }
 
+/// Connect to `upstream`, resolved now: a name that resolved to loopback when the proxy was
+/// created may resolve elsewhere later, so the address connected to is the one checked.
+async fn connect_checked(upstream: &str, allow_remote: bool) -> std::io::Result<TcpStream> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    for addr in tokio::net::lookup_host(upstream).await? {
+        if !allow_remote && !addr.ip().is_loopback() {
+            last = std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("upstream {upstream} now resolves to {addr}, not loopback"),
+            );
+            tracing::warn!("{last}");
+            continue;
+        }
+        match TcpStream::connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 impl ChaosProxy {
     /// An empty set of proxies. Toxicity draws come from `seed`.
     pub fn new(seed: u64, allow_remote: bool) -> Self {
@@ -165,6 +186,19 @@ impl ChaosProxy {
                 seed,
             }),
         }
+    }
+
+    /// Check a proxy that could be created now: a name, addresses that parse and may be used
+    /// (nothing is created).
+    pub fn check_new(&self, name: &str, listen: &str, upstream: &str) -> Result<(), ProxyError> {
+        if name.is_empty() {
+            return Err(ProxyError::new(400, "missing required field: name"));
+        }
+        if upstream.is_empty() {
+            return Err(ProxyError::new(400, "missing required field: upstream"));
+        }
+        check_addr("listen", listen, self.shared.allow_remote)?;
+        check_addr("upstream", upstream, self.shared.allow_remote)
     }
 
     /// Create a proxy listening on `listen` (port 0 picks one) and forwarding to `upstream`.
@@ -233,6 +267,7 @@ impl ChaosProxy {
         proxy.enabled.store(true, Ordering::SeqCst);
         let weak = Arc::downgrade(proxy);
         let seed = self.shared.seed;
+        let allow_remote = self.shared.allow_remote;
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -252,8 +287,9 @@ impl ChaosProxy {
                     seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ name_hash(&proxy.name);
                 drop(proxy);
                 tokio::spawn(async move {
-                    // Upstream refused: close the client's connection, as Toxiproxy does.
-                    let Ok(up) = TcpStream::connect(&upstream).await else {
+                    // Upstream refused (or no longer loopback): close the client's connection, as
+                    // Toxiproxy does.
+                    let Ok(up) = connect_checked(&upstream, allow_remote).await else {
                         return;
                     };
                     link::run(client, up, toxics, ctl, link_seed).await;
