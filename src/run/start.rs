@@ -56,11 +56,19 @@ fn contract(env: &Environment) -> (Vec<(String, String)>, Vec<String>) {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-    let secrets = settings
+    let mut secrets: Vec<String> = settings
         .iter()
         .filter(|(k, _)| k.ends_with("SECRET") || k.ends_with("PASSWORD") || k.ends_with("API_KEY"))
         .map(|(_, v)| v.clone())
         .collect();
+    // Longest first, so a password with its security token goes before the password alone.
+    secrets.extend(
+        env.salesforce_handle()
+            .map(|sf| sf.credentials())
+            .unwrap_or_default(),
+    );
+    secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    secrets.dedup();
     (settings, secrets)
 }
 
@@ -141,9 +149,10 @@ async fn start_reference(
             .map(|(_, v)| v.clone())
     };
     let parsed = Settings::from_lookup(lookup)?;
-    let sink_rec = rec.clone();
-    let sink: crate::reference::LogSink =
-        Arc::new(move |line: String| sink_rec.sut_log("reference", line));
+    let (sink_rec, secrets) = (rec.clone(), contract(env).1);
+    let sink: crate::reference::LogSink = Arc::new(move |line: String| {
+        sink_rec.sut_log("reference", crate::timeline::scrub(&line, &secrets))
+    });
     let defects = prepared.defects.clone().unwrap_or_default();
     rec.mark(format!(
         "reference integration, defects: {}",

@@ -5,7 +5,10 @@
 //! Secrets never enter it: mock records hold digests only, and SUT log lines are scrubbed of
 //! the credentials crashcart handed the SUT.
 
+pub mod redact;
 pub mod trace;
+
+pub use redact::scrub;
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -166,17 +169,6 @@ impl Timeline {
         }
         Ok(Self::merge(events))
     }
-}
-
-/// Replace every occurrence of the secrets in a line with `[redacted]`.
-pub fn scrub(line: &str, secrets: &[String]) -> String {
-    let mut out = line.to_string();
-    for s in secrets.iter().filter(|s| s.len() >= 4) {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "[redacted]");
-        }
-    }
-    out
 }
 
 #[cfg(test)]

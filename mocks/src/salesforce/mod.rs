@@ -394,6 +394,24 @@ impl SalesforceHandle {
             api_version: SalesforceConfig::version_string(self.state.config.default_api_version),
         }
     }
+    /// Every credential of the org a log must never show: the connected apps' secrets, each
+    /// user's password, security token, and password with its token appended.
+    pub fn credentials(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .state
+            .config
+            .apps
+            .iter()
+            .map(|a| a.client_secret.clone())
+            .collect();
+        for u in &self.state.config.users {
+            out.push(format!("{}{}", u.password, u.security_token));
+            out.push(u.password.clone());
+            out.push(u.security_token.clone());
+        }
+        out
+    }
+
     /// Install a fault hook.
     pub fn set_fault_hook(&self, hook: Arc<dyn FaultHook>) {
         self.state.hook.set(hook);
