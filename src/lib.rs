@@ -25,18 +25,41 @@
 
 // Console output for the commands. `print!` and `eprint!` panic when the stream is closed
 // (`crashcart run … | head`); a closed console is not a reason to stop a run that has
-// faults to clear and reports to write, so these write and ignore the error.
+// faults to clear and reports to write, so these write and ignore the error. Whatever they
+// print passes `terminal_safe`: text from scenario files and SUTs never reaches a terminal
+// as escape sequences.
 macro_rules! out {
-    ($($t:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stdout(), $($t)*); }};
+    ($($t:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stdout(), "{}", $crate::terminal_safe(&format!($($t)*))); }};
 }
 macro_rules! outln {
-    ($($t:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout(), $($t)*); }};
+    ($($t:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout(), "{}", $crate::terminal_safe(&format!($($t)*))); }};
 }
 macro_rules! errout {
-    ($($t:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stderr(), $($t)*); }};
+    ($($t:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stderr(), "{}", $crate::terminal_safe(&format!($($t)*))); }};
 }
 macro_rules! errln {
-    ($($t:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr(), $($t)*); }};
+    ($($t:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr(), "{}", $crate::terminal_safe(&format!($($t)*))); }};
+}
+
+/// Console text with every control character but newline and tab shown as an escape
+/// (`\u{1b}`), so nothing printed can move the cursor, clear the screen or retitle a terminal.
+#[doc(hidden)]
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| match c {
+                '\n' | '\t' => c.to_string(),
+                c if c.is_control() => c.escape_unicode().to_string(),
+                c => c.to_string(),
+            })
+            .collect(),
+    )
 }
 
 pub mod checks;

@@ -82,6 +82,11 @@ pub async fn run(a: RunArgs) -> Result<i32, Error> {
     ]);
     let mut reports = vec![];
     for s in &scenarios {
+        // The first Ctrl-C or SIGTERM stops the whole run: what was not started is not run.
+        if crate::run::shutdown::requested() {
+            reports.push(RunReport::not_run(s));
+            continue;
+        }
         let outcome = crate::run::run(s, &opts, &events).await?;
         let single = scenarios.len() == 1;
         write_html(
@@ -103,7 +108,11 @@ pub async fn run(a: RunArgs) -> Result<i32, Error> {
 fn write_html(o: &RunOutcome, path: Option<&Path>, report_dir: &Path) {
     let page = crate::report::html::render(&o.report, &o.timeline);
     let path = path.map(Path::to_path_buf).unwrap_or_else(|| {
-        report_dir.join(format!("{}-{}.html", o.report.scenario, o.report.seed))
+        report_dir.join(format!(
+            "{}-{}.html",
+            crate::report::file_stem(&o.report.scenario),
+            o.report.seed
+        ))
     });
     let parent = path.parent().unwrap_or(Path::new("."));
     if std::fs::create_dir_all(parent)

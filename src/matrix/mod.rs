@@ -136,10 +136,17 @@ pub async fn run_rows(
         for s in scenarios {
             for k in 0..runs.max(1) {
                 let (row, s, permits) = (row.clone(), s.clone(), permits.clone());
-                let dir = report_dir.join(&row.name).join(format!("run{}", k + 1));
+                let dir = report_dir
+                    .join(crate::report::file_stem(&row.name))
+                    .join(format!("run{}", k + 1));
                 tasks.spawn(async move {
                     let _p = permits.acquire_owned().await;
-                    let r = run_cell(&row, &s, &dir, sim).await;
+                    // After a Ctrl-C or SIGTERM nothing new starts.
+                    let r = if crate::run::shutdown::requested() {
+                        Err(Error::Aborted("interrupted (Ctrl-C or SIGTERM)".into()))
+                    } else {
+                        run_cell(&row, &s, &dir, sim).await
+                    };
                     (row.name, s.name.clone(), r)
                 });
             }

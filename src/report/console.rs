@@ -2,7 +2,7 @@
 //! stream that tells an operator what the run is doing (on stderr) and prints the table (on
 //! stdout) when it ends.
 
-use super::RunReport;
+use super::{printable as p, RunReport};
 use crate::checks::Verdict;
 use crate::run::{EventSink, RunEvent};
 
@@ -11,10 +11,10 @@ impl RunReport {
     pub fn console(&self) -> String {
         let mut out = format!(
             "\nscenario {} (seed {}) — {}\n",
-            self.scenario,
+            p(&self.scenario),
             self.seed,
             if let Some(a) = &self.aborted {
-                format!("ABORTED: {a}")
+                format!("ABORTED: {}", p(a))
             } else if self.passed() {
                 "all SLOs met".to_string()
             } else if self.slos.iter().all(|s| s.verdict != Verdict::Fail) {
@@ -44,21 +44,24 @@ impl RunReport {
             };
             out.push_str(&format!(
                 "  {:<w$}  {v:<7}  {}\n  {:<w$}           target: {}\n",
-                s.slo, s.measured, "", s.target
+                s.slo,
+                p(&s.measured),
+                "",
+                p(&s.target)
             ));
             if let Some(e) = s.evidence.first() {
-                out.push_str(&format!("  {:<w$}           evidence: {e}\n", ""));
+                out.push_str(&format!("  {:<w$}           evidence: {}\n", "", p(e)));
             }
         }
         for f in &self.unfired_faults {
-            out.push_str(&format!("  FAULT NOT TESTED: {f}\n"));
+            out.push_str(&format!("  FAULT NOT TESTED: {}\n", p(f)));
         }
-        out.push_str(&format!("  replay: {}\n", self.replay));
+        out.push_str(&format!("  replay: {}\n", p(&self.replay)));
         if let Some(d) = &self.digest {
             out.push_str(&format!("  history digest: {d}\n"));
         }
         if let Some(j) = &self.journal {
-            out.push_str(&format!("  journal: {j}\n"));
+            out.push_str(&format!("  journal: {}\n", p(j)));
         }
         out
     }
@@ -79,14 +82,14 @@ impl EventSink for Console {
                 seed,
                 ..
             } => {
-                errln!("crashcart run: {scenario} ({file})");
+                errln!("crashcart run: {} ({})", p(scenario), p(file));
                 errln!("  seed {seed}");
             }
             RunEvent::PhaseStarted { phase } => errln!("  {}", phase.label()),
             RunEvent::SutSettings { settings } => {
                 errln!("  configure the SUT with:");
                 for (k, v) in settings {
-                    errln!("    {k}={v}");
+                    errln!("    {k}={}", p(v));
                 }
             }
             RunEvent::RunFinished(report) => out!("{}", report.console()),

@@ -59,6 +59,25 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// A scenario that was never started (the run was interrupted before it).
+    pub fn not_run(s: &crate::scenario::Scenario) -> Self {
+        Self {
+            scenario: s.name.clone(),
+            file: s.file.display().to_string(),
+            seed: s.raw.seed.unwrap_or(0),
+            replay: format!("crashcart run {}", s.file.display()),
+            aborted: Some("not run: the run was interrupted (Ctrl-C or SIGTERM) before it".into()),
+            duration_s: 0.0,
+            operations: [0; 4],
+            requests: 0,
+            journal: None,
+            slos: vec![],
+            unfired_faults: vec![],
+            sut_output: vec![],
+            digest: None,
+        }
+    }
+
     /// True when no SLO failed and the run was not aborted.
     pub fn passed(&self) -> bool {
         self.aborted.is_none()
@@ -84,4 +103,76 @@ pub fn write_file(path: &std::path::Path, text: &str) -> Result<(), crate::error
         context: format!("writing {}", path.display()),
         source,
     })
+}
+
+/// A scenario's (or row's) name made safe as a file name in a report directory: letters,
+/// digits, `-`, `_` and `.` kept, anything else `-`; never empty, never starting with a dot,
+/// at most 80 bytes. A name from a scenario file is someone else's text: `../../etc`, an
+/// absolute path or 5,000 characters must still land inside the report directory.
+pub fn file_stem(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(80)
+        .collect();
+    while s.starts_with('.') {
+        s.replace_range(..1, "-");
+    }
+    if s.is_empty() {
+        s.push_str("scenario");
+    }
+    s
+}
+
+/// Text from a scenario or a SUT made safe for a terminal: control characters (escape
+/// sequences, carriage returns, newlines that would forge a line of the report) shown as
+/// `\u{..}` escapes.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_file_names_inside_the_report_dir() {
+        assert_eq!(file_stem("token-expiry"), "token-expiry");
+        assert_eq!(file_stem("/etc/passwd"), "-etc-passwd");
+        assert_eq!(file_stem("../../.."), "-.-..-..");
+        assert_eq!(file_stem(""), "scenario");
+        assert_eq!(file_stem(&"x".repeat(5000)).len(), 80);
+        assert_eq!(file_stem("bäd name"), "b-d-name");
+        for evil in ["/abs", "../up", "..", ".", "a/../../b", "\\share\\x"] {
+            let p = std::path::Path::new("reports").join(file_stem(evil));
+            assert_eq!(p.parent(), Some(std::path::Path::new("reports")), "{evil}");
+        }
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal_raw() {
+        assert_eq!(printable("plain"), "plain");
+        let p = printable("evil\x1b[2J\nall SLOs met");
+        assert!(!p.chars().any(char::is_control), "{p}");
+        assert!(p.contains("\\u{1b}") && p.contains("\\u{a}"), "{p}");
+    }
 }

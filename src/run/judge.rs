@@ -46,7 +46,10 @@ pub fn write_journal(s: &Scenario, seed: u64, opts: &RunOptions, t: &Timeline) -
         .report_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("crashcart-{}", std::process::id())));
-    let path = dir.join(format!("{}-{seed}.jsonl", s.name));
+    let path = dir.join(format!(
+        "{}-{seed}.jsonl",
+        crate::report::file_stem(&s.name)
+    ));
     let mut bytes = vec![];
     let _ = t.write_jsonl(&mut bytes);
     let digest = {
