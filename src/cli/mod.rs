@@ -134,6 +134,12 @@ async fn dispatch(command: Command) -> Result<i32, Error> {
 
 /// Parse the process arguments, run, and return the exit code.
 pub fn main() -> i32 {
+    // The SUT's guard (run/guard.rs) runs before anything else: no runtime, no parsing.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(crate::run::guard::SUBCOMMAND) {
+        return crate::run::guard::main(&args[2..]);
+    }
+    crate::run::shutdown::early();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -157,7 +163,12 @@ pub fn main() -> i32 {
             return exit_code::ABORTED;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    // Ctrl-C and SIGTERM are caught from here on, before anything starts.
+    let run = async {
+        crate::run::shutdown::install();
+        dispatch(cli.command).await
+    };
+    match runtime.block_on(run) {
         Ok(code) => code,
         Err(e) => {
             errln!("crashcart: {e}");

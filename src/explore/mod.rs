@@ -335,6 +335,9 @@ pub fn explore(
     let last: parking_lot::Mutex<Option<(Vec<Drawn>, Broken)>> = parking_lot::Mutex::default();
     let strategy = schedules(budget, s.raw.duration);
     let outcome = runner.run(&strategy, |drawn| {
+        if crate::run::shutdown::requested() && error.lock().is_none() {
+            *error.lock() = Some(Error::Aborted("interrupted (Ctrl-C or SIGTERM)".into()));
+        }
         if error.lock().is_some() {
             return Err(TestCaseError::fail("stopped"));
         }

@@ -29,6 +29,8 @@ pub struct Gathered {
     pub state: FinalState,
     /// The faults that proved nothing (never applied, never started, or matched no request).
     pub unfired: Vec<String>,
+    /// Cleanup was cut short by a Ctrl-C or SIGTERM (the SUT killed at once).
+    pub hurried: bool,
 }
 
 /// Clear every fault, saying how many were in force (`active_at_end`: as the drive saw them
@@ -51,7 +53,7 @@ pub async fn clean_up(
     played: Option<Played>,
 ) -> Gathered {
     env.engine.clear_all();
-    stop_sut(s, sut, rec).await;
+    let hurried = stop_sut(s, sut, rec).await;
     let unfired = played
         .map(|p| unfired(&s.raw.faults, &p.specs(), &env.engine))
         .unwrap_or_default();
@@ -74,23 +76,39 @@ pub async fn clean_up(
         events,
         state,
         unfired,
+        hurried,
     }
 }
 
 /// Stop the SUT: SIGTERM to its group then SIGKILL after the grace, or the reference
-/// integration with the grace for its background compensations.
-async fn stop_sut(s: &Scenario, sut: Option<StartedSut>, rec: &Recorder) {
-    let Some(sut) = sut else { return };
+/// integration with the grace for its background compensations. Another Ctrl-C or SIGTERM
+/// meanwhile cuts the grace short: the group is killed at once. True when it was.
+async fn stop_sut(s: &Scenario, sut: Option<StartedSut>, rec: &Recorder) -> bool {
+    let Some(sut) = sut else { return false };
+    let seen = super::shutdown::count();
+    let mut hurried = false;
     if let Some(p) = sut.process {
-        p.stop(s.grace).await;
-        rec.mark("SUT stopped");
+        hurried = p.stop(s.grace, super::shutdown::after(seen)).await;
+        rec.mark(if hurried {
+            "SUT killed at once (another Ctrl-C or SIGTERM during cleanup); SUT stopped"
+        } else {
+            "SUT stopped"
+        });
     }
     if let Some(r) = sut.reference {
-        let left = r.stop(s.grace).await;
+        let grace = async {
+            tokio::select! {
+                left = r.stop(s.grace) => (left, false),
+                _ = super::shutdown::after(seen) => (0, true),
+            }
+        };
+        let (left, cut) = grace.await;
+        hurried |= cut;
         rec.mark(format!(
             "reference integration stopped ({left} compensations still running)"
         ));
     }
+    hurried
 }
 
 fn requests(h: &crashcart_mocks::History) -> impl Iterator<Item = Event> {

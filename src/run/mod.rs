@@ -19,6 +19,7 @@ pub mod drain;
 pub mod drive;
 pub mod environment;
 pub mod event;
+pub mod guard;
 pub mod judge;
 pub mod prepare;
 pub mod recorder;
@@ -141,6 +142,9 @@ pub async fn run(s: &Scenario, opts: &RunOptions, events: &Events) -> Result<Run
     // Which faults proved nothing is judged only on a run that went its course.
     let played = driven.and_then(|d| d.played).filter(|_| aborted.is_none());
     let gathered = cleanup::clean_up(s, env, Some(sut), &rec, played).await;
+    if gathered.hurried && aborted.is_none() {
+        aborted = Some("interrupted during cleanup (Ctrl-C or SIGTERM)".into());
+    }
     phase(RunPhase::Judge);
     let timeline = Timeline::merge(gathered.events);
     let journal = judge::write_journal(s, prepared.seed, opts, &timeline);

@@ -43,15 +43,36 @@ impl SutProcess {
         secrets: Vec<String>,
         recorder: &Recorder,
     ) -> Result<Self, Error> {
-        let mut cmd = match command {
-            raw::Command::Shell(s) => {
-                let mut c = Command::new("sh");
-                c.arg("-c").arg(s);
+        let argv: Vec<String> = match command {
+            raw::Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+            raw::Command::Argv(v) => v.clone(),
+        };
+        let not_started = |e: &dyn std::fmt::Display| {
+            Error::InvalidInput(format!(
+                "cannot start the SUT ({command:?}) in {}: {e}",
+                cwd.display()
+            ))
+        };
+        if !cwd.is_dir() {
+            return Err(not_started(&"no such directory"));
+        }
+        if !findable(&argv[0], cwd) {
+            return Err(not_started(&"no such program"));
+        }
+        // Through the guard when crashcart can run one: the SUT then dies with crashcart,
+        // even when crashcart is killed with SIGKILL.
+        let mut cmd = match super::guard::binary() {
+            Some(bin) => {
+                let mut c = Command::new(bin);
+                c.arg(super::guard::SUBCOMMAND)
+                    .arg(std::process::id().to_string())
+                    .arg("--")
+                    .args(&argv);
                 c
             }
-            raw::Command::Argv(v) => {
-                let mut c = Command::new(&v[0]);
-                c.args(&v[1..]);
+            None => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
                 c
             }
         };
@@ -62,12 +83,7 @@ impl SutProcess {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
-            Error::InvalidInput(format!(
-                "cannot start the SUT ({command:?}) in {}: {e}",
-                cwd.display()
-            ))
-        })?;
+        let mut child = cmd.spawn().map_err(|e| not_started(&e))?;
         let pgid = child.id().map(|p| p as i32).unwrap_or(0);
         for (name, stream) in [
             (
@@ -103,16 +119,22 @@ impl SutProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Stop the whole process group: SIGTERM, then SIGKILL after `grace`.
-    pub async fn stop(mut self, grace: Duration) {
+    /// Stop the whole process group: SIGTERM, then SIGKILL after `grace`, or as soon as
+    /// `hurry` resolves (another Ctrl-C). True when it was hurried.
+    pub async fn stop(
+        mut self,
+        grace: Duration,
+        hurry: impl std::future::Future<Output = ()>,
+    ) -> bool {
         if self.pgid > 0 {
             // SAFETY: signalling the process group we created for the child.
             unsafe { libc::killpg(self.pgid, libc::SIGTERM) };
         }
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
+        let waited = tokio::select! {
+            r = tokio::time::timeout(grace, self.child.wait()) => Some(r.is_ok()),
+            _ = hurry => None,
+        };
+        if waited != Some(true) {
             self.kill();
             let _ = self.child.wait().await;
         } else if self.pgid > 0 {
@@ -120,6 +142,7 @@ impl SutProcess {
             // SAFETY: as above.
             unsafe { libc::killpg(self.pgid, libc::SIGKILL) };
         }
+        waited.is_none()
     }
 
     fn kill(&mut self) {
@@ -136,6 +159,16 @@ impl Drop for SutProcess {
             self.kill();
         }
     }
+}
+
+/// True when `program` can be started from `cwd`: a path that exists, or a name found on
+/// `PATH`.
+fn findable(program: &str, cwd: &std::path::Path) -> bool {
+    if program.contains('/') {
+        return cwd.join(program).is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
 /// Wait until `url` answers 2xx, polling every 100 ms, for at most `timeout`.

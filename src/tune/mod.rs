@@ -367,6 +367,9 @@ pub async fn sweep(
                 let (permits, tick) = (permits.clone(), tick.clone());
                 tasks.spawn(async move {
                     let _p = permits.acquire_owned().await;
+                    if crate::run::shutdown::requested() {
+                        return Err(Error::Aborted("interrupted (Ctrl-C or SIGTERM)".into()));
+                    }
                     let r = tokio::task::spawn_blocking(move || {
                         run_one(&s, &c, clients, seed, &dir).map(|o| measure(i, clients, seed, &o))
                     })
