@@ -27,26 +27,32 @@ pub fn scrub(line: &str, secrets: &[String]) -> String {
 /// (`5Aep861…`), by shape.
 fn redact_tokens(line: &str) -> String {
     let b = line.as_bytes();
-    let mut out = String::with_capacity(line.len());
+    let mut spans: Vec<(usize, usize)> = vec![];
     let mut i = 0;
     while i < b.len() {
-        if let Some((start, end)) = token_at(b, i) {
-            out.push_str(&line[i..start]);
-            out.push_str(REDACTED);
-            i = end;
-            continue;
+        let after_last = |start: usize| spans.last().is_none_or(|&(_, end)| start >= end);
+        match token_at(b, i).filter(|&(start, _)| after_last(start)) {
+            Some(span) => {
+                spans.push(span);
+                i = span.1;
+            }
+            None => i += 1,
         }
-        // Copy up to the next byte a token could start at (ASCII, so never mid-character).
-        let next = (i + 1..b.len())
-            .find(|&k| b[k] == b'!' || b[k] == b'5')
-            .unwrap_or(b.len());
-        out.push_str(&line[i..next]);
-        i = next;
     }
+    let mut out = String::with_capacity(line.len());
+    let mut copied = 0;
+    // Spans start and end at ASCII bytes (token characters or their neighbours), so the
+    // slices fall on character boundaries.
+    for (start, end) in spans {
+        out.push_str(&line[copied..start]);
+        out.push_str(REDACTED);
+        copied = end;
+    }
+    out.push_str(&line[copied..]);
     out
 }
 
-/// A token found scanning from `i` to the next candidate: its span.
+/// The token whose `!` or `5Aep861` is at `i`, if one: its span.
 fn token_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
     let tail = |from: usize| {
         let mut e = from;
