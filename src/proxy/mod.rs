@@ -72,6 +72,9 @@ struct Proxy {
     enabled: AtomicBool,
     toxics: watch::Sender<ToxicSet>,
     accept: Mutex<Option<JoinHandle<()>>>,
+    /// A second descriptor of the listening socket, to close it at once on disable (the
+    /// accept task, aborted, drops its own only when the runtime next polls it).
+    listening: Mutex<Option<std::net::TcpListener>>,
     links: Mutex<Vec<Weak<LinkCtl>>>,
     connections: AtomicU64,
 }
@@ -95,7 +98,15 @@ impl Proxy {
         }
     }
 
+    /// Stop accepting, at once: new connections are refused and the address can be bound
+    /// again right away, as when Toxiproxy closes its listener.
     fn stop_listening(&self) {
+        if let Some(l) = self.listening.lock().take() {
+            use std::os::fd::AsRawFd;
+            // SAFETY: shutdown(2) on a descriptor this proxy owns (a dup of the listening
+            // socket); it takes the socket out of LISTEN, so the port is free to bind again.
+            unsafe { libc::shutdown(l.as_raw_fd(), libc::SHUT_RDWR) };
+        }
         if let Some(t) = self.accept.lock().take() {
             t.abort();
         }
@@ -238,6 +249,7 @@ impl ChaosProxy {
             enabled: AtomicBool::new(false),
             toxics: tx,
             accept: Mutex::new(None),
+            listening: Mutex::new(None),
             links: Mutex::new(vec![]),
             connections: AtomicU64::new(0),
         });
@@ -254,12 +266,14 @@ impl ChaosProxy {
 
     fn start_listening(&self, proxy: &Arc<Proxy>) -> Result<(), ProxyError> {
         let addr = *proxy.listen.lock();
-        let listener = std::net::TcpListener::bind(addr)
+        let (listener, second) = std::net::TcpListener::bind(addr)
             .and_then(|l| {
                 l.set_nonblocking(true)?;
-                TcpListener::from_std(l)
+                let second = l.try_clone()?;
+                Ok((TcpListener::from_std(l)?, second))
             })
             .map_err(|e| ProxyError::new(500, format!("listen {addr}: {e}")))?;
+        *proxy.listening.lock() = Some(second);
         let bound = listener
             .local_addr()
             .map_err(|e| ProxyError::new(500, e.to_string()))?;
