@@ -63,6 +63,82 @@ fn values_that_would_exhaust_the_machine_are_refused_with_their_range() {
 }
 
 #[test]
+fn a_data_file_that_is_not_yaml_is_refused_without_echoing_it() {
+    // Anything may be named as a schema or personas file: a password file, a patient export,
+    // a binary. The error names the file's key and position, never its contents.
+    let dir = tempdir("echo");
+    let files = [
+        (
+            "passwd.txt",
+            "root:x:0:0:SECRET-ROOT-LINE:/root:/bin/bash\n{{{ [\n".as_bytes(),
+        ),
+        (
+            "patients.csv",
+            b"SECRET-PATIENT Jane Doe,1980-01-01\n".as_slice(),
+        ),
+        (
+            "typed.yaml",
+            b"objects: SECRET-VALUE\nmodels: SECRET-MODEL\n".as_slice(),
+        ),
+        ("binary.dat", b"\xff\xfeSECRET-BIN\x00\x01".as_slice()),
+    ];
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+        let text = format!(
+            "duration: 1s\nmocks: {{salesforce: {{schema: [{name}]}}, llm: {{personas: [{name}]}}}}\n{SMALL}"
+        );
+        let (code, out, err) = validate(&text, &dir);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(
+            err.contains("mocks.salesforce.schema[0]") && err.contains("mocks.llm.personas[0]"),
+            "{name}: {err}"
+        );
+        assert!(
+            !format!("{out}{err}").contains("SECRET"),
+            "{name} echoed: {err}"
+        );
+        let (code, err) = serve_refusing(&dir, &["--schema", name]);
+        assert_eq!(code, 2, "serve --schema {name}: {err}");
+        assert!(
+            !err.contains("SECRET"),
+            "serve --schema {name} echoed: {err}"
+        );
+        let (code, err) = serve_refusing(&dir, &["--personas", name]);
+        assert_eq!(code, 2, "serve --personas {name}: {err}");
+        assert!(
+            !err.contains("SECRET"),
+            "serve --personas {name} echoed: {err}"
+        );
+    }
+}
+
+/// `crashcart serve` with `args`, expected to refuse them and exit within 20 s: its exit code
+/// and stderr.
+fn serve_refusing(dir: &Path, args: &[&str]) -> (i32, String) {
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .args(["serve", "--port", "0", "--llm-port", "0", "--api-port", "0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve {args:?} kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
 fn a_plan_of_a_fault_repeating_every_millisecond_is_bounded() {
     let dir = tempdir("plan");
     let f = dir.join("p.yaml");

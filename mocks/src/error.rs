@@ -13,6 +13,36 @@ pub(crate) fn read_data_file(path: &Path) -> Result<String, MockError> {
     })
 }
 
+/// Parse a data file's YAML (or JSON). The error says where and what, never quoting the
+/// file: no snippet, string values elided (a wrong path may name a password file or a
+/// patient export).
+pub(crate) fn parse_data_file<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, MockError> {
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| MockError::Parse {
+        path: path.to_path_buf(),
+        message: without_quotes(e.to_string().lines().next().unwrap_or("")),
+    })
+}
+
+/// `text` with every double-quoted run replaced by `"…"`.
+fn without_quotes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    for c in text.chars() {
+        if c == '"' {
+            out.push_str(if quoted { "…\"" } else { "\"" });
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A failure to configure or start a mock server.
 #[derive(Debug, thiserror::Error)]
 pub enum MockError {

@@ -32,27 +32,12 @@ pub struct FileProblem {
     pub message: String,
 }
 
-/// Where in a parse error message the position is (`line 3 column 7`), without what follows
-/// it: the rest may quote the file.
-fn position(message: &str) -> String {
-    let at = message.find("line ").map(|i| &message[i..]);
-    at.and_then(|a| {
-        let end = a.find([':', ',']).unwrap_or(a.len());
-        let p = a[..end].trim();
-        p.chars()
-            .any(|c| c.is_ascii_digit())
-            .then(|| format!(" at {p}"))
-    })
-    .unwrap_or_default()
-}
-
 /// A mock data file's error in words that never quote it.
 fn file_problem(at: String, what: &str, e: &crashcart_mocks::MockError) -> FileProblem {
     use crashcart_mocks::MockError as E;
     let message = match e {
-        E::Parse { message, .. } => {
-            format!("not a valid {what} (YAML or JSON){}", position(message))
-        }
+        // The mocks' parse errors never quote the file (no snippet, strings elided).
+        E::Parse { message, .. } => format!("not a valid {what} (YAML or JSON): {message}"),
         E::Read { .. } => format!("cannot read the {what}"),
         _ => format!("not a valid {what}: {e}"),
     };

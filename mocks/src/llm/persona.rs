@@ -152,10 +152,7 @@ impl PersonaSet {
 
     /// Merge personas from YAML (or JSON) text.
     pub fn merge_yaml(&mut self, text: &str, origin: &Path) -> Result<(), MockError> {
-        let raw: RawPersonas = serde_saphyr::from_str(text).map_err(|e| MockError::Parse {
-            path: origin.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let raw: RawPersonas = crate::error::parse_data_file(text, origin)?;
         for (i, p) in raw.models.into_iter().enumerate() {
             let invalid = |message: String| MockError::Invalid {
                 path: origin.to_path_buf(),

@@ -350,10 +350,7 @@ impl OrgSchema {
 
     /// Merge schema text. Objects that exist are extended; fields that exist are replaced.
     pub fn merge_yaml(&mut self, text: &str, origin: &Path) -> Result<(), MockError> {
-        let raw: RawSchema = serde_saphyr::from_str(text).map_err(|e| MockError::Parse {
-            path: origin.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let raw: RawSchema = crate::error::parse_data_file(text, origin)?;
         let invalid = |message: String| MockError::Invalid {
             path: origin.to_path_buf(),
             message,
