@@ -181,12 +181,29 @@ pub fn digest(bytes: &[u8]) -> String {
     out
 }
 
-/// The shared, append-only request history of one mock.
-#[derive(Debug)]
+/// Called with every record as it completes, in the order records are pushed, none lost
+/// (unlike [`History::subscribe`]): the harness streams them to its journal.
+pub type RecordSink = Arc<dyn Fn(&RequestRecord) + Send + Sync>;
+
+/// The shared request history of one mock: the most recent records, up to a capacity (all
+/// of them by default), plus a sink that sees every one.
 pub struct History {
-    records: Mutex<Vec<RequestRecord>>,
+    records: Mutex<std::collections::VecDeque<RequestRecord>>,
+    capacity: std::sync::atomic::AtomicUsize,
     next_seq: std::sync::atomic::AtomicU64,
+    completed: std::sync::atomic::AtomicU64,
+    sink: parking_lot::RwLock<Option<RecordSink>>,
     live: broadcast::Sender<RequestRecord>,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History")
+            .field("held", &self.len())
+            .field("completed", &self.completed())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
 }
 
 impl Default for History {
@@ -196,12 +213,15 @@ impl Default for History {
 }
 
 impl History {
-    /// An empty history.
+    /// An empty history that keeps every record.
     pub fn new() -> Self {
         let (live, _) = broadcast::channel(4096);
         Self {
-            records: Mutex::new(Vec::new()),
+            records: Mutex::new(std::collections::VecDeque::new()),
+            capacity: std::sync::atomic::AtomicUsize::new(usize::MAX),
             next_seq: std::sync::atomic::AtomicU64::new(0),
+            completed: std::sync::atomic::AtomicU64::new(0),
+            sink: parking_lot::RwLock::new(None),
             live,
         }
     }
@@ -211,29 +231,67 @@ impl History {
         Arc::new(Self::new())
     }
 
+    /// Keep only the most recent `records` from now on (the oldest are forgotten first), so
+    /// memory stays bounded however long the mock serves.
+    pub fn set_capacity(&self, records: usize) {
+        self.capacity
+            .store(records, std::sync::atomic::Ordering::Relaxed);
+        let mut held = self.records.lock();
+        while held.len() > records {
+            held.pop_front();
+        }
+    }
+
+    /// Records kept at most (`usize::MAX`: all).
+    pub fn capacity(&self) -> usize {
+        self.capacity.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Hand every record from now on to `sink` as it completes.
+    pub fn set_sink(&self, sink: RecordSink) {
+        *self.sink.write() = Some(sink);
+    }
+
     /// Reserve the next sequence number (done at arrival, so seq follows arrival order).
     pub fn next_seq(&self) -> u64 {
         self.next_seq
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Append a completed record and notify live subscribers.
+    /// Append a completed record: to the sink, live subscribers and the window.
     pub fn push(&self, record: RequestRecord) {
+        if let Some(sink) = self.sink.read().as_ref() {
+            sink(&record);
+        }
         if self.live.receiver_count() > 0 {
             let _ = self.live.send(record.clone());
         }
-        self.records.lock().push(record);
+        self.completed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let capacity = self.capacity();
+        if capacity == 0 {
+            return;
+        }
+        let mut held = self.records.lock();
+        if held.len() >= capacity {
+            held.pop_front();
+        }
+        held.push_back(record);
     }
 
-    /// A copy of every record so far, ordered by sequence number.
+    /// A copy of every record held, ordered by sequence number.
     pub fn snapshot(&self) -> Vec<RequestRecord> {
-        let mut out = self.records.lock().clone();
-        out.sort_by_key(|r| r.seq);
-        out
+        self.since(0)
     }
 
-    /// Records with `seq >= from`, ordered by sequence number.
+    /// Records held with `seq >= from`, ordered by sequence number.
     pub fn since(&self, from: u64) -> Vec<RequestRecord> {
+        self.page(from, usize::MAX)
+    }
+
+    /// At most `limit` of the records held with `seq >= from`, the lowest sequence numbers
+    /// first: tooling pages through a long history with `from` = last seq + 1.
+    pub fn page(&self, from: u64, limit: usize) -> Vec<RequestRecord> {
         let mut out: Vec<_> = self
             .records
             .lock()
@@ -242,25 +300,46 @@ impl History {
             .cloned()
             .collect();
         out.sort_by_key(|r| r.seq);
+        out.truncate(limit);
         out
     }
+
+    /// The page `GET /__crashcart/history?since=N&limit=M` answers: records held from `since`
+    /// (default 0), at most `limit` (default and most [`History::PAGE`]).
+    pub fn page_for_query(&self, query: Option<&str>) -> Vec<RequestRecord> {
+        let value = |key: &str| {
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .find(|(k, _)| k == key)
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+        };
+        let limit = value("limit").map_or(Self::PAGE, |l| (l as usize).min(Self::PAGE));
+        self.page(value("since").unwrap_or(0), limit)
+    }
+
+    /// Records one history request answers at most.
+    pub const PAGE: usize = 10_000;
 
     /// Requests that arrived so far (completed or not).
     pub fn arrivals(&self) -> u64 {
         self.next_seq.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Number of completed records.
+    /// Requests completed so far, held or not.
+    pub fn completed(&self) -> u64 {
+        self.completed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Number of records held.
     pub fn len(&self) -> usize {
         self.records.lock().len()
     }
 
-    /// True when no request has completed yet.
+    /// True when no record is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Forget every record (sequence numbers keep counting).
+    /// Forget every record held (sequence numbers keep counting).
     pub fn clear(&self) {
         self.records.lock().clear();
     }
@@ -268,5 +347,65 @@ impl History {
     /// Receive records as they complete. Slow receivers lose the oldest (see tokio broadcast).
     pub fn subscribe(&self) -> broadcast::Receiver<RequestRecord> {
         self.live.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(seq: u64) -> RequestRecord {
+        RequestRecord {
+            seq,
+            dependency: Dependency::Salesforce,
+            at_us: seq,
+            latency_us: 0,
+            method: "GET".into(),
+            path: "/".into(),
+            operation: "query".into(),
+            sobject: None,
+            record: None,
+            status: 200,
+            error_code: None,
+            client_id: None,
+            user: None,
+            token_digest: None,
+            body_digest: None,
+            query_digest: None,
+            body_len: 0,
+            fault: None,
+            idempotency_key: None,
+            retry_count: None,
+            trace_id: None,
+            retry_after_ms: None,
+            llm: None,
+        }
+    }
+
+    #[test]
+    fn a_bounded_history_keeps_the_newest_and_its_sink_sees_all() {
+        let h = History::new();
+        h.set_capacity(3);
+        let seen = Arc::new(Mutex::new(vec![]));
+        let s = seen.clone();
+        h.set_sink(Arc::new(move |r: &RequestRecord| s.lock().push(r.seq)));
+        for i in 0..10 {
+            h.push(rec(i));
+        }
+        assert_eq!(*seen.lock(), (0..10).collect::<Vec<_>>());
+        assert_eq!(h.completed(), 10);
+        assert_eq!(
+            h.snapshot().iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [7, 8, 9]
+        );
+        assert_eq!(
+            h.page(8, 5).iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [8, 9]
+        );
+        assert_eq!(h.page(0, 1).len(), 1);
+        h.set_capacity(0);
+        h.push(rec(10));
+        assert!(h.is_empty());
+        assert_eq!(h.completed(), 11);
     }
 }

@@ -216,6 +216,9 @@ async fn handle(State(st): State<Arc<LlmState>>, req: Request) -> Response {
         (None, None) => match authorize(&st, endpoint, token.as_deref()) {
             Err(e) => ctx.error(&e, true),
             // A streamed answer records itself when its last byte is sent.
+            Ok(()) if endpoint == Endpoint::ControlHistory => {
+                json_ok(&json!(st.history.page_for_query(parts.uri.query())))
+            }
             Ok(()) => match serve(&mut ctx, endpoint, &parts.method, &path, &bytes, parsed).await {
                 Served::Streaming(r) => return r,
                 Served::Done(r) => r,
@@ -348,7 +351,7 @@ async fn serve(
         OllamaVersion => done(json_ok(&json!({"version": "0.6.3"}))),
         OllamaPs => done(ollama::ps(&st)),
         OllamaShow => done(ollama::show(&st, body)),
-        ControlHistory => done(json_ok(&json!(st.history.snapshot()))),
+        ControlHistory => done(json_ok(&json!(st.history.page_for_query(None)))),
         ControlState => done(json_ok(&control_state(&st))),
         UnknownV1 => done(ctx.error(
             &LlmError {
@@ -385,7 +388,7 @@ fn control_state(st: &LlmState) -> Value {
             |m| json!({"name": m.persona.name, "load": m.runtime.load(), "perf": m.runtime.perf()}),
         )
         .collect();
-    json!({"flavour": st.config.flavour.to_string(), "seed": st.config.seed, "requests": st.history.len(), "models": models})
+    json!({"flavour": st.config.flavour.to_string(), "seed": st.config.seed, "requests": st.history.completed(), "models": models})
 }
 
 fn model_or_error<'a>(

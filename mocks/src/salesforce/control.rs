@@ -15,7 +15,6 @@ use serde_json::{json, Value};
 
 use super::auth::SessionFilter;
 use super::errors::json_response;
-use super::middleware::form_value;
 use super::SfState;
 
 pub(crate) fn routes() -> Router<Arc<SfState>> {
@@ -42,11 +41,10 @@ fn parse<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, Respo
 }
 
 async fn history(State(st): State<Arc<SfState>>, RawQuery(q): RawQuery) -> Response {
-    let since = q
-        .and_then(|q| form_value(q.as_bytes(), "since"))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    json_response(StatusCode::OK, &json!(st.history.since(since)))
+    json_response(
+        StatusCode::OK,
+        &json!(st.history.page_for_query(q.as_deref())),
+    )
 }
 
 async fn state(State(st): State<Arc<SfState>>) -> Response {
@@ -63,8 +61,8 @@ async fn state(State(st): State<Arc<SfState>>) -> Response {
         "api_usage": {"used": st.api_used.load(Ordering::Relaxed), "max": st.api_max.load(Ordering::Relaxed)},
         "live_sessions": st.auth.lock().live_sessions(st.clock.elapsed()),
         "records": counts,
-        "writes": org.data.writes().len(),
-        "requests": st.history.len(),
+        "writes": org.data.writes_logged(),
+        "requests": st.history.completed(),
     });
     json_response(StatusCode::OK, &body)
 }

@@ -573,6 +573,12 @@ impl SalesforceHandle {
             })
             .collect()
     }
+    /// Keep only about the most recent `writes` entries of the write log (see
+    /// [`store::OrgData::set_write_capacity`]); by default every write is kept.
+    pub fn set_write_capacity(&self, writes: usize) {
+        self.state.org.write().data.set_write_capacity(writes);
+    }
+
     /// The write log (server-side truth for consistency checks).
     pub fn writes(&self) -> Vec<WriteLog> {
         self.state.org.read().data.writes().to_vec()

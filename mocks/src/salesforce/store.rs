@@ -140,6 +140,10 @@ pub struct OrgData {
     instance: String,
     id_offset: u64,
     writes: Vec<WriteLog>,
+    /// Writes logged so far (kept or forgotten).
+    writes_logged: u64,
+    /// Writes kept at most (the oldest forgotten first).
+    write_capacity: usize,
 }
 
 /// Who writes and when; stamps system fields.
@@ -166,6 +170,32 @@ impl OrgData {
             instance: format!("{a}{b}0"),
             id_offset: (seed % 1_000_000) * 1_000,
             writes: Vec::new(),
+            writes_logged: 0,
+            write_capacity: usize::MAX,
+        }
+    }
+
+    /// Keep only about the most recent `writes` entries of the write log (between `writes`
+    /// and twice as many), so a mock that serves for hours stays bounded.
+    pub fn set_write_capacity(&mut self, writes: usize) {
+        self.write_capacity = writes;
+        let len = self.writes.len();
+        if len > writes {
+            self.writes.drain(..len - writes);
+        }
+    }
+
+    /// Writes logged since the org started, kept or not.
+    pub fn writes_logged(&self) -> u64 {
+        self.writes_logged
+    }
+
+    /// Forget the oldest writes once there are twice the capacity (amortized: a drain per
+    /// `capacity` writes).
+    fn trim_writes(&mut self) {
+        let (len, cap) = (self.writes.len(), self.write_capacity);
+        if len > cap && len - cap >= cap.max(1) {
+            self.writes.drain(..len - cap);
         }
     }
 
@@ -449,7 +479,8 @@ impl OrgData {
         prior_version: u64,
         precondition: Precondition,
     ) {
-        let seq = self.writes.len() as u64;
+        let seq = self.writes_logged;
+        self.writes_logged += 1;
         self.writes.push(WriteLog {
             seq,
             at_us: actor.at_us,
@@ -461,6 +492,7 @@ impl OrgData {
             precondition,
             user: actor.username.clone(),
         });
+        self.trim_writes();
     }
 
     /// Update a live record with a validated body.
