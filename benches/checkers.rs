@@ -18,7 +18,7 @@ use crashcart::checks::{check_all, FinalState};
 use crashcart::fault::{DependencyName, FaultEvent};
 use crashcart::scenario::domain::{Operation, Slo};
 use crashcart::scenario::raw::{RawEffect, RawOperation, RawSlo};
-use crashcart::timeline::{Event, OpEvent, Phase, Timeline};
+use crashcart::timeline::{Call, Event, Interner, OpEvent, Phase, Timeline};
 use crashcart_mocks::{Dependency, RequestRecord};
 use criterion::{criterion_group, Criterion};
 
@@ -93,7 +93,9 @@ fn request(
 }
 
 /// A deterministic synthetic history of about `EVENTS` events.
+/// Requests are held as the run's recorder holds them: compact, their text shared.
 fn history() -> Vec<Event> {
+    let mut names = Interner::default();
     let mut events = Vec::with_capacity(EVENTS as usize);
     let mut seq = 0;
     let mut token = 1;
@@ -104,7 +106,7 @@ fn history() -> Vec<Event> {
         let k = seq % 1000;
         if k == 0 {
             // Every 1,000 events: a fault turns on, 200 events later it turns off.
-            events.push(Event::Fault(FaultEvent {
+            events.push(Event::fault(FaultEvent {
                 at_us: t,
                 id: seq,
                 fault: "burst".into(),
@@ -114,7 +116,7 @@ fn history() -> Vec<Event> {
             }));
         }
         if k == 200 {
-            events.push(Event::Fault(FaultEvent {
+            events.push(Event::fault(FaultEvent {
                 at_us: t,
                 id: seq - 200,
                 fault: "burst".into(),
@@ -124,7 +126,7 @@ fn history() -> Vec<Event> {
             }));
         }
         if k % 10 == 0 {
-            events.push(Event::Op(OpEvent {
+            events.push(Event::op(OpEvent {
                 at_us: t,
                 op,
                 name: "book".into(),
@@ -135,7 +137,7 @@ fn history() -> Vec<Event> {
                 error: None,
                 trace_id: None,
             }));
-            events.push(Event::Op(OpEvent {
+            events.push(Event::op(OpEvent {
                 at_us: t + 400,
                 op,
                 name: "book".into(),
@@ -204,7 +206,7 @@ fn history() -> Vec<Event> {
                 token,
             ),
         };
-        events.push(Event::Request(Box::new(r)));
+        events.push(Event::Request(Box::new(Call::of(&r, &mut names))));
         seq += 1;
     }
     events

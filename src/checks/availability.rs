@@ -191,7 +191,7 @@ mod tests {
         );
         // Slow recovery after a fault: the first success comes 5 s after it ended.
         let fault = |at: u64, ev: &str| {
-            Event::Fault(FaultEvent {
+            Event::fault(FaultEvent {
                 at_us: at * 1000,
                 id: 1,
                 fault: "outage".into(),
@@ -201,7 +201,7 @@ mod tests {
             })
         };
         let mut events = vec![fault(0, "activated"), fault(1000, "removed")];
-        events.push(Event::Op(OpEvent {
+        events.push(Event::op(OpEvent {
             at_us: 1_100_000,
             op: 50,
             name: "book".into(),

@@ -1,6 +1,6 @@
 //! The circuit-breaker SLO: calls a dependency got while it was down.
 
-use crashcart_mocks::RequestRecord;
+use crate::timeline::Call;
 
 use super::traffic::{describe, failed, fault_windows, on_dependency};
 use super::{secs, SloResult};
@@ -49,20 +49,20 @@ pub fn circuit_breaker(t: &Timeline, slo: &BreakerSlo) -> SloResult {
             "no outage of the dependency".to_string()
         });
     }
-    let reqs: Vec<&RequestRecord> = on_dependency(t, Some(dependency)).collect();
+    let reqs: Vec<&Call> = on_dependency(t, Some(dependency)).collect();
     let mut worst = 0usize;
     for (start, end, label) in &windows {
         let (a, b) = (
             reqs.partition_point(|r| r.at_us < *start),
             reqs.partition_point(|r| r.at_us < *end),
         );
-        let inside: Vec<&&RequestRecord> = reqs[a..b].iter().collect();
+        let inside: Vec<&&Call> = reqs[a..b].iter().collect();
         // Calls made while the last `after_failures` outcomes the SUT had seen were all
         // failures: a breaker should have been open then. An outcome is seen when its answer
         // went out (a hung call: when the client gave up), not when the call arrived; calls
         // already in flight could not know. A success shows the dependency answering (a
         // partial outage, or a probe that closed the breaker) and starts the count again.
-        let mut moments: Vec<(u64, u64, bool, &RequestRecord)> = inside
+        let mut moments: Vec<(u64, u64, bool, &Call)> = inside
             .iter()
             .flat_map(|r| {
                 [

@@ -399,7 +399,7 @@ mod compensation_tests {
             double_booking: Some(owner()),
         };
         let v = template::values(1, 0);
-        let failed = Timeline::merge(vec![Event::Op(OpEvent {
+        let failed = Timeline::merge(vec![Event::op(OpEvent {
             at_us: 1_000_000,
             op: 0,
             name: "book".into(),

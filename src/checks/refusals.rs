@@ -1,7 +1,7 @@
 //! What the SUT does once the org refuses: the rate-limit SLO (pace while limited) and the
 //! schema-drift SLO (refused requests resent after a drift).
 
-use crashcart_mocks::RequestRecord;
+use crate::timeline::Call;
 
 use super::traffic::{describe, fault_windows, hidden, network_windows, on_dependency};
 use super::{SloResult, Verdict};
@@ -10,7 +10,7 @@ use crate::fault::FaultEvent;
 use crate::scenario::domain::{RateLimitSlo, SchemaDriftSlo};
 use crate::timeline::Timeline;
 
-fn is_limit(r: &RequestRecord) -> bool {
+fn is_limit(r: &Call) -> bool {
     r.status == 429
         || (r.status == 403 && r.error_code.as_deref() == Some("REQUEST_LIMIT_EXCEEDED"))
         || (r.status == 503 && r.retry_after_ms.is_some())
@@ -28,7 +28,7 @@ pub fn rate_limit(t: &Timeline, slo: &RateLimitSlo) -> SloResult {
     let mut worst = 0.0f64;
     let mut periods = 0;
     for dep in ["salesforce", "llm"] {
-        let reqs: Vec<&RequestRecord> = on_dependency(t, Some(dep)).collect();
+        let reqs: Vec<&Call> = on_dependency(t, Some(dep)).collect();
         let network = network_windows(t, Some(dep));
         let mut i = 0;
         while i < reqs.len() {
@@ -105,7 +105,7 @@ pub fn schema_drift(t: &Timeline, slo: &SchemaDriftSlo) -> SloResult {
     if windows.is_empty() {
         return res.skip("no schema drift");
     }
-    let all: Vec<&RequestRecord> = t.requests().collect();
+    let all: Vec<&Call> = t.requests().collect();
     let network = network_windows(t, None);
     let mut worst = 0;
     for (start, end, label, codes) in windows {
@@ -113,7 +113,7 @@ pub fn schema_drift(t: &Timeline, slo: &SchemaDriftSlo) -> SloResult {
             all.partition_point(|r| r.at_us < start),
             all.partition_point(|r| r.at_us < end),
         );
-        let rejected: Vec<&RequestRecord> = all[a..b]
+        let rejected: Vec<&Call> = all[a..b]
             .iter()
             .copied()
             .filter(|r| r.error_code.as_deref().is_some_and(|c| codes.contains(&c)))

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crashcart_mocks::RequestRecord;
+use crate::timeline::{Call, Sym};
 
 use super::traffic::{
     attribution_summary, describe, hidden, logical_operations, network_windows, non_retryable,
@@ -15,12 +15,12 @@ use crate::timeline::Timeline;
 
 /// `b` re-sends `a` with a new token after a 401: re-authentication, not a retry (no attempt
 /// counted, no backoff owed: the new token is the remedy).
-fn reauthenticated(a: &RequestRecord, b: &RequestRecord) -> bool {
+fn reauthenticated(a: &Call, b: &Call) -> bool {
     a.status == 401 && a.token_digest != b.token_digest
 }
 
 /// Gap from the end of an attempt to the start of the next, microseconds.
-fn gap(a: &RequestRecord, b: &RequestRecord) -> u64 {
+fn gap(a: &Call, b: &Call) -> u64 {
     b.at_us.saturating_sub(a.at_us + a.latency_us)
 }
 
@@ -106,7 +106,7 @@ pub fn retry(t: &Timeline, slo: &RetrySlo) -> SloResult {
 struct Gaps {
     /// By (method, mock operation) and retry index: one schedule per kind of call (a write's
     /// retries and a compensation's rounds grow each on their own).
-    by_kind: BTreeMap<(String, String), BTreeMap<usize, Vec<u64>>>,
+    by_kind: BTreeMap<(Sym, Sym), BTreeMap<usize, Vec<u64>>>,
     first: Vec<u64>,
     all: Vec<u64>,
 }
@@ -160,7 +160,7 @@ impl Gaps {
         }
     }
 
-    fn add(&mut self, retried: &RequestRecord, index: usize, gap: u64) {
+    fn add(&mut self, retried: &Call, index: usize, gap: u64) {
         if index == 0 {
             self.first.push(gap);
         }
@@ -259,13 +259,13 @@ impl Gaps {
 /// One logical operation's attempts: how many, the gaps between them, Retry-After, and
 /// retries of what cannot succeed.
 fn judge_operation(
-    g: &[&RequestRecord],
+    g: &[&Call],
     slo: &RetrySlo,
     network: &[(u64, u64, String)],
     gaps: &mut Gaps,
     res: &mut SloResult,
 ) {
-    let unseen = |r: &RequestRecord| hidden(network, r);
+    let unseen = |r: &Call| hidden(network, r);
     if let Some(m) = slo.max_attempts {
         // The re-send with a new token after a 401 is re-authentication, not a retry.
         let reauth = g.windows(2).filter(|w| reauthenticated(w[0], w[1])).count();
@@ -349,7 +349,7 @@ mod tests {
     }
 
     /// `n` operations, each failing `fails` times with the given gaps before succeeding.
-    fn retried(n: u64, gaps_ms: &[u64], jitter_ms: u64) -> Vec<RequestRecord> {
+    fn retried(n: u64, gaps_ms: &[u64], jitter_ms: u64) -> Vec<Call> {
         let mut out = vec![];
         let mut seq = 0;
         for k in 0..n {
@@ -421,7 +421,7 @@ mod tests {
         let r = retry(&tl(v.clone(), vec![]), &retry_slo());
         assert!(!r.evidence.iter().any(|e| e.contains("attempts")), "{r:?}");
         // With the old token it is a fourth attempt.
-        v[3].token_digest = v[2].token_digest.clone();
+        v[3].token_digest = v[2].token_digest;
         let r = retry(&tl(v, vec![]), &retry_slo());
         assert!(r.evidence.iter().any(|e| e.contains("4 attempts")), "{r:?}");
     }
@@ -506,7 +506,7 @@ mod tests {
             retry(&tl(reqs.clone(), vec![]), &retry_slo()).verdict,
             Verdict::Pass
         );
-        reqs[1].token_digest = reqs[0].token_digest.clone();
+        reqs[1].token_digest = reqs[0].token_digest;
         assert_eq!(
             retry(&tl(reqs, vec![]), &retry_slo()).verdict,
             Verdict::Fail
@@ -652,7 +652,7 @@ mod tests {
         },
     }
 
-    fn traffic(policy: &Policy, ops: u64, attempts: usize, seed: u64) -> Vec<RequestRecord> {
+    fn traffic(policy: &Policy, ops: u64, attempts: usize, seed: u64) -> Vec<Call> {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut out = vec![];

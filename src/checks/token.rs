@@ -1,6 +1,6 @@
 //! The token SLO: renewal after INVALID_SESSION_ID, refresh storms, reuse of a dead token.
 
-use crashcart_mocks::RequestRecord;
+use crate::timeline::{Call, Tag};
 
 use super::traffic::{describe, hidden, network_windows};
 use super::{secs, SloResult};
@@ -8,14 +8,14 @@ use crate::fault::FaultEvent;
 use crate::scenario::domain::TokenSlo;
 use crate::timeline::Timeline;
 
-fn is_auth_success(r: &RequestRecord) -> bool {
+fn is_auth_success(r: &Call) -> bool {
     matches!(r.operation.as_str(), "oauth.token" | "soap.login") && r.status == 200
 }
 
 /// When the SUT had the token a renewal shows: a login's answer once it went out (requests
 /// sent while the login was still being answered could not carry the new token yet), a call
 /// carrying the new token when it was sent.
-fn had_new_token_at(renewal: &RequestRecord) -> u64 {
+fn had_new_token_at(renewal: &Call) -> u64 {
     if is_auth_success(renewal) {
         renewal.at_us + renewal.latency_us
     } else {
@@ -34,7 +34,7 @@ pub fn token(t: &Timeline, slo: &TokenSlo) -> SloResult {
         max_refreshes_per_expiry,
     } = slo;
     let mut res = SloResult::new("token", format!("new token within {refresh_within_requests} requests of INVALID_SESSION_ID, ≤ {max_refreshes_per_expiry} token requests per expiry, no reuse of a dead token"));
-    let reqs: Vec<&RequestRecord> = t
+    let reqs: Vec<&Call> = t
         .requests()
         .filter(|r| r.dependency.as_str().starts_with("salesforce"))
         .collect();
@@ -69,7 +69,7 @@ pub fn token(t: &Timeline, slo: &TokenSlo) -> SloResult {
 
 /// The Salesforce traffic the token SLO judges, and the network faults that may have held it.
 struct Sessions<'a> {
-    reqs: &'a [&'a RequestRecord],
+    reqs: &'a [&'a Call],
     network: &'a [(u64, u64, String)],
 }
 
@@ -81,16 +81,16 @@ impl Sessions<'_> {
         invalid: &[usize],
         within: u32,
         res: &mut SloResult,
-    ) -> (usize, Vec<(String, u64)>) {
+    ) -> (usize, Vec<(Tag, u64)>) {
         let (reqs, network) = (self.reqs, self.network);
         let mut worst_delay = 0usize;
-        let mut dead: Vec<(String, u64)> = vec![];
+        let mut dead: Vec<(Tag, u64)> = vec![];
         for &i in invalid {
             let r = reqs[i];
             // Recovered when a new token is obtained, or when the next call already carries
             // one (another caller renewed it while this one was in flight: single flight at
             // work).
-            let renewed = |x: &&RequestRecord| {
+            let renewed = |x: &&Call| {
                 is_auth_success(x)
                     || (x.dependency.as_str() == "salesforce"
                         && x.token_digest.is_some()
@@ -123,26 +123,25 @@ impl Sessions<'_> {
             }
             // The dead token is judged from when the SUT surely had another: a token answer
             // it surely got, or a call carrying a new token.
-            let surely =
-                |x: &&RequestRecord| renewed(x) && !(is_auth_success(x) && hidden(network, x));
+            let surely = |x: &&Call| renewed(x) && !(is_auth_success(x) && hidden(network, x));
             if let (Some(d), Some(q)) =
                 (&r.token_digest, reqs[i + 1..].iter().copied().find(surely))
             {
-                dead.push((d.clone(), had_new_token_at(q)));
+                dead.push((*d, had_new_token_at(q)));
             }
         }
         (worst_delay, dead)
     }
 
     /// One pass: a request carrying a token after the moment it was replaced.
-    fn dead_token_reuse(&self, dead: &[(String, u64)], res: &mut SloResult) {
-        let mut replaced: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    fn dead_token_reuse(&self, dead: &[(Tag, u64)], res: &mut SloResult) {
+        let mut replaced: std::collections::HashMap<Tag, u64> = std::collections::HashMap::new();
         for (digest, since) in dead {
-            let e = replaced.entry(digest.as_str()).or_insert(*since);
+            let e = replaced.entry(*digest).or_insert(*since);
             *e = (*e).min(*since);
         }
         for r in self.reqs {
-            let Some(d) = r.token_digest.as_deref() else {
+            let Some(d) = r.token_digest else {
                 continue;
             };
             // A request a network fault may have held was sent earlier than it arrived:
@@ -150,12 +149,12 @@ impl Sessions<'_> {
             if hidden(self.network, r) {
                 continue;
             }
-            if replaced.get(d).is_some_and(|since| r.at_us > *since) {
+            if replaced.get(&d).is_some_and(|since| r.at_us > *since) {
                 res.fail(format!(
                     "a dead token was used again after a new one was obtained: {}",
                     describe(r)
                 ));
-                replaced.remove(d);
+                replaced.remove(&d);
             }
         }
     }
@@ -175,7 +174,7 @@ impl Sessions<'_> {
                 reqs.partition_point(|r| r.at_us < e.at_us),
                 reqs.partition_point(|r| r.at_us < until),
             );
-            let logins: Vec<&&RequestRecord> = reqs[a..b]
+            let logins: Vec<&&Call> = reqs[a..b]
                 .iter()
                 .filter(|r| matches!(r.operation.as_str(), "oauth.token" | "soap.login"))
                 .collect();
@@ -224,7 +223,7 @@ mod tests {
         }
     }
 
-    fn sf(s: u64, at: u64, st: u16) -> RequestRecord {
+    fn sf(s: u64, at: u64, st: u16) -> Call {
         req(
             s,
             at,
@@ -235,7 +234,7 @@ mod tests {
         )
     }
 
-    fn auth(s: u64, at: u64) -> RequestRecord {
+    fn auth(s: u64, at: u64) -> Call {
         req(
             s,
             at,
@@ -246,7 +245,7 @@ mod tests {
         )
     }
 
-    fn expired(s: u64, at: u64) -> RequestRecord {
+    fn expired(s: u64, at: u64) -> Call {
         let mut r = sf(s, at, 401);
         r.error_code = Some("INVALID_SESSION_ID".into());
         r

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crashcart_mocks::RequestRecord;
+use crate::timeline::{Call, Sym, Tag};
 
 use super::secs;
 use crate::fault::model::kind_names;
@@ -15,12 +15,12 @@ use crate::timeline::Timeline;
 /// Two identical requests further apart than this are different logical operations.
 pub const RETRY_WINDOW_US: u64 = 60_000_000;
 
-pub(super) fn failed(r: &RequestRecord) -> bool {
+pub(super) fn failed(r: &Call) -> bool {
     r.status == 0 || r.status >= 400
 }
 
 /// Non-retryable answers: malformed or invalid requests (a retry cannot succeed).
-pub fn non_retryable(r: &RequestRecord) -> bool {
+pub fn non_retryable(r: &Call) -> bool {
     matches!(r.status, 400 | 404 | 405 | 422)
         && r.error_code.as_deref() != Some("UNABLE_TO_LOCK_ROW")
 }
@@ -28,13 +28,13 @@ pub fn non_retryable(r: &RequestRecord) -> bool {
 pub(super) fn on_dependency<'a>(
     t: &'a Timeline,
     dep: Option<&'a str>,
-) -> impl Iterator<Item = &'a RequestRecord> + 'a {
+) -> impl Iterator<Item = &'a Call> + 'a {
     t.requests().filter(move |r| {
         r.dependency.as_str() != "control" && dep.is_none_or(|d| r.dependency.as_str() == d)
     })
 }
 
-pub(super) fn describe(r: &RequestRecord) -> String {
+pub(super) fn describe(r: &Call) -> String {
     format!(
         "#{} {} {} at {} → {}{}",
         r.seq,
@@ -74,7 +74,7 @@ impl Attribution {
     }
 
     /// The strongest evidence a request carries.
-    fn of(r: &RequestRecord) -> Self {
+    fn of(r: &Call) -> Self {
         if r.trace_id.is_some() {
             Attribution::Trace
         } else if r.retry_count.is_some() {
@@ -89,7 +89,7 @@ impl Attribution {
 
 /// How many logical operations each kind of evidence told apart, in words: `trace context
 /// 12, request identity 3`.
-pub fn attribution_summary(groups: &[Vec<&RequestRecord>]) -> String {
+pub fn attribution_summary(groups: &[Vec<&Call>]) -> String {
     let mut by: BTreeMap<Attribution, usize> = BTreeMap::new();
     for g in groups {
         *by.entry(Attribution::of(g[0])).or_default() += 1;
@@ -113,20 +113,18 @@ pub fn attribution_summary(groups: &[Vec<&RequestRecord>]) -> String {
 /// without an answer (status 0), that is when the mock saw the connection end: a reset, or
 /// the client giving up (`CLIENT_CLOSED`). A successful write to a record (PUT, PATCH,
 /// DELETE) ends every operation open on its path.
-pub fn logical_operations<'a>(
-    requests: impl Iterator<Item = &'a RequestRecord>,
-) -> Vec<Vec<&'a RequestRecord>> {
+pub fn logical_operations<'a>(requests: impl Iterator<Item = &'a Call>) -> Vec<Vec<&'a Call>> {
     // Open operations by path, then by the rest of the request's identity.
-    type Rest = (String, String, String, String, String);
+    type Rest = (Sym, Option<Tag>, Option<Tag>, Option<Tag>, Option<Tag>);
     let mut open: HashMap<&str, HashMap<Rest, usize>> = HashMap::new();
-    let mut groups: Vec<Vec<&RequestRecord>> = vec![];
+    let mut groups: Vec<Vec<&Call>> = vec![];
     for r in requests {
         let rest = (
             r.method.clone(),
-            r.query_digest.clone().unwrap_or_default(),
-            r.body_digest.clone().unwrap_or_default(),
-            r.idempotency_key.clone().unwrap_or_default(),
-            r.trace_id.clone().unwrap_or_default(),
+            r.query_digest,
+            r.body_digest,
+            r.idempotency_key,
+            r.trace_id,
         );
         let same = open
             .get(r.path.as_str())
@@ -164,7 +162,7 @@ pub fn logical_operations<'a>(
 }
 
 /// A request that changes the record its path names (a POST creates a new one elsewhere).
-fn is_mutation(r: &RequestRecord) -> bool {
+fn is_mutation(r: &Call) -> bool {
     matches!(r.method.as_str(), "PUT" | "PATCH" | "DELETE")
 }
 
@@ -215,7 +213,7 @@ pub(super) fn network_windows(t: &Timeline, dependency: Option<&str>) -> Vec<(u6
 
 /// The mock's answer to `r` may not have reached the SUT when the mock sent it (a network fault
 /// held or dropped it): a request sent during the fault may arrive, and be answered, after it.
-pub(super) fn hidden(network: &[(u64, u64, String)], r: &RequestRecord) -> bool {
+pub(super) fn hidden(network: &[(u64, u64, String)], r: &Call) -> bool {
     network
         .iter()
         .any(|(s, e, _)| r.at_us + r.latency_us >= *s && r.at_us < *e + NETWORK_SETTLE_US)
@@ -238,8 +236,8 @@ pub(crate) mod tests {
         op: &str,
         path: &str,
         status: u16,
-    ) -> RequestRecord {
-        RequestRecord {
+    ) -> Call {
+        Call::from(&crashcart_mocks::RequestRecord {
             seq,
             dependency: dep,
             at_us: at_ms * 1000,
@@ -263,11 +261,11 @@ pub(crate) mod tests {
             trace_id: None,
             retry_after_ms: None,
             llm: None,
-        }
+        })
     }
 
     /// A Salesforce query, each at a path of its own (`/q/{seq}`): no two are one operation.
-    pub(crate) fn sf(seq: u64, at_ms: u64, status: u16) -> RequestRecord {
+    pub(crate) fn sf(seq: u64, at_ms: u64, status: u16) -> Call {
         req(
             seq,
             at_ms,
@@ -280,7 +278,7 @@ pub(crate) mod tests {
 
     /// A booking's invoke or completion, keyed as the workload keys operation `n` at seed 1.
     pub(crate) fn op(n: u64, at_ms: u64, phase: Phase, latency_ms: u64) -> Event {
-        Event::Op(OpEvent {
+        Event::op(OpEvent {
             at_us: at_ms * 1000,
             op: n,
             name: "book".into(),
@@ -300,7 +298,7 @@ pub(crate) mod tests {
         dep: Option<DependencyName>,
         event: &str,
     ) -> Event {
-        Event::Fault(FaultEvent {
+        Event::fault(FaultEvent {
             at_us: at_ms * 1000,
             id,
             fault: format!("f{id}"),
@@ -310,7 +308,7 @@ pub(crate) mod tests {
         })
     }
 
-    pub(crate) fn tl(reqs: Vec<RequestRecord>, more: Vec<Event>) -> Timeline {
+    pub(crate) fn tl(reqs: Vec<Call>, more: Vec<Event>) -> Timeline {
         Timeline::merge(
             reqs.into_iter()
                 .map(|r| Event::Request(Box::new(r)))
@@ -345,7 +343,7 @@ pub(crate) mod tests {
         let (c, d) = (counted(0, 0, 429, 0), counted(1, 100, 200, 0));
         assert_eq!(logical_operations([&c, &d].into_iter()).len(), 1);
         // Different traces are different operations, whatever else they share.
-        let traced = |mut r: RequestRecord, t: &str| {
+        let traced = |mut r: Call, t: &str| {
             r.trace_id = Some(t.into());
             r
         };

@@ -15,6 +15,7 @@ use crate::checks::{FinalState, RecordWrite};
 use crate::fault::schedule::{unfired, Played};
 use crate::scenario::domain::Slo;
 use crate::scenario::Scenario;
+use crate::timeline::journal::Journal;
 use crate::timeline::Event;
 
 /// The sObjects whose final state the checkers always see (orphans, double bookings); the
@@ -31,6 +32,8 @@ pub struct Gathered {
     pub unfired: Vec<String>,
     /// Cleanup was cut short by a Ctrl-C or SIGTERM (the SUT killed at once).
     pub hurried: bool,
+    /// The journal, closed.
+    pub journal: Journal,
 }
 
 /// Clear every fault, saying how many were in force (`active_at_end`: as the drive saw them
@@ -44,48 +47,44 @@ pub fn clear_faults(env: &Environment, rec: &Recorder, active_at_end: usize) {
     ));
 }
 
-/// Stop, read, gather. `played`: what the fault schedule did, when it ran to its end.
+/// Stop, read, gather. `played`: what the fault schedule did, when it ran to its end; a
+/// signal beyond the first `signals_seen` cuts the SUT's grace short.
 pub async fn clean_up(
     s: &Scenario,
     env: Environment,
     sut: Option<StartedSut>,
     rec: &Recorder,
     played: Option<Played>,
+    signals_seen: u32,
 ) -> Gathered {
     env.engine.clear_all();
-    let hurried = stop_sut(s, sut, rec).await;
+    let hurried = stop_sut(s, sut, rec, signals_seen).await;
     let unfired = played
         .map(|p| unfired(&s.raw.faults, &p.specs(), &env.engine))
         .unwrap_or_default();
+    let state = env
+        .salesforce_handle()
+        .map(|sf| final_state(sf, &objects(s)))
+        .unwrap_or_default();
     let mut events = rec.take();
-    let mut state = FinalState::default();
-    if let Some(sf) = env.salesforce_handle() {
-        state = final_state(sf, &objects(s));
-        events.extend(requests(&sf.history()));
-    }
-    if let Some(llm) = env.llm_handle() {
-        events.extend(requests(&llm.history()));
-    }
-    events.extend(env.engine.events().into_iter().map(Event::Fault));
+    events.extend(env.engine.events().into_iter().map(Event::fault));
     env.shutdown().await;
-    events.push(Event::Run {
-        at_us: rec.now_us(),
-        what: "end".into(),
-    });
+    let (end, journal) = rec.finish();
+    events.push(end);
     Gathered {
         events,
         state,
         unfired,
         hurried,
+        journal,
     }
 }
 
 /// Stop the SUT: SIGTERM to its group then SIGKILL after the grace, or the reference
 /// integration with the grace for its background compensations. Another Ctrl-C or SIGTERM
 /// meanwhile cuts the grace short: the group is killed at once. True when it was.
-async fn stop_sut(s: &Scenario, sut: Option<StartedSut>, rec: &Recorder) -> bool {
+async fn stop_sut(s: &Scenario, sut: Option<StartedSut>, rec: &Recorder, seen: u32) -> bool {
     let Some(sut) = sut else { return false };
-    let seen = super::shutdown::count();
     let mut hurried = false;
     if let Some(p) = sut.process {
         hurried = p.stop(s.grace, super::shutdown::after(seen)).await;
@@ -109,12 +108,6 @@ async fn stop_sut(s: &Scenario, sut: Option<StartedSut>, rec: &Recorder) -> bool
         ));
     }
     hurried
-}
-
-fn requests(h: &crashcart_mocks::History) -> impl Iterator<Item = Event> {
-    h.snapshot()
-        .into_iter()
-        .map(|r| Event::Request(Box::new(r)))
 }
 
 /// The sObjects to read back: those the checkers always look at, and every one the

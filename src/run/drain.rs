@@ -15,7 +15,7 @@ use crate::scenario::domain::Drain;
 const POLL: Duration = Duration::from_millis(100);
 
 /// Requests the mocks have seen (arrived or finished): it stands still when the SUT is quiet.
-fn traffic(env: &Environment) -> (u64, usize) {
+fn traffic(env: &Environment) -> (u64, u64) {
     let mut seen = (0, 0);
     for h in [
         env.salesforce_handle().map(|s| s.history()),
@@ -25,7 +25,7 @@ fn traffic(env: &Environment) -> (u64, usize) {
     .flatten()
     {
         seen.0 += h.arrivals();
-        seen.1 += h.len();
+        seen.1 += h.completed();
     }
     seen
 }

@@ -339,6 +339,21 @@ impl Environment {
         }
     }
 
+    /// Hand every request the mocks complete to `rec` (the journal and the timeline).
+    pub fn listen(&self, rec: &super::recorder::Recorder) {
+        if let Some(sf) = self.salesforce_handle() {
+            rec.listen(&sf.history());
+        }
+        if let Some(llm) = self.llm_handle() {
+            if !self
+                .salesforce_handle()
+                .is_some_and(|sf| std::sync::Arc::ptr_eq(&sf.history(), &llm.history()))
+            {
+                rec.listen(&llm.history());
+            }
+        }
+    }
+
     /// The mock LLM's handle (served or in-process).
     pub fn llm_handle(&self) -> Option<&LlmHandle> {
         match &self.sim {

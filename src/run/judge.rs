@@ -11,6 +11,7 @@ use super::RunOptions;
 use crate::checks::{check_all, FinalState, SloResult};
 use crate::report::RunReport;
 use crate::scenario::Scenario;
+use crate::timeline::journal::Journal;
 use crate::timeline::{Event, Phase, Timeline};
 
 /// The SUT output lines a report keeps (the last ones).
@@ -31,40 +32,17 @@ pub fn judge(
     slos
 }
 
-/// The journal: where it went (if it could be written) and its digest (SHA-256, first 128
-/// bits): in simulation the same seed gives the same digest.
-pub struct Journal {
-    /// The file, when written.
-    pub path: Option<PathBuf>,
-    /// Hex digest of its bytes.
-    pub digest: String,
-}
-
-/// Write the timeline as `{name}-{seed}.jsonl` in the report dir (a temp dir when none).
-pub fn write_journal(s: &Scenario, seed: u64, opts: &RunOptions, t: &Timeline) -> Journal {
+/// Where the run's journal goes: the report directory (a temp dir when none), named after
+/// the scenario and seed.
+pub fn journal_path(s: &Scenario, seed: u64, opts: &RunOptions) -> PathBuf {
     let dir = opts
         .report_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join(format!("crashcart-{}", std::process::id())));
-    let path = dir.join(format!(
+    dir.join(format!(
         "{}-{seed}.jsonl",
         crate::report::file_stem(&s.name)
-    ));
-    let mut bytes = vec![];
-    let _ = t.write_jsonl(&mut bytes);
-    let digest = {
-        use sha2::Digest;
-        let h = sha2::Sha256::digest(&bytes);
-        h.iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
-    let written = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, &bytes));
-    Journal {
-        path: written.ok().map(|_| path),
-        digest,
-    }
+    ))
 }
 
 /// Operations by phase: invoked, ok, fail, info.
@@ -87,7 +65,7 @@ fn sut_output(t: &Timeline) -> Vec<String> {
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::SutLog { stream, line, .. } => Some(format!("[{stream}] {line}")),
+            Event::SutLog(l) => Some(format!("[{}] {}", l.stream, l.line)),
             _ => None,
         })
         .collect();

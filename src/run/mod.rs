@@ -35,6 +35,7 @@ use crate::error::Error;
 use crate::reference::{Defects, Policy};
 use crate::report::RunReport;
 use crate::scenario::Scenario;
+use crate::timeline::journal::JournalWriter;
 use crate::timeline::Timeline;
 
 pub use event::{EventSink, Events, RunEvent, RunPhase};
@@ -105,9 +106,12 @@ pub async fn run(s: &Scenario, opts: &RunOptions, events: &Events) -> Result<Run
     let phase = |phase| events.emit(RunEvent::PhaseStarted { phase });
     phase(RunPhase::Environment);
     let env = stand_up(s, &prepared).await?;
-    let rec = Recorder::new(env.clock.clone(), events.clone());
-    let faults = events.clone();
+    let journal = JournalWriter::create(judge::journal_path(s, prepared.seed, opts));
+    let rec = Recorder::new(env.clock.clone(), events.clone(), journal);
+    env.listen(&rec);
+    let (faults, fault_rec) = (events.clone(), rec.clone());
     env.engine.subscribe(std::sync::Arc::new(move |f| {
+        fault_rec.fault(f);
         faults.emit(RunEvent::Fault(f.clone()))
     }));
     let listening = env.listening();
@@ -138,16 +142,19 @@ pub async fn run(s: &Scenario, opts: &RunOptions, events: &Events) -> Result<Run
         rec.mark(format!("aborted: {a}"));
         events.emit(RunEvent::Aborted { reason: a.clone() });
     }
+    // Signals from here on (beyond those that caused an abort) hurry the cleanup; counted
+    // before the phase is announced, so a Ctrl-C sent on seeing it always counts.
+    let signals_seen = shutdown::count();
     phase(RunPhase::Cleanup);
     // Which faults proved nothing is judged only on a run that went its course.
     let played = driven.and_then(|d| d.played).filter(|_| aborted.is_none());
-    let gathered = cleanup::clean_up(s, env, Some(sut), &rec, played).await;
+    let gathered = cleanup::clean_up(s, env, Some(sut), &rec, played, signals_seen).await;
     if gathered.hurried && aborted.is_none() {
         aborted = Some("interrupted during cleanup (Ctrl-C or SIGTERM)".into());
     }
     phase(RunPhase::Judge);
     let timeline = Timeline::merge(gathered.events);
-    let journal = judge::write_journal(s, prepared.seed, opts, &timeline);
+    let journal = gathered.journal;
     let slos = judge::judge(s, prepared.seed, &timeline, &gathered.state, events);
     let verdicts = judge::Verdicts {
         aborted,

@@ -1,30 +1,53 @@
-//! The run's recorder: what the runner, the workload and the SUT's output add to the
-//! timeline (run markers, operations, log lines), each stamped on the run's clock and told to
-//! the event stream as it happens. The mocks' requests and the fault events join the timeline
-//! at cleanup, from the mocks' histories and the engine.
+//! The run's recorder: everything that happens during a run, stamped on the run's clock,
+//! written to the journal as it happens and told to the event stream; what the checkers need
+//! is kept in memory, in compact form. It hears the runner, the workload and the SUT's output
+//! directly, and the mocks through their histories' sinks ([`Recorder::listen`]). Fault
+//! events join the timeline at cleanup, from the engine.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crashcart_mocks::Clock;
+use crashcart_mocks::{Clock, History, RequestRecord};
 use parking_lot::Mutex;
 
 use super::event::{Events, RunEvent};
-use crate::timeline::{Event, OpEvent, Phase};
+use crate::timeline::journal::{Journal, JournalWriter, Line};
+use crate::timeline::{Call, Event, Interner, OpEvent, Phase, SutLine};
+
+/// The SUT's output lines kept in memory (all of them are in the journal).
+const SUT_LINES_KEPT: usize = 1000;
+
+/// Requests each mock keeps for its own `/__crashcart/history` during a run (the recorder
+/// has them all).
+const MOCK_WINDOW: usize = 10_000;
 
 /// Shared by every part of a run that records. Cloning shares it.
 #[derive(Clone)]
 pub struct Recorder {
     log: Arc<Mutex<Vec<Event>>>,
+    sut_lines: Arc<Mutex<VecDeque<Event>>>,
+    calls: Arc<Mutex<Calls>>,
+    journal: Arc<JournalWriter>,
     clock: Clock,
     events: Events,
 }
 
+/// Each mock's calls, in completion order, and the text they share.
+#[derive(Default)]
+struct Calls {
+    names: Interner,
+    by_mock: Vec<Vec<Event>>,
+}
+
 impl Recorder {
-    /// A recorder on the run's clock, telling `events`.
-    pub fn new(clock: Clock, events: Events) -> Self {
+    /// A recorder on the run's clock, writing `journal` and telling `events`.
+    pub fn new(clock: Clock, events: Events, journal: JournalWriter) -> Self {
         Self {
             log: Arc::default(),
+            sut_lines: Arc::default(),
+            calls: Arc::default(),
+            journal: Arc::new(journal),
             clock,
             events,
         }
@@ -45,13 +68,35 @@ impl Recorder {
         &self.events
     }
 
+    /// Record every request `history` completes from now on; the mock itself keeps only its
+    /// most recent ones.
+    pub fn listen(&self, history: &History) {
+        let slot = {
+            let mut calls = self.calls.lock();
+            calls.by_mock.push(vec![]);
+            calls.by_mock.len() - 1
+        };
+        let (calls, journal) = (self.calls.clone(), self.journal.clone());
+        history.set_sink(Arc::new(move |r: &RequestRecord| {
+            journal.write(&Line::Request(r));
+            let mut calls = calls.lock();
+            let call = Call::of(r, &mut calls.names);
+            calls.by_mock[slot].push(Event::Request(Box::new(call)));
+        }));
+        history.set_capacity(MOCK_WINDOW);
+    }
+
     /// A run marker (`start`, `ready`, `workload-end`, `aborted: …`).
     pub fn mark(&self, what: impl Into<String>) {
         let at_us = self.now_us();
-        self.log.lock().push(Event::Run {
-            at_us,
-            what: what.into(),
-        });
+        let what = what.into();
+        self.journal.write(&Line::Run { at_us, what: &what });
+        self.log.lock().push(Event::Run { at_us, what });
+    }
+
+    /// A fault event (from the engine's listener).
+    pub fn fault(&self, f: &crate::fault::FaultEvent) {
+        self.journal.write(&Line::Fault(f));
     }
 
     /// A workload operation's invoke or completion.
@@ -59,7 +104,8 @@ impl Recorder {
         if !self.events.is_empty() {
             self.events.emit(RunEvent::Operation(o.clone()));
         }
-        self.log.lock().push(Event::Op(o));
+        self.journal.write(&Line::Op(&o));
+        self.log.lock().push(Event::op(o));
     }
 
     /// A line the SUT printed (already scrubbed of secrets).
@@ -72,11 +118,17 @@ impl Recorder {
                 line: line.clone(),
             });
         }
-        self.log.lock().push(Event::SutLog {
+        let l = SutLine {
             at_us,
             stream: stream.to_string(),
             line,
-        });
+        };
+        self.journal.write(&Line::SutLog(&l));
+        let mut kept = self.sut_lines.lock();
+        if kept.len() == SUT_LINES_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(Event::SutLog(Box::new(l)));
     }
 
     /// Share of completed operations that failed over the last `window` (at least five
@@ -101,8 +153,29 @@ impl Recorder {
         (done >= 5).then(|| bad as f64 / done as f64)
     }
 
-    /// Everything recorded so far, taken out.
+    /// Everything recorded so far, taken out: the runner's and workload's events in the
+    /// order recorded, the SUT's last lines, then each mock's requests in arrival order.
     pub fn take(&self) -> Vec<Event> {
-        std::mem::take(&mut *self.log.lock())
+        let mut out = std::mem::take(&mut *self.log.lock());
+        out.extend(self.sut_lines.lock().drain(..));
+        for mut calls in std::mem::take(&mut self.calls.lock().by_mock) {
+            calls.sort_by_key(|e| match e {
+                Event::Request(c) => c.seq,
+                _ => 0,
+            });
+            out.append(&mut calls);
+        }
+        out
+    }
+
+    /// The end marker written and the journal closed.
+    pub fn finish(&self) -> (Event, Journal) {
+        let at_us = self.now_us();
+        self.journal.write(&Line::Run { at_us, what: "end" });
+        let end = Event::Run {
+            at_us,
+            what: "end".into(),
+        };
+        (end, self.journal.finish())
     }
 }

@@ -1,19 +1,22 @@
 //! One timeline of a run: every mock request, fault event, workload event and SUT log line,
-//! with monotonic timestamps on the run's clock, written as a JSONL journal and read back
-//! for re-checking (`crashcart check`).
+//! with monotonic timestamps on the run's clock. The run streams it to a JSONL journal as it
+//! happens ([`journal`]) and holds what the checkers need in compact form ([`call`]); the
+//! journal is read back for re-checking (`crashcart check`).
 //!
 //! Secrets never enter it: mock records hold digests only, and SUT log lines are scrubbed of
 //! the credentials crashcart handed the SUT.
 
+pub mod call;
+pub mod journal;
 pub mod redact;
 pub mod trace;
 
+pub use call::{Call, Interner, Sym, Tag};
 pub use redact::scrub;
 
-use std::io::{BufRead, Write};
 use std::path::Path;
 
-use crashcart_mocks::RequestRecord;
+use crashcart_mocks::{Dependency, RequestRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::fault::FaultEvent;
@@ -60,25 +63,17 @@ pub struct OpEvent {
     pub trace_id: Option<String>,
 }
 
-/// One line of the journal.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// One event of the timeline.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// A request a mock served (or refused, or lost).
-    Request(Box<RequestRecord>),
+    Request(Box<Call>),
     /// A fault turned on or off.
-    Fault(FaultEvent),
+    Fault(Box<FaultEvent>),
     /// A workload operation's invoke or completion.
-    Op(OpEvent),
+    Op(Box<OpEvent>),
     /// A line the SUT printed.
-    SutLog {
-        /// Monotonic time, microseconds.
-        at_us: u64,
-        /// `stdout` or `stderr`.
-        stream: String,
-        /// The line, secrets scrubbed.
-        line: String,
-    },
+    SutLog(Box<SutLine>),
     /// A run marker (`start`, `ready`, `workload-end`, `aborted: …`, `end`).
     Run {
         /// Monotonic time, microseconds.
@@ -88,6 +83,17 @@ pub enum Event {
     },
 }
 
+/// A line the SUT printed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SutLine {
+    /// Monotonic time, microseconds.
+    pub at_us: u64,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The line, secrets scrubbed.
+    pub line: String,
+}
+
 impl Event {
     /// The event's time.
     pub fn at_us(&self) -> u64 {
@@ -95,8 +101,52 @@ impl Event {
             Event::Request(r) => r.at_us,
             Event::Fault(f) => f.at_us,
             Event::Op(o) => o.at_us,
-            Event::SutLog { at_us, .. } | Event::Run { at_us, .. } => *at_us,
+            Event::SutLog(l) => l.at_us,
+            Event::Run { at_us, .. } => *at_us,
         }
+    }
+
+    /// A mock's record, in compact form with its text unshared.
+    pub fn request(r: &RequestRecord) -> Self {
+        Event::Request(Box::new(Call::from(r)))
+    }
+
+    /// A workload event.
+    pub fn op(o: OpEvent) -> Self {
+        Event::Op(Box::new(o))
+    }
+
+    /// A fault event.
+    pub fn fault(f: FaultEvent) -> Self {
+        Event::Fault(Box::new(f))
+    }
+
+    /// A SUT log line.
+    pub fn sut_log(at_us: u64, stream: &str, line: String) -> Self {
+        Event::SutLog(Box::new(SutLine {
+            at_us,
+            stream: stream.to_string(),
+            line,
+        }))
+    }
+
+    /// Where the event sorts among events of the same microsecond: what the runner and
+    /// workload recorded first, then each mock's requests in arrival order, then faults. The
+    /// order does not depend on the order events were written or read in.
+    fn order(&self) -> (u64, u8, u64) {
+        let rank = match self {
+            Event::Request(c) => match c.dependency {
+                Dependency::Llm => 2,
+                _ => 1,
+            },
+            Event::Fault(_) => 3,
+            _ => 0,
+        };
+        let seq = match self {
+            Event::Request(c) => c.seq,
+            _ => 0,
+        };
+        (self.at_us(), rank, seq)
     }
 }
 
@@ -108,14 +158,14 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    /// Merge events from any sources into time order.
+    /// Merge events from any sources into time order (stable for events of one source).
     pub fn merge(mut events: Vec<Event>) -> Self {
-        events.sort_by_key(Event::at_us);
+        events.sort_by_key(Event::order);
         Self { events }
     }
 
     /// Mock requests, in time order.
-    pub fn requests(&self) -> impl Iterator<Item = &RequestRecord> {
+    pub fn requests(&self) -> impl Iterator<Item = &Call> {
         self.events.iter().filter_map(|e| match e {
             Event::Request(r) => Some(r.as_ref()),
             _ => None,
@@ -125,7 +175,7 @@ impl Timeline {
     /// Fault events, in time order.
     pub fn faults(&self) -> impl Iterator<Item = &FaultEvent> {
         self.events.iter().filter_map(|e| match e {
-            Event::Fault(f) => Some(f),
+            Event::Fault(f) => Some(f.as_ref()),
             _ => None,
         })
     }
@@ -133,7 +183,7 @@ impl Timeline {
     /// Workload events, in time order.
     pub fn ops(&self) -> impl Iterator<Item = &OpEvent> {
         self.events.iter().filter_map(|e| match e {
-            Event::Op(o) => Some(o),
+            Event::Op(o) => Some(o.as_ref()),
             _ => None,
         })
     }
@@ -143,83 +193,15 @@ impl Timeline {
         self.events.last().map(Event::at_us).unwrap_or(0)
     }
 
-    /// Write as JSONL.
-    pub fn write_jsonl(&self, out: impl Write) -> std::io::Result<()> {
-        let mut out = std::io::BufWriter::new(out);
-        for e in &self.events {
-            serde_json::to_writer(&mut out, e)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()
-    }
-
     /// Read a JSONL journal; a bad line is an error naming its number.
     pub fn read_jsonl(path: &Path) -> Result<Self, String> {
-        let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut events = vec![];
-        for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-            let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            events.push(
-                serde_json::from_str(&line)
-                    .map_err(|e| format!("{}: line {}: {e}", path.display(), i + 1))?,
-            );
-        }
-        Ok(Self::merge(events))
+        journal::read(path).map(Self::merge)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn journal_round_trips_in_time_order() {
-        let t = Timeline::merge(vec![
-            Event::Run {
-                at_us: 5,
-                what: "end".into(),
-            },
-            Event::Op(OpEvent {
-                at_us: 1,
-                op: 0,
-                name: "book".into(),
-                key: "k".into(),
-                phase: Phase::Invoke,
-                status: None,
-                latency_us: None,
-                error: None,
-                trace_id: None,
-            }),
-            Event::SutLog {
-                at_us: 3,
-                stream: "stdout".into(),
-                line: "hello".into(),
-            },
-        ]);
-        assert_eq!(
-            t.events.iter().map(Event::at_us).collect::<Vec<_>>(),
-            [1, 3, 5]
-        );
-        let path =
-            std::env::temp_dir().join(format!("crashcart-journal-{}.jsonl", std::process::id()));
-        t.write_jsonl(std::fs::File::create(&path).unwrap())
-            .unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.lines()
-                .next()
-                .unwrap()
-                .starts_with(r#"{"type":"op","at_us":1"#),
-            "{text}"
-        );
-        assert_eq!(Timeline::read_jsonl(&path).unwrap(), t);
-        std::fs::write(&path, "{\"type\":\"op\"}\n").unwrap();
-        assert!(Timeline::read_jsonl(&path).unwrap_err().contains("line 1"));
-        let _ = std::fs::remove_file(path);
-    }
 
     #[test]
     fn scrub_redacts_credentials() {
