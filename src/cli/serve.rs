@@ -86,4 +86,12 @@ pub struct ServeArgs {
     /// Do not put chaos proxies in front of the mocks (no network faults, no API).
     #[arg(long)]
     pub no_proxy: bool,
+    /// Requests each mock keeps in memory for `GET /__crashcart/history` (the most recent;
+    /// memory stays bounded however long it serves).
+    #[arg(long, default_value_t = 100_000)]
+    pub history: usize,
+    /// Also write every request, as it completes, to this JSONL file (one record per line,
+    /// as in a run's journal).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
 }

@@ -17,6 +17,8 @@ use crate::cli::{ServeArgs, ServeTarget};
 use crate::error::Error;
 use crate::run::environment::{EnvOptions, Environment, LlmOptions, SalesforceOptions};
 use crate::serve::control::Control;
+use crate::timeline::journal::{JournalWriter, Line};
+use std::sync::Arc;
 
 /// Quote a value for a POSIX shell.
 pub fn shell_quote(value: &str) -> String {
@@ -178,6 +180,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
             return Err(e);
         }
     };
+    let journal = keep_history(&args, &env);
     let mut text = String::new();
     banner(&args, &opts, &env, &mut text)?;
     if let Some(api) = &api {
@@ -197,7 +200,36 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         api.shutdown().await;
     }
     env.shutdown().await;
+    if let Some(j) = journal {
+        let written = j.finish();
+        if let Some(p) = written.path {
+            errln!("crashcart serve: journal {}", p.display());
+        }
+    }
     Ok(())
+}
+
+/// Bound each mock's history to `--history` records, and stream every record to
+/// `--journal` when asked.
+fn keep_history(args: &ServeArgs, env: &Environment) -> Option<Arc<JournalWriter>> {
+    let journal = args
+        .journal
+        .clone()
+        .map(|p| Arc::new(JournalWriter::create(p)));
+    let histories = [
+        env.salesforce.as_ref().map(|s| s.handle().history()),
+        env.llm.as_ref().map(|l| l.handle().history()),
+    ];
+    if let Some(sf) = &env.salesforce {
+        sf.handle().set_write_capacity(args.history);
+    }
+    for h in histories.into_iter().flatten() {
+        h.set_capacity(args.history);
+        if let Some(j) = journal.clone() {
+            h.set_sink(Arc::new(move |r| j.write(&Line::Request(r))));
+        }
+    }
+    journal
 }
 
 #[cfg(test)]
