@@ -148,10 +148,10 @@ fn check_scenario(text: &str) -> Result<(), TestCaseError> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     if let Ok(s) = parse(text, &dir.join("fuzzed.yaml")) {
         let p = plan(&s, 1);
-        // 100 instances listed per fault at most, a few lines for the rest.
+        // Per fault: 100 instances on and off, 100 flaps, a note or two; a few lines more.
         let faults = s.raw.faults.len().max(1);
         prop_assert!(
-            p.events.len() <= 110 * faults + 20,
+            p.events.len() <= 420 * faults + 20,
             "a plan of {} events for {} faults",
             p.events.len(),
             faults

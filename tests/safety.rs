@@ -161,6 +161,26 @@ fn a_plan_of_a_fault_repeating_every_millisecond_is_bounded() {
         &text[..text.len().min(500)]
     );
     assert!(text.lines().count() < 400, "{} lines", text.lines().count());
+    // A fault every second of the day that flaps every millisecond: 86 million flaps.
+    std::fs::write(
+        &f,
+        format!("duration: 24h\nfaults: [{{fault: {{kind: partition}}, repeat: {{every: 1s}}, flap: {{on: 1ms, off: 1ms}}}}]\n{SMALL}"),
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("plan").arg(&f).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("further flaps are not listed"),
+        "{}",
+        &text[..text.len().min(500)]
+    );
+    assert!(text.lines().count() < 400, "{} lines", text.lines().count());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -42,6 +42,55 @@ fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
+/// A fault's instances (the first [`MAX_INSTANCES`]) and their flaps (as many again, over
+/// all instances), with a line saying how many there are when not all are listed.
+fn fault_events(f: &crate::fault::FaultSpec, end: Duration, events: &mut Vec<PlanEvent>) {
+    let label = f.label();
+    let length = f.duration.or(f.repeat.map(|r| r.every));
+    let all = starts(f, end).count();
+    if all > MAX_INSTANCES {
+        events.push(PlanEvent {
+            at_ms: ms(f.at.unwrap_or_default()),
+            what: format!("fault {label} starts {all} times; the first {MAX_INSTANCES} are listed"),
+        });
+    }
+    let mut flaps_listed = 0;
+    for start in starts(f, end).take(MAX_INSTANCES) {
+        let stop = length.map(|l| (start + l).min(end)).unwrap_or(end);
+        events.push(PlanEvent {
+            at_ms: ms(start),
+            what: format!("fault {label} on ({})", f.fault.name()),
+        });
+        if let Some(flap) = f.flap {
+            let mut t = start + flap.on;
+            let mut on = true;
+            while t < stop {
+                if flaps_listed >= MAX_INSTANCES {
+                    if flaps_listed == MAX_INSTANCES {
+                        flaps_listed += 1;
+                        events.push(PlanEvent {
+                            at_ms: ms(t),
+                            what: format!("fault {label}: further flaps are not listed"),
+                        });
+                    }
+                    break;
+                }
+                flaps_listed += 1;
+                on = !on;
+                events.push(PlanEvent {
+                    at_ms: ms(t),
+                    what: format!("fault {label} flaps {}", if on { "on" } else { "off" }),
+                });
+                t += if on { flap.on } else { flap.off };
+            }
+        }
+        events.push(PlanEvent {
+            at_ms: ms(stop),
+            what: format!("fault {label} off"),
+        });
+    }
+}
+
 /// Resolve a scenario's timeline with `seed`.
 pub fn plan(s: &Scenario, seed: u64) -> Plan {
     let raw = &s.raw;
@@ -81,48 +130,7 @@ pub fn plan(s: &Scenario, seed: u64) -> Plan {
         ),
     });
     for f in &raw.faults {
-        let label = f.label();
-        let length = f.duration.or(f.repeat.map(|r| r.every));
-        let all = starts(f, end).count();
-        if all > MAX_INSTANCES {
-            events.push(PlanEvent {
-                at_ms: ms(f.at.unwrap_or_default()),
-                what: format!(
-                    "fault {label} starts {all} times; the first {MAX_INSTANCES} are listed"
-                ),
-            });
-        }
-        for start in starts(f, end).take(MAX_INSTANCES) {
-            let stop = length.map(|l| (start + l).min(end)).unwrap_or(end);
-            events.push(PlanEvent {
-                at_ms: ms(start),
-                what: format!("fault {label} on ({})", f.fault.name()),
-            });
-            if let Some(flap) = f.flap {
-                let mut t = start + flap.on;
-                let mut toggles = 0;
-                while t < stop && toggles < MAX_INSTANCES {
-                    toggles += 1;
-                    events.push(PlanEvent {
-                        at_ms: ms(t),
-                        what: format!("fault {label} flaps off"),
-                    });
-                    t += flap.off;
-                    if t >= stop {
-                        break;
-                    }
-                    events.push(PlanEvent {
-                        at_ms: ms(t),
-                        what: format!("fault {label} flaps on"),
-                    });
-                    t += flap.on;
-                }
-            }
-            events.push(PlanEvent {
-                at_ms: ms(stop),
-                what: format!("fault {label} off"),
-            });
-        }
+        fault_events(f, end, &mut events);
     }
     let timeout = s.workload.timeout;
     let in_flight = end + timeout + Duration::from_secs(1);
