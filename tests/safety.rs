@@ -413,6 +413,30 @@ async fn a_second_signal_during_cleanup_kills_a_sut_that_ignores_sigterm_at_once
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_is_on_disk_while_the_run_goes() {
+    // A four-hour game day must not hold its journal in memory until the end: the lines are
+    // on disk during the workload (before, the journal was written at the end only).
+    let dir = tempdir("journal");
+    let tag = format!("cc-journal-{}", std::process::id());
+    let f = sut_scenario(&dir, &tag, false, false, "5s");
+    let (mut child, _err) = run_until(&f, &dir, "workload").await;
+    let journal = dir.join(format!("reports/{tag}-1.jsonl"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let ops = loop {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        let ops = text.lines().filter(|l| l.contains(r#""type":"op""#)).count();
+        if ops >= 3 || tokio::time::Instant::now() > deadline {
+            break ops;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    signal(&child, libc::SIGINT);
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    assert!(ops >= 3, "{ops} operations in the journal during the workload");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_signal_stops_a_run_of_several_scenarios() {
     let dir = tempdir("several");
     let tag = format!("cc-several-{}", std::process::id());

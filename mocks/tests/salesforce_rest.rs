@@ -620,3 +620,28 @@ async fn https_with_a_generated_certificate() {
         .is_err());
     sf.shutdown().await;
 }
+
+/// A mock serving for hours keeps a bounded write log: the newest entries, numbered on.
+#[tokio::test]
+async fn a_bounded_write_log_keeps_the_newest_writes() {
+    let mock = MockSalesforce::builder().start().await.unwrap();
+    let h = mock.handle();
+    h.set_write_capacity(8);
+    for i in 0..100 {
+        h.insert("Account", json!({"Name": format!("Clinic {i}")}))
+            .unwrap();
+    }
+    let writes = h.writes();
+    assert!((8..=10).contains(&writes.len()), "{} kept", writes.len());
+    assert!(writes.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    let state: serde_json::Value = reqwest::get(format!("{}/__crashcart/state", mock.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Every write is counted (the org's seeded records too), the newest kept.
+    let logged = state["writes"].as_u64().unwrap();
+    assert!(logged >= 100, "{state}");
+    assert_eq!(writes.last().unwrap().seq + 1, logged);
+}

@@ -67,7 +67,13 @@ struct WriterState {
     path: PathBuf,
     hash: sha2::Sha256,
     line: Vec<u8>,
+    flushed: std::time::Instant,
 }
+
+/// How often the file is flushed while lines come: a line is on disk within this long of
+/// the next one written after it (and every line at the end), so a run that is killed keeps
+/// its evidence.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl JournalWriter {
     /// A journal at `path` (its directory created). When the file cannot be written, lines
@@ -85,6 +91,7 @@ impl JournalWriter {
                 path,
                 hash: sha2::Sha256::new(),
                 line: Vec::with_capacity(1024),
+                flushed: std::time::Instant::now(),
             }),
         }
     }
@@ -93,7 +100,11 @@ impl JournalWriter {
     pub fn write(&self, line: &Line<'_>) {
         let mut st = self.state.lock();
         let WriterState {
-            out, hash, line: l, ..
+            out,
+            hash,
+            line: l,
+            flushed,
+            ..
         } = &mut *st;
         l.clear();
         if serde_json::to_writer(&mut *l, line).is_err() {
@@ -102,8 +113,14 @@ impl JournalWriter {
         l.push(b'\n');
         hash.update(&l[..]);
         if let Some(w) = out {
-            if w.write_all(l).is_err() {
+            let due = flushed.elapsed() >= FLUSH_EVERY;
+            if w.write_all(l)
+                .and_then(|_| if due { w.flush() } else { Ok(()) })
+                .is_err()
+            {
                 *out = None;
+            } else if due {
+                *flushed = std::time::Instant::now();
             }
         }
     }

@@ -176,7 +176,7 @@ impl OrgData {
     }
 
     /// Keep only about the most recent `writes` entries of the write log (between `writes`
-    /// and twice as many), so a mock that serves for hours stays bounded.
+    /// and a quarter more), so a mock that serves for hours stays bounded.
     pub fn set_write_capacity(&mut self, writes: usize) {
         self.write_capacity = writes;
         let len = self.writes.len();
@@ -190,11 +190,11 @@ impl OrgData {
         self.writes_logged
     }
 
-    /// Forget the oldest writes once there are twice the capacity (amortized: a drain per
-    /// `capacity` writes).
+    /// Forget the oldest writes once there are a quarter more than the capacity (amortized:
+    /// a drain of `capacity / 4` entries every `capacity / 4` writes).
     fn trim_writes(&mut self) {
         let (len, cap) = (self.writes.len(), self.write_capacity);
-        if len > cap && len - cap >= cap.max(1) {
+        if len > cap && len - cap >= (cap / 4).max(1) {
             self.writes.drain(..len - cap);
         }
     }
