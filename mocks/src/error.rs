@@ -14,7 +14,7 @@ pub(crate) fn read_data_file(path: &Path) -> Result<String, MockError> {
 }
 
 /// Parse a data file's YAML (or JSON). The error says where and what, never quoting the
-/// file: no snippet, string values elided (a wrong path may name a password file or a
+/// file: no snippet, quoted values and keys elided (a wrong path may name a password file or a
 /// patient export).
 pub(crate) fn parse_data_file<T: serde::de::DeserializeOwned>(
     text: &str,
@@ -28,16 +28,25 @@ pub(crate) fn parse_data_file<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// `text` with every double-quoted run replaced by `"…"`.
+/// `text` with every run quoted in `"` or `` ` `` (values and keys from the file) replaced by
+/// `…` in the same quotes.
 fn without_quotes(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut quoted = false;
+    let mut open: Option<char> = None;
     for c in text.chars() {
-        if c == '"' {
-            out.push_str(if quoted { "…\"" } else { "\"" });
-            quoted = !quoted;
-        } else if !quoted {
-            out.push(c);
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    open = Some(c);
+                }
+            }
         }
     }
     out
@@ -87,4 +96,36 @@ pub enum MockError {
     /// A key for JWT verification could not be loaded.
     #[error("JWT key: {0}")]
     JwtKey(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_never_quote_the_file() {
+        let secret = "patient 123-45-6789";
+        for text in [
+            format!("{secret}: 1\nother: [\n"),
+            format!("\"{secret}\": [1, 2\n"),
+            format!("- `{secret}`\n- {{\n"),
+        ] {
+            let err = parse_data_file::<std::collections::BTreeMap<String, u32>>(
+                &text,
+                Path::new("people.yaml"),
+            )
+            .expect_err("not a map of numbers");
+            let shown = err.to_string();
+            assert!(!shown.contains("123-45-6789"), "{shown}");
+            assert!(shown.contains("people.yaml"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn quoted_runs_are_elided_in_either_quote() {
+        assert_eq!(
+            without_quotes("unknown field `ssn 1`, expected \"a\" or `b`"),
+            "unknown field `…`, expected \"…\" or `…`"
+        );
+    }
 }

@@ -36,7 +36,7 @@ pub struct FileProblem {
 fn file_problem(at: String, what: &str, e: &crashcart_mocks::MockError) -> FileProblem {
     use crashcart_mocks::MockError as E;
     let message = match e {
-        // The mocks' parse errors never quote the file (no snippet, strings elided).
+        // The mocks' parse errors never quote the file (no snippet, quoted text elided).
         E::Parse { message, .. } => format!("not a valid {what} (YAML or JSON): {message}"),
         E::Read { .. } => format!("cannot read the {what}"),
         _ => format!("not a valid {what}: {e}"),
