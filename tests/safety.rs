@@ -424,7 +424,10 @@ async fn the_journal_is_on_disk_while_the_run_goes() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let ops = loop {
         let text = std::fs::read_to_string(&journal).unwrap_or_default();
-        let ops = text.lines().filter(|l| l.contains(r#""type":"op""#)).count();
+        let ops = text
+            .lines()
+            .filter(|l| l.contains(r#""type":"op""#))
+            .count();
         if ops >= 3 || tokio::time::Instant::now() > deadline {
             break ops;
         }
@@ -432,7 +435,10 @@ async fn the_journal_is_on_disk_while_the_run_goes() {
     };
     signal(&child, libc::SIGINT);
     let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
-    assert!(ops >= 3, "{ops} operations in the journal during the workload");
+    assert!(
+        ops >= 3,
+        "{ops} operations in the journal during the workload"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
