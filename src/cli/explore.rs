@@ -135,9 +135,9 @@ pub async fn explore(a: ExploreArgs) -> Result<i32, Error> {
         return Ok(exit_code::OK);
     };
     outln!(
-        "failure found; {} failing schedules tried while shrinking; minimal schedule: {} fault(s)",
+        "failure found; {} failing schedules tried while shrinking; minimal schedule: {}",
         found.shrink_steps,
-        found.faults.len()
+        super::count(found.faults.len(), "fault")
     );
     outln!("counterexample: {}", found.describe());
     write_counterexample(&a, &s, &mode, &tag, &found)?;

@@ -96,6 +96,11 @@ pub enum Command {
 /// The async runtime a command needs: simulation runs on one thread with the clock paused
 /// (virtual time jumps ahead whenever every task waits, so the same seed replays the same
 /// history); everything else on all cores.
+/// `3 faults`, `1 fault`.
+pub(crate) fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
     if matches!(command, Command::Run(a) if a.sim) {
         tokio::runtime::Builder::new_current_thread()

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::count;
 use crate::error::{exit_code, Error};
 
 /// `crashcart schema`: the JSON Schema of scenario files.
@@ -36,11 +37,6 @@ pub fn validate(files: &[PathBuf]) -> Result<i32, Error> {
     } else {
         exit_code::OK
     })
-}
-
-/// `3 faults`, `1 fault`.
-fn count(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// `crashcart plan`: a scenario's resolved timeline, as a table or JSON.

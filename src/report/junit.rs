@@ -29,10 +29,10 @@ impl RunReport {
             }
             if !r.unfired_faults.is_empty() {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                status.set_message(format!(
-                    "{} fault(s) proved nothing",
-                    r.unfired_faults.len()
-                ));
+                status.set_message(match r.unfired_faults.len() {
+                    1 => "1 fault proved nothing".to_string(),
+                    n => format!("{n} faults proved nothing"),
+                });
                 status.set_description(r.unfired_faults.join("\n"));
                 let mut case = TestCase::new("faults fired", status);
                 case.set_classname(r.scenario.as_str());
