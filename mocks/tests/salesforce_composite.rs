@@ -145,3 +145,125 @@ async fn collections_create_update_delete_retrieve() {
     assert_eq!(r.status, 400);
     assert_eq!(r.error_code(), "EXCEEDED_ID_LIMIT");
 }
+
+#[tokio::test]
+async fn collections_upsert_by_external_id() {
+    let org = Org::start().await;
+    let existing = org.contact("Before", "CC-UP-1").await;
+    let path = "/composite/sobjects/Contact/Patient_External_Id__c";
+    let r = org
+        .patch(
+            path,
+            json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Contact"}, "Patient_External_Id__c": "CC-UP-1", "LastName": "After"},
+                {"attributes": {"type": "Contact"}, "Patient_External_Id__c": "CC-UP-2", "LastName": "New"},
+                {"attributes": {"type": "Contact"}, "LastName": "No key"},
+                {"attributes": {"type": "Account"}, "Patient_External_Id__c": "CC-UP-3", "Name": "Wrong type"}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let res = r.json.as_array().unwrap();
+    assert_eq!(
+        res[0],
+        json!({"id": existing, "success": true, "errors": [], "created": false})
+    );
+    assert_eq!(res[1]["created"], true);
+    assert_eq!(res[1]["success"], true);
+    assert_eq!(res[2]["errors"][0]["statusCode"], "MISSING_ARGUMENT");
+    assert_eq!(res[3]["errors"][0]["statusCode"], "INVALID_INPUT");
+    let after = org.get(&format!("/sobjects/Contact/{existing}")).await;
+    assert_eq!(after.json["LastName"], "After");
+    let new = org.query("SELECT Id FROM Contact WHERE Patient_External_Id__c = 'CC-UP-2'");
+    assert_eq!(new.await.json["totalSize"], 1);
+
+    // allOrNone: one refused record rolls the others back.
+    let r = org
+        .patch(
+            path,
+            json!({"allOrNone": true, "records": [
+                {"attributes": {"type": "Contact"}, "Patient_External_Id__c": "CC-UP-4", "LastName": "Rolled back"},
+                {"attributes": {"type": "Contact"}, "Patient_External_Id__c": "CC-UP-5"}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        r.json[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(
+        r.json[1]["errors"][0]["statusCode"],
+        "REQUIRED_FIELD_MISSING"
+    );
+    let gone = org.query("SELECT Id FROM Contact WHERE Patient_External_Id__c = 'CC-UP-4'");
+    assert_eq!(gone.await.json["totalSize"], 0);
+
+    // A field that is not an external id, and an API version before 46.0.
+    let r = org
+        .patch(
+            "/composite/sobjects/Contact/LastName",
+            json!({"records": [{"attributes": {"type": "Contact"}, "LastName": "X"}]}),
+        )
+        .await;
+    assert_eq!(
+        r.json[0]["errors"][0]["statusCode"], "NOT_FOUND",
+        "{}",
+        r.text
+    );
+    let old = org
+        .call_with(
+            Method::PATCH,
+            &format!(
+                "{}/services/data/v45.0/composite/sobjects/Contact/Patient_External_Id__c",
+                org.base
+            ),
+            Some(json!({"records": []})),
+            &[],
+        )
+        .await;
+    assert_eq!(old.status, 404, "{}", old.text);
+}
+
+#[tokio::test]
+async fn collections_retrieve_with_a_body() {
+    let org = Org::start().await;
+    let a = org.contact("Alpha", "CC-RT-1").await;
+    let b = org.contact("Beta", "CC-RT-2").await;
+    let r = org
+        .post(
+            "/composite/sobjects/Contact",
+            json!({"ids": [a, "003000000000999AAA", b], "fields": ["Id", "LastName"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json[0]["LastName"], "Alpha");
+    assert!(r.json[1].is_null(), "an id that names no record gives null");
+    assert_eq!(r.json[2]["LastName"], "Beta");
+    assert_eq!(r.json[2]["attributes"]["type"], "Contact");
+
+    let bad = org
+        .post(
+            "/composite/sobjects/Contact",
+            json!({"ids": [a], "fields": ["NoSuch__c"]}),
+        )
+        .await;
+    assert_eq!(
+        (bad.status.as_u16(), bad.error_code()),
+        (400, "INVALID_FIELD")
+    );
+    let no_fields = org
+        .post("/composite/sobjects/Contact", json!({"ids": [a]}))
+        .await;
+    assert_eq!(no_fields.status, 400);
+    let ids: Vec<String> = (0..2001).map(|i| format!("003{i:012}AAA")).collect();
+    let many = org
+        .post(
+            "/composite/sobjects/Contact",
+            json!({"ids": ids, "fields": ["Id"]}),
+        )
+        .await;
+    assert_eq!(
+        (many.status.as_u16(), many.error_code()),
+        (400, "EXCEEDED_ID_LIMIT")
+    );
+}

@@ -174,7 +174,11 @@ pub(crate) fn classify(method: &Method, path: &str) -> RouteInfo {
                 ["query"] | ["query", _] => "query",
                 ["queryAll"] | ["queryAll", _] => "queryAll",
                 ["composite"] => "composite",
-                ["composite", "sobjects", ..] => "composite.sobjects",
+                ["composite", "sobjects", o, ..] => {
+                    info.sobject = Some(o.to_string());
+                    "composite.sobjects"
+                }
+                ["composite", "sobjects"] => "composite.sobjects",
                 _ => "unknown",
             };
         }
@@ -532,5 +536,22 @@ mod operation_names {
             OPERATIONS.len(),
             "every listed name is reachable"
         );
+    }
+
+    /// A fault aimed at an sObject reaches the collection calls on it too.
+    #[test]
+    fn collection_calls_name_their_sobject() {
+        for (m, p) in [
+            ("POST", "/services/data/v59.0/composite/sobjects/Contact"),
+            ("GET", "/services/data/v59.0/composite/sobjects/Contact"),
+            (
+                "PATCH",
+                "/services/data/v59.0/composite/sobjects/Contact/Patient_External_Id__c",
+            ),
+        ] {
+            let info = classify(&m.parse().unwrap(), p);
+            assert_eq!(info.operation, "composite.sobjects");
+            assert_eq!(info.sobject.as_deref(), Some("Contact"), "{m} {p}");
+        }
     }
 }

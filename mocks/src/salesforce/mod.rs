@@ -5,12 +5,15 @@
 //! - `config`, `schema`: what the org is (apps, users, quotas, objects, fields).
 //! - `store`, `validate`, `ids`: the org's records and the rules writes must pass.
 //! - `auth`: sessions and refresh tokens; `oauth`, `soap`: the login endpoints.
-//! - `rest`: the data API under `/services/data`; `soql`: the query language; `composite`.
+//! - `rest`: the data API under `/services/data`; `soql`: the query language; `composite`
+//!   (`/composite`) and `collections` (`/composite/sobjects`: create, update, upsert by
+//!   external id, delete, retrieve).
 //! - `middleware`: history, fault hook, version/auth/quota gates around every request.
 //! - `control`: the `/__crashcart/` namespace for tooling.
 //! - `errors`: Salesforce-shaped error bodies.
 
 pub mod auth;
+mod collections;
 mod composite;
 pub mod config;
 mod control;

@@ -290,7 +290,7 @@ pub(crate) fn dispatch_read(st: &SfState, org: &Org, ctx: &AuthCtx, call: &Call<
         },
         ["query"] | ["queryAll"] => run_query(st, org, call, &v, segs[0] == "queryAll"),
         ["query", locator] | ["queryAll", locator] => next_page(st, locator, &v, segs[0]),
-        ["composite", "sobjects", o] => super::composite::retrieve(st, org, ctx, o, call),
+        ["composite", "sobjects", o] => super::collections::retrieve(st, org, ctx, o, call),
         _ => SfError::not_found().into(),
     }
 }
@@ -329,7 +329,7 @@ pub(crate) fn dispatch(st: &SfState, org: &mut Org, ctx: &AuthCtx, call: &Call<'
         }),
         ("POST", ["composite"]) => super::composite::composite(st, org, ctx, body.as_ref()),
         (_, ["composite", "sobjects", ..]) => {
-            super::composite::collection(st, org, ctx, call, body.as_ref())
+            super::collections::collection(st, org, ctx, call, body.as_ref())
         }
         (m, ["sobjects", _]) => SfError::method_not_allowed(m, "GET,HEAD,POST").into(),
         (m, ["sobjects", _, _]) => SfError::method_not_allowed(m, "GET,HEAD,PATCH,DELETE").into(),

@@ -1,0 +1,125 @@
+// Real Node clients, unmodified, against crashcart's mocks: jsforce's sObject Collections
+// (retrieve by ids, upsert by external id) and openai-node's `runTools` agent loop. The
+// packages are the zoo's (zoo/node-jsforce/setup.sh installs them from the lockfile).
+//
+//   node tests/node/clients_flow.cjs collections   (SALESFORCE_* from the environment)
+//   node tests/node/clients_flow.cjs tools         (OPENAI_BASE_URL, OPENAI_API_KEY, MODEL)
+//
+// Prints one JSON object with what the clients returned.
+'use strict';
+
+const path = require('node:path');
+
+const modules = path.join(__dirname, '..', '..', 'zoo', 'node-jsforce', 'node_modules');
+const need = (name) => require(path.join(modules, name));
+
+async function collections() {
+  const jsforce = need('jsforce');
+  const env = process.env;
+  const conn = new jsforce.Connection({
+    oauth2: {
+      loginUrl: env.SALESFORCE_LOGIN_URL,
+      clientId: env.SALESFORCE_CLIENT_ID,
+      clientSecret: env.SALESFORCE_CLIENT_SECRET,
+    },
+    version: env.SALESFORCE_API_VERSION,
+  });
+  await conn.login(env.SALESFORCE_USERNAME, env.SALESFORCE_PASSWORD);
+  const contacts = conn.sobject('Contact');
+  const patients = [1, 2, 3].map((n) => ({
+    Patient_External_Id__c: `CC-NODE-${n}`,
+    FirstName: `Ada${n}`,
+    LastName: 'Synthetic',
+  }));
+  const firstUpsert = await contacts.upsert(patients, 'Patient_External_Id__c');
+  const renamed = patients.map((p, i) => ({ ...p, FirstName: i === 0 ? 'Grace' : p.FirstName }));
+  renamed.push({ Patient_External_Id__c: 'CC-NODE-4', FirstName: 'Alan', LastName: 'Synthetic' });
+  const secondUpsert = await contacts.upsert(renamed, 'Patient_External_Id__c');
+  const ids = secondUpsert.map((r) => r.id);
+  const retrieved = await contacts.retrieve([...ids, '003000000000000AAA'], {
+    fields: ['Id', 'FirstName', 'Patient_External_Id__c'],
+  });
+  // Without `fields`, jsforce reads the describe and asks for every field.
+  const everyField = await contacts.retrieve(ids.slice(0, 2));
+  let badField = null;
+  try {
+    await contacts.retrieve(ids.slice(0, 1), { fields: ['NoSuchField__c'] });
+  } catch (err) {
+    badField = { errorCode: err.errorCode, name: err.name };
+  }
+  const allOrNone = await contacts.upsert(
+    [
+      { Patient_External_Id__c: 'CC-NODE-5', FirstName: 'Rolled', LastName: 'Back' },
+      { Patient_External_Id__c: 'CC-NODE-6', FirstName: 'No last name' },
+    ],
+    'Patient_External_Id__c',
+    { allOrNone: true },
+  );
+  const afterRollback = await conn.query(
+    "SELECT Id FROM Contact WHERE Patient_External_Id__c = 'CC-NODE-5'",
+  );
+  return {
+    firstUpsert,
+    secondUpsert,
+    retrieved,
+    everyField: everyField.map((r) => (r ? Object.keys(r).length : 0)),
+    badField,
+    allOrNone,
+    afterRollback: afterRollback.totalSize,
+  };
+}
+
+async function tools() {
+  const OpenAI = need('openai').default;
+  const client = new OpenAI({
+    baseURL: process.env.OPENAI_BASE_URL,
+    apiKey: process.env.OPENAI_API_KEY,
+    maxRetries: 0,
+  });
+  const calls = [];
+  const runner = client.chat.completions.runTools({
+    model: process.env.MODEL,
+    messages: [
+      { role: 'system', content: 'You book clinic appointments.' },
+      { role: 'user', content: 'Please find_slot for patient CC-SYN-1 with Dr. Okafor next week.' },
+    ],
+    tool_choice: 'auto',
+    tools: [
+      {
+        type: 'function',
+        function: {
+          name: 'find_slot',
+          description: 'Find a free slot for a patient',
+          parameters: {
+            type: 'object',
+            properties: { patient_id: { type: 'string' }, practitioner: { type: 'string' } },
+            required: ['patient_id'],
+          },
+          parse: JSON.parse,
+          function: async (args) => {
+            calls.push(args);
+            return { start: '2026-12-08T09:00:00Z', end: '2026-12-08T09:30:00Z' };
+          },
+        },
+      },
+    ],
+    maxChatCompletions: 5,
+  });
+  const content = await runner.finalContent();
+  const messages = runner.messages.map((m) => m.role);
+  return { calls: calls.length, content, roles: messages };
+}
+
+const flows = { collections, tools };
+const flow = flows[process.argv[2]];
+if (!flow) {
+  console.error(`usage: clients_flow.cjs ${Object.keys(flows).join('|')}`);
+  process.exit(2);
+}
+flow().then(
+  (out) => console.log(JSON.stringify(out)),
+  (err) => {
+    console.error(err && err.stack ? err.stack : String(err));
+    process.exit(1);
+  },
+);

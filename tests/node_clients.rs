@@ -1,0 +1,115 @@
+//! Real Node clients, unmodified, against the mocks over real sockets: jsforce 3's sObject
+//! Collections (`sobject().upsert([records], extIdField)`, `sobject().retrieve([ids])`) and
+//! openai-node's `runTools` agent loop. The packages are the zoo's, installed from its
+//! lockfile by zoo/node-jsforce/setup.sh (Node.js 20 with npm).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use crashcart_mocks::{MockLlm, MockSalesforce};
+use support::run_json;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `node`, once the zoo's packages are installed.
+fn node() -> PathBuf {
+    let out = std::process::Command::new(root().join("zoo/node-jsforce/setup.sh"))
+        .output()
+        .expect("zoo/node-jsforce/setup.sh runs (Node.js 20 and npm)");
+    assert!(
+        out.status.success(),
+        "npm ci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from("node")
+}
+
+fn flow() -> PathBuf {
+    root().join("tests/node/clients_flow.cjs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsforce_collections_upsert_and_retrieve_unmodified() {
+    let node = tokio::task::spawn_blocking(node).await.unwrap();
+    let sf = MockSalesforce::builder().seed(3).start().await.unwrap();
+    let s = sf.handle().connection_settings();
+    let envs = [
+        ("SALESFORCE_LOGIN_URL", s.login_url.as_str()),
+        ("SALESFORCE_CLIENT_ID", &s.client_id),
+        ("SALESFORCE_CLIENT_SECRET", &s.client_secret),
+        ("SALESFORCE_USERNAME", &s.username),
+        ("SALESFORCE_PASSWORD", &s.password),
+        ("SALESFORCE_API_VERSION", &s.api_version),
+    ];
+    let out = run_json(&node, &flow(), &["collections"], &envs).await;
+    let created: Vec<_> = out["firstUpsert"].as_array().unwrap().iter().collect();
+    assert_eq!(created.len(), 3, "{out}");
+    assert!(created
+        .iter()
+        .all(|r| r["success"] == true && r["created"] == true));
+    let second = out["secondUpsert"].as_array().unwrap();
+    assert_eq!(
+        second
+            .iter()
+            .map(|r| r["created"].clone())
+            .collect::<Vec<_>>(),
+        [false, false, false, true],
+        "{out}"
+    );
+    assert_eq!(second[0]["id"], created[0]["id"], "updated in place");
+    let got = out["retrieved"].as_array().unwrap();
+    assert_eq!(got.len(), 5, "one answer per id asked");
+    assert_eq!(got[0]["FirstName"], "Grace");
+    assert_eq!(got[0]["Patient_External_Id__c"], "CC-NODE-1");
+    assert_eq!(got[3]["FirstName"], "Alan");
+    assert!(got[4].is_null(), "an id of no record is null: {out}");
+    // Without `fields` jsforce asked for every field of the describe.
+    assert!(out["everyField"][0].as_u64().unwrap() > 10, "{out}");
+    assert_eq!(out["badField"]["errorCode"], "INVALID_FIELD");
+    assert_eq!(
+        out["allOrNone"][0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(out["afterRollback"], 0, "the allOrNone upsert left nothing");
+    // The mock's own record agrees with what the client saw.
+    let contacts = sf.handle().records("Contact");
+    assert_eq!(contacts.len(), 4, "{contacts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_node_run_tools_ends_once_the_tool_has_answered() {
+    let node = tokio::task::spawn_blocking(node).await.unwrap();
+    let llm = MockLlm::builder()
+        .seed(5)
+        .zero_delay()
+        .start()
+        .await
+        .unwrap();
+    let s = llm.handle().connection_settings();
+    let envs = [
+        ("OPENAI_BASE_URL", s.openai_base_url.as_str()),
+        ("OPENAI_API_KEY", &s.api_key),
+        ("MODEL", "llama3.1:8b"),
+    ];
+    let out = run_json(&node, &flow(), &["tools"], &envs).await;
+    assert_eq!(out["calls"], 1, "the tool ran once: {out}");
+    assert_eq!(
+        out["roles"],
+        serde_json::json!(["system", "user", "assistant", "tool", "assistant"])
+    );
+    assert!(!out["content"].as_str().unwrap_or("").is_empty(), "{out}");
+    let chats = llm
+        .handle()
+        .history()
+        .snapshot()
+        .iter()
+        .filter(|r| r.operation == "openai.chat")
+        .count();
+    assert_eq!(
+        chats, 2,
+        "one call that asks for the tool, one that answers"
+    );
+}
