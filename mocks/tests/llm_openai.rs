@@ -247,6 +247,37 @@ async fn tool_choice_forces_a_tool_call_whole_and_streamed() {
     assert_eq!(j["choices"][0]["finish_reason"], "stop");
 }
 
+/// An agent loop (openai-node's `runTools`, a hand-written one) sends the tool's result back
+/// and expects text: a model does not call the same tool again for the same question.
+#[tokio::test]
+async fn a_tool_result_is_answered_in_text() {
+    let llm = Llm::instant();
+    let tools = json!([{"type": "function", "function": {"name": "find_slot", "parameters": {"type": "object", "properties": {"patient_id": {"type": "string"}}}}}]);
+    let question = json!({"role": "user", "content": "Please find_slot for patient CC-SYN-1."});
+    let req =
+        json!({"model": "instant", "tools": tools, "tool_choice": "auto", "messages": [question]});
+    let first = llm.post("/v1/chat/completions", req.clone()).await.json();
+    assert_eq!(
+        first["choices"][0]["finish_reason"], "tool_calls",
+        "{first}"
+    );
+    let asked = first["choices"][0]["message"].clone();
+    let call_id = asked["tool_calls"][0]["id"].clone();
+    let mut again = req;
+    again["messages"] = json!([
+        question,
+        asked,
+        {"role": "tool", "tool_call_id": call_id, "content": "{\"start\": \"2026-12-08T09:00:00Z\"}"}
+    ]);
+    let second = llm.post("/v1/chat/completions", again.clone()).await.json();
+    assert_eq!(second["choices"][0]["finish_reason"], "stop", "{second}");
+    assert!(second["choices"][0]["message"]["content"].is_string());
+    // `required` still forces a call, as it does on a real server.
+    again["tool_choice"] = json!("required");
+    let forced = llm.post("/v1/chat/completions", again).await.json();
+    assert_eq!(forced["choices"][0]["finish_reason"], "tool_calls");
+}
+
 #[tokio::test]
 async fn legacy_completions_whole_and_streamed() {
     let llm = Llm::instant();

@@ -657,8 +657,12 @@ pub fn generate_within(
 }
 
 /// The tool the model calls, if any: per `tool_choice`, or (`auto`) one the last user
-/// message names.
+/// message names, unless a tool's result has come back since that message: then a model
+/// answers in text (an agent loop such as openai-node's `runTools` ends there).
 fn chosen_tool(req: &GenRequest) -> Option<&Tool> {
+    let answered = (req.messages.iter().rev())
+        .take_while(|m| m.role != "user")
+        .any(|m| m.role == "tool" || m.role == "function");
     let last_user = req
         .messages
         .iter()
@@ -671,6 +675,7 @@ fn chosen_tool(req: &GenRequest) -> Option<&Tool> {
         ToolChoice::None => None,
         ToolChoice::Required => req.tools.first(),
         ToolChoice::Named(n) => req.tools.iter().find(|t| &t.name == n),
+        ToolChoice::Auto if answered => None,
         ToolChoice::Auto => req.tools.iter().find(|t| {
             let n = t.name.to_lowercase();
             last_user.contains(&n) || last_user.contains(&n.replace('_', " "))
