@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crashcart_mocks::fault::{CannedResponse, RequestInfo, Verdict};
 use crashcart_mocks::llm::{Flavour, LlmError};
 use crashcart_mocks::MockLlm;
+use serde_json::{json, Value};
 use support::{run_json, script, venv_python};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,6 +185,136 @@ async fn ollama_python_works_unmodified() {
     assert_eq!(
         out["missing"]["error"],
         "model \"no-such-model\" not found, try pulling it first"
+    );
+    llm.shutdown().await;
+}
+
+/// The Responses API through openai-python's own methods: whole, streamed, parsed into a
+/// pydantic model (whole and through the stream helper), a function call continued by
+/// `previous_response_id`, retrieve and delete, and its errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_python_responses_api_works_unmodified() {
+    let python = tokio::task::spawn_blocking(venv_python).await.unwrap();
+    let llm = MockLlm::builder()
+        .seed(9)
+        .zero_delay()
+        .start()
+        .await
+        .unwrap();
+    let s = llm.handle().connection_settings();
+    let args = [
+        "responses",
+        "--base-url",
+        &s.openai_base_url,
+        "--api-key",
+        &s.api_key,
+        "--model",
+        "llama3.1:8b",
+    ];
+    let out = run_json(&python, &script("openai_flow.py"), &args, &[]).await;
+    assert_eq!(out["whole"]["status"], "completed", "{out}");
+    assert!(out["whole"]["id"].as_str().unwrap().starts_with("resp_"));
+    assert!(out["whole"]["text"].as_str().unwrap().len() > 10);
+    let usage = &out["whole"]["usage"];
+    assert_eq!(
+        usage["total_tokens"].as_u64(),
+        Some(usage["input_tokens"].as_u64().unwrap() + usage["output_tokens"].as_u64().unwrap())
+    );
+    let events: Vec<&str> = out["stream"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(events.first(), Some(&"response.created"));
+    assert_eq!(events.last(), Some(&"response.completed"));
+    assert!(
+        events
+            .iter()
+            .filter(|e| **e == "response.output_text.delta")
+            .count()
+            > 3
+    );
+    assert_eq!(out["stream"]["text"], out["stream_final"], "deltas add up");
+    for parsed in [&out["parsed"], &out["stream_parsed"]] {
+        assert!(
+            ["routine", "soon", "urgent"].contains(&parsed["urgency"].as_str().unwrap()),
+            "{parsed}"
+        );
+        assert!(parsed["medications"].is_array(), "{parsed}");
+    }
+    let tool = &out["tool"];
+    assert_eq!(tool["name"], "find_slot");
+    assert!(tool["arguments"]["patient_id"].is_string(), "{tool}");
+    assert_eq!(
+        tool["answer_types"],
+        json!(["message"]),
+        "the tool's output is answered in text"
+    );
+    assert!(tool["previous"].as_str().unwrap().starts_with("resp_"));
+    assert_eq!(out["after_delete"], 404);
+    assert_eq!(out["unknown_previous"], "previous_response_not_found");
+    let ops: Vec<String> = (llm.handle().history().snapshot().iter())
+        .map(|r| r.operation.to_string())
+        .collect();
+    assert!(
+        ops.iter().filter(|o| *o == "openai.responses").count() >= 6,
+        "{ops:?}"
+    );
+    assert!(ops.iter().any(|o| o == "openai.responses.stored"));
+    llm.shutdown().await;
+}
+
+/// The faults of chat completions apply to the Responses API: a 429 with Retry-After that
+/// openai-python's own retry honours, and a stream that ends in an error event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_reach_the_responses_api() {
+    let python = tokio::task::spawn_blocking(venv_python).await.unwrap();
+    let llm = MockLlm::builder().zero_delay().start().await.unwrap();
+    let first = Arc::new(AtomicBool::new(true));
+    llm.handle()
+        .set_fault_hook(Arc::new(move |req: &RequestInfo<'_>| {
+            if req.operation != "openai.responses" {
+                return Verdict::pass();
+            }
+            if first.swap(false, Ordering::SeqCst) {
+                let e = LlmError::overloaded(1, Flavour::OpenAi);
+                return Verdict::respond(
+                    CannedResponse::json(
+                        e.status(Flavour::OpenAi),
+                        &e.openai_body(Flavour::OpenAi),
+                    )
+                    .with_header("retry-after", "1"),
+                );
+            }
+            Verdict::shape_llm(crashcart_mocks::fault::LlmShaping {
+                error_after_tokens: Some((3, "the model crashed".into())),
+                ..Default::default()
+            })
+        }));
+    let s = llm.handle().connection_settings();
+    let args = [
+        "responses-faults",
+        "--base-url",
+        &s.openai_base_url,
+        "--api-key",
+        &s.api_key,
+        "--model",
+        "instant",
+    ];
+    let out = run_json(&python, &script("openai_flow.py"), &args, &[]).await;
+    assert_eq!(out["whole_status"], 500, "{out}");
+    assert_eq!(out["stream_error"]["message"], "the model crashed", "{out}");
+    assert_eq!(out["stream_error"]["deltas"], 3, "{out}");
+    let h = llm.handle().history().snapshot();
+    let calls: Vec<_> = (h.iter())
+        .filter(|r| r.operation == "openai.responses")
+        .collect();
+    assert_eq!((calls[0].status, calls[1].status), (429, 500), "{calls:?}");
+    assert_eq!(
+        (calls[0].retry_count, calls[1].retry_count),
+        (Some(0), Some(1)),
+        "the client retried the 429 on its own"
     );
     llm.shutdown().await;
 }

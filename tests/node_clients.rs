@@ -113,3 +113,28 @@ async fn openai_node_run_tools_ends_once_the_tool_has_answered() {
         "one call that asks for the tool, one that answers"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_node_responses_api_works_unmodified() {
+    let node = tokio::task::spawn_blocking(node).await.unwrap();
+    let llm = MockLlm::builder()
+        .seed(2)
+        .zero_delay()
+        .start()
+        .await
+        .unwrap();
+    let s = llm.handle().connection_settings();
+    let envs = [
+        ("OPENAI_BASE_URL", s.openai_base_url.as_str()),
+        ("OPENAI_API_KEY", &s.api_key),
+        ("MODEL", "llama3.1:8b"),
+    ];
+    let out = run_json(&node, &flow(), &["responses"], &envs).await;
+    assert_eq!(out["whole"]["status"], "completed", "{out}");
+    assert!(out["whole"]["text"].as_str().unwrap().len() > 10, "{out}");
+    let events = out["stream"]["events"].as_array().unwrap();
+    assert_eq!(events[0], "response.created");
+    assert_eq!(events[events.len() - 1], "response.completed");
+    assert_eq!(out["stream"]["text"], out["stream"]["final"], "{out}");
+    assert!(out["helper"].as_str().unwrap().len() > 10, "{out}");
+}

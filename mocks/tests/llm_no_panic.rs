@@ -33,8 +33,9 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-const PATHS: [&str; 7] = [
+const PATHS: [&str; 8] = [
     "/v1/chat/completions",
+    "/v1/responses",
     "/v1/completions",
     "/v1/embeddings",
     "/api/chat",
@@ -104,7 +105,7 @@ proptest! {
     #[test]
     fn mutated_fields_never_panic(
         path in prop::sample::select(&PATHS[..]),
-        field in prop::sample::select(&["model", "messages", "prompt", "input", "stream", "max_tokens", "n", "stop", "response_format", "tools", "tool_choice", "format", "options", "temperature", "stream_options"][..]),
+        field in prop::sample::select(&["model", "messages", "prompt", "input", "stream", "max_tokens", "n", "stop", "response_format", "tools", "tool_choice", "format", "options", "temperature", "stream_options", "instructions", "text", "previous_response_id", "max_output_tokens"][..]),
         value in any_json(),
     ) {
         let mut body = json!({

@@ -1,9 +1,11 @@
 // Real Node clients, unmodified, against crashcart's mocks: jsforce's sObject Collections
-// (retrieve by ids, upsert by external id) and openai-node's `runTools` agent loop. The
+// (retrieve by ids, upsert by external id), openai-node's `runTools` agent loop and its
+// Responses API (`responses.create`, streamed, and the `responses.stream` helper). The
 // packages are the zoo's (zoo/node-jsforce/setup.sh installs them from the lockfile).
 //
 //   node tests/node/clients_flow.cjs collections   (SALESFORCE_* from the environment)
 //   node tests/node/clients_flow.cjs tools         (OPENAI_BASE_URL, OPENAI_API_KEY, MODEL)
+//   node tests/node/clients_flow.cjs responses     (the same; the Responses API, whole and streamed)
 //
 // Prints one JSON object with what the clients returned.
 'use strict';
@@ -110,7 +112,46 @@ async function tools() {
   return { calls: calls.length, content, roles: messages };
 }
 
-const flows = { collections, tools };
+async function responses() {
+  const OpenAI = need('openai').default;
+  const client = new OpenAI({
+    baseURL: process.env.OPENAI_BASE_URL,
+    apiKey: process.env.OPENAI_API_KEY,
+    maxRetries: 0,
+  });
+  const model = process.env.MODEL;
+  const input = 'Prepare the visit. Patient takes metformin 500 mg twice daily.';
+  const whole = await client.responses.create({ model, input });
+  const stream = await client.responses.create({ model, input, stream: true });
+  const events = [];
+  let text = '';
+  let final = null;
+  for await (const e of stream) {
+    events.push(e.type);
+    if (e.type === 'response.output_text.delta') text += e.delta;
+    if (e.type === 'response.completed') final = outputText(e.response);
+  }
+  // The SDK's helper that accumulates the stream into the final response.
+  const runner = client.responses.stream({ model, input });
+  const helper = await runner.finalResponse();
+  return {
+    whole: { status: whole.status, text: whole.output_text },
+    stream: { events, text, final },
+    helper: outputText(helper),
+  };
+}
+
+/** The text of a response's message items (what `output_text` adds on whole answers). */
+function outputText(response) {
+  return response.output
+    .filter((item) => item.type === 'message')
+    .flatMap((item) => item.content)
+    .filter((part) => part.type === 'output_text')
+    .map((part) => part.text)
+    .join('');
+}
+
+const flows = { collections, tools, responses };
 const flow = flows[process.argv[2]];
 if (!flow) {
   console.error(`usage: clients_flow.cjs ${Object.keys(flows).join('|')}`);

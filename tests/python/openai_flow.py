@@ -6,6 +6,12 @@ Modes:
          pydantic model, a forced tool call, and the client's own errors for 404 and 401.
   retry  one chat completion; the Rust test makes the mock answer the first attempt with 429
          and Retry-After, so the client must retry on its own.
+  responses  the Responses API through the client's own methods: `responses.create` whole
+         and streamed, `responses.parse` into a pydantic model, `responses.stream` to its
+         final response, a function call answered with `function_call_output` through
+         `previous_response_id`, `responses.retrieve` and `responses.delete`.
+  responses-faults  what the client makes of a 429 then a broken generation, and of a
+         stream that ends in an error event (the Rust test sets the faults).
 
 Prints one JSON object describing what the client saw; the Rust test checks it and the
 mock's own history.
@@ -97,15 +103,108 @@ def retry(client, model):
     return {"content": r.choices[0].message.content}
 
 
+BOOK_TOOL = {
+    "type": "function",
+    "name": "find_slot",
+    "description": "Find a free appointment slot",
+    "parameters": {
+        "type": "object",
+        "properties": {"patient_id": {"type": "string"}},
+        "required": ["patient_id"],
+    },
+}
+
+
+def responses(client, model):
+    out = {}
+    r = client.responses.create(model=model, instructions="You prepare clinic visits.", input=NOTE)
+    out["whole"] = {
+        "id": r.id,
+        "status": r.status,
+        "text": r.output_text,
+        "usage": r.usage.model_dump(include={"input_tokens", "output_tokens", "total_tokens"}),
+    }
+    events = []
+    text = ""
+    for e in client.responses.create(model=model, input=NOTE, stream=True):
+        events.append(e.type)
+        if e.type == "response.output_text.delta":
+            text += e.delta
+        if e.type == "response.completed":
+            out["stream_final"] = e.response.output_text
+    out["stream"] = {"events": events, "text": text}
+    parsed = client.responses.parse(model=model, input=NOTE, text_format=VisitPrep)
+    out["parsed"] = parsed.output_parsed.model_dump()
+    with client.responses.stream(model=model, input=NOTE, text_format=VisitPrep) as stream:
+        final = stream.get_final_response()
+    out["stream_parsed"] = final.output_parsed.model_dump()
+    call = client.responses.create(
+        model=model, input="Please find_slot for patient CC-SYN-1.", tools=[BOOK_TOOL]
+    )
+    fc = [item for item in call.output if item.type == "function_call"][0]
+    answer = client.responses.create(
+        model=model,
+        previous_response_id=call.id,
+        tools=[BOOK_TOOL],
+        input=[
+            {
+                "type": "function_call_output",
+                "call_id": fc.call_id,
+                "output": json.dumps({"start": "2026-12-08T09:00:00Z"}),
+            }
+        ],
+    )
+    out["tool"] = {
+        "name": fc.name,
+        "arguments": json.loads(fc.arguments),
+        "answer_types": [item.type for item in answer.output],
+        "answer_text": answer.output_text,
+        "previous": answer.previous_response_id,
+    }
+    out["retrieved"] = client.responses.retrieve(answer.id).id
+    client.responses.delete(answer.id)
+    try:
+        client.responses.retrieve(answer.id)
+        out["after_delete"] = "found"
+    except openai.NotFoundError as err:
+        out["after_delete"] = err.status_code
+    try:
+        client.responses.create(model=model, input=NOTE, previous_response_id="resp_unknown")
+    except openai.BadRequestError as err:
+        out["unknown_previous"] = err.code
+    return out
+
+
+def responses_faults(client, model):
+    """A whole response under a 429 then a broken generation; a stream that breaks."""
+    out = {}
+    try:
+        client.responses.create(model=model, input=NOTE)
+        out["whole_status"] = 200
+    except openai.APIStatusError as err:
+        out["whole_status"] = err.status_code
+    deltas = 0
+    try:
+        for e in client.responses.create(model=model, input=NOTE, stream=True):
+            if e.type == "response.output_text.delta":
+                deltas += 1
+            if e.type == "error":
+                out["stream_error"] = {"message": e.message, "deltas": deltas}
+    except openai.APIError as err:
+        out["stream_error"] = {"message": err.message, "deltas": deltas, "raised": True}
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["flow", "retry"])
+    p.add_argument("mode", choices=["flow", "retry", "responses", "responses-faults"])
     p.add_argument("--base-url", required=True)
     p.add_argument("--api-key", required=True)
     p.add_argument("--model", required=True)
     a = p.parse_args()
     client = openai.OpenAI(base_url=a.base_url, api_key=a.api_key, timeout=20)
-    out = flow(client, a.model) if a.mode == "flow" else retry(client, a.model)
+    modes = {"flow": flow, "retry": retry, "responses": responses, "responses-faults": responses_faults}
+    out = modes[a.mode](client, a.model)
     print(json.dumps(out))
 
 

@@ -25,7 +25,7 @@ use super::content::{self, Finish, ToolCall};
 use super::errors::{LlmError, LlmErrorCode};
 use super::perf::Slot;
 use super::request::{self, Api, GenRequest};
-use super::{ollama, openai, tokens, CapturePolicy, LlmState, ServedModel};
+use super::{ollama, openai, responses, tokens, CapturePolicy, LlmState, ServedModel};
 use crate::fault::{LlmShaping, RequestInfo};
 use crate::history::{digest, Dependency, LlmExchange, PendingRecord, RequestRecord};
 use crate::server::ConnControl;
@@ -46,6 +46,8 @@ pub(crate) enum Endpoint {
     Chat,
     Completions,
     Embeddings,
+    Responses,
+    StoredResponse,
     OllamaRoot,
     OllamaTags,
     OllamaVersion,
@@ -69,6 +71,8 @@ pub const OPERATIONS: &[&str] = &[
     "openai.chat",
     "openai.completions",
     "openai.embeddings",
+    "openai.responses",
+    "openai.responses.stored",
     "openai.unknown",
     "ollama.root",
     "ollama.tags",
@@ -95,6 +99,10 @@ impl Endpoint {
             "/v1/chat/completions" if post => (Chat, "openai.chat"),
             "/v1/completions" if post => (Completions, "openai.completions"),
             "/v1/embeddings" if post => (Embeddings, "openai.embeddings"),
+            "/v1/responses" if post => (Responses, "openai.responses"),
+            _ if (get || method == Method::DELETE) && stored_response_id(p).is_some() => {
+                (StoredResponse, "openai.responses.stored")
+            }
             "" if get => (OllamaRoot, "ollama.root"),
             "/api/tags" if get => (OllamaTags, "ollama.tags"),
             "/api/version" if get => (OllamaVersion, "ollama.version"),
@@ -115,9 +123,22 @@ impl Endpoint {
         use Endpoint::*;
         matches!(
             self,
-            Models | Model | Chat | Completions | Embeddings | UnknownV1
+            Models
+                | Model
+                | Chat
+                | Completions
+                | Embeddings
+                | Responses
+                | StoredResponse
+                | UnknownV1
         )
     }
+}
+
+/// The id in `/v1/responses/{id}` (one segment).
+fn stored_response_id(path: &str) -> Option<&str> {
+    let id = path.strip_prefix("/v1/responses/")?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
 /// Per-request facts the answer needs.
@@ -345,6 +366,22 @@ async fn serve(
                 Err(e) => done(ctx.error(&e, false)),
             }
         }
+        Responses => match responses::parse(parsed, &st.responses) {
+            Ok(req) => generate(ctx, req).await,
+            Err(e) => done(ctx.error(&e, true)),
+        },
+        StoredResponse => {
+            let id = stored_response_id(path.trim_end_matches('/')).unwrap_or("");
+            let answer = if method == Method::DELETE {
+                responses::delete(&st.responses, id)
+            } else {
+                responses::retrieve(&st.responses, id)
+            };
+            done(match answer {
+                Ok(v) => json_ok(&v),
+                Err(e) => ctx.error(&e, true),
+            })
+        }
         Embeddings | OllamaEmbed | OllamaEmbeddings => done(embed(ctx, endpoint, parsed).await),
         OllamaRoot => done((StatusCode::OK, "Ollama is running").into_response()),
         OllamaTags => done(ollama::tags(&st)),
@@ -534,6 +571,8 @@ pub(crate) struct Generation {
     pub(crate) choices: Vec<Choice>,
     pub(crate) include_usage: bool,
     pub(crate) fingerprint: String,
+    /// The Responses API's request parameters its response object repeats.
+    pub(crate) echo: Value,
 }
 
 impl Generation {
@@ -612,10 +651,10 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
     if let Some(llm) = ctx.pending.record.as_mut().and_then(|r| r.llm.as_mut()) {
         llm.queue_wait_us = slot.queue_wait.as_micros() as u64;
     }
-    let prefix = if req.api == Api::OpenAiCompletion {
-        "cmpl-"
-    } else {
-        "chatcmpl-"
+    let prefix = match req.api {
+        Api::OpenAiCompletion => "cmpl-",
+        Api::OpenAiResponses => "resp_",
+        _ => "chatcmpl-",
     };
     let gen = Generation {
         api: req.api,
@@ -626,7 +665,11 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
         choices,
         include_usage: req.include_usage,
         fingerprint,
+        echo: req.echo.clone(),
     };
+    if req.api == Api::OpenAiResponses {
+        ctx.state.responses.keep(&req, &gen);
+    }
     let ttft = runtime.ttft(prompt_tokens) + ctx.shaping.extra_ttft;
     let run = Run::new(ctx, runtime, slot, started, ttft);
     let pending = PendingRecord {
@@ -925,6 +968,7 @@ fn render_full(gen: &Generation, t: &Timings) -> String {
         Api::OpenAiChat => openai::chat_full(gen),
         Api::OpenAiCompletion => openai::completion_full(gen),
         Api::OllamaChat | Api::OllamaGenerate => ollama::full(gen, t),
+        Api::OpenAiResponses => responses::full(gen),
     };
     serde_json::to_string(&v).unwrap_or_default()
 }
@@ -941,6 +985,8 @@ struct StreamState {
     pending: PendingRecord,
     finished: bool,
     abort_next: bool,
+    /// Frames handed out so far (a Responses error event is numbered after them).
+    frames_sent: u32,
 }
 
 impl StreamState {
@@ -963,12 +1009,16 @@ impl StreamState {
             return None;
         }
         self.run.prefill().await;
-        let Some(frame) = self.frames.pop_front() else {
+        let frame = self.frames.pop_front();
+        self.frames_sent += u32::from(frame.is_some());
+        let Some(frame) = frame else {
             // The end: the tail (`[DONE]` or Ollama's final line), then record and free the slot.
             let tail = match self.gen.api {
                 Api::OllamaChat | Api::OllamaGenerate => {
                     ollama::final_line(&self.gen, &self.run.timings())
                 }
+                // Its last event, `response.completed`, is the last frame.
+                Api::OpenAiResponses => Bytes::new(),
                 _ => openai::done_event(),
             };
             self.run.sent();
@@ -988,6 +1038,7 @@ impl StreamState {
                     Break::Error(msg) => {
                         let line = match self.gen.api {
                             Api::OllamaChat | Api::OllamaGenerate => ollama::error_line(&msg),
+                            Api::OpenAiResponses => responses::error_event(&msg, self.frames_sent),
                             _ => openai::error_event(&msg),
                         };
                         self.run.sent();
@@ -1042,6 +1093,7 @@ fn stream_response(run: Run, gen: Generation, pending: PendingRecord) -> Respons
             "text/event-stream; charset=utf-8",
         ),
         Api::OllamaChat | Api::OllamaGenerate => (ollama::frames(&gen), "application/x-ndjson"),
+        Api::OpenAiResponses => (responses::frames(&gen), "text/event-stream; charset=utf-8"),
     };
     let state = StreamState {
         run,
@@ -1050,6 +1102,7 @@ fn stream_response(run: Run, gen: Generation, pending: PendingRecord) -> Respons
         pending,
         finished: false,
         abort_next: false,
+        frames_sent: 0,
     };
     let stream = futures_util::stream::unfold(state, |mut s| async move {
         let item = s.next().await?;
@@ -1079,6 +1132,8 @@ mod operation_names {
             ("POST", "/v1/chat/completions"),
             ("POST", "/v1/completions"),
             ("POST", "/v1/embeddings"),
+            ("POST", "/v1/responses"),
+            ("GET", "/v1/responses/resp_1"),
             ("POST", "/v1/other"),
             ("GET", "/"),
             ("GET", "/api/tags"),

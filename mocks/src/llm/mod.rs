@@ -9,6 +9,7 @@
 //! - `request`: request parsing and validation in each API's own words.
 //! - `exchange`: one request end to end (fault hook, auth, admission, timing, history, streaming).
 //! - `openai`, `ollama`: the two APIs' bodies, SSE chunks and NDJSON lines.
+//! - `responses`: the Responses API (`/v1/responses`: typed SSE events, stored responses).
 //! - `errors`: error shapes per server flavour.
 
 pub mod content;
@@ -19,6 +20,7 @@ mod openai;
 pub mod perf;
 pub mod persona;
 pub mod request;
+mod responses;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -118,6 +120,8 @@ pub(crate) struct LlmState {
     pub(crate) history: Arc<History>,
     pub(crate) hook: HookSlot,
     pub(crate) stop: StopSignal,
+    /// Responses kept for `previous_response_id` and `GET /v1/responses/{id}`.
+    pub(crate) responses: responses::ResponseStore,
 }
 
 impl LlmState {
@@ -230,6 +234,7 @@ impl MockLlmBuilder {
             history: self.history.unwrap_or_else(History::shared),
             hook,
             stop: stop_signal,
+            responses: Default::default(),
         });
         Ok((state, self.listen, stop))
     }

@@ -227,7 +227,7 @@ pub(crate) fn chat_frames(g: &Generation) -> Vec<Frame> {
 }
 
 /// JSON arguments in short fragments, as models stream them.
-fn split_args(args: &str) -> Vec<&str> {
+pub(crate) fn split_args(args: &str) -> Vec<&str> {
     let mut out = vec![];
     let mut start = 0;
     let mut count = 0;

@@ -20,6 +20,8 @@ pub enum Api {
     OllamaChat,
     /// `POST /api/generate`.
     OllamaGenerate,
+    /// `POST /v1/responses`.
+    OpenAiResponses,
 }
 
 impl Api {
@@ -98,6 +100,9 @@ pub struct GenRequest {
     pub tool_choice: ToolChoice,
     /// Digest of everything that decides the content (not stream, stop, n or max_tokens).
     pub content_key: u64,
+    /// The Responses API's parameters a response object repeats (`instructions`, `tools`,
+    /// `text`, `previous_response_id`, …); `Null` for the other APIs.
+    pub echo: Value,
 }
 
 /// How a value's type is named in OpenAI's messages.
@@ -113,7 +118,7 @@ fn openai_type(v: &Value) -> &'static str {
     }
 }
 
-fn invalid_type(param: &str, expected: &str, got: &Value) -> LlmError {
+pub(crate) fn invalid_type(param: &str, expected: &str, got: &Value) -> LlmError {
     LlmError::invalid(
         format!(
             "Invalid type for '{param}': expected {expected}, but got {} instead.",
@@ -124,7 +129,7 @@ fn invalid_type(param: &str, expected: &str, got: &Value) -> LlmError {
     )
 }
 
-fn missing(param: &str) -> LlmError {
+pub(crate) fn missing(param: &str) -> LlmError {
     LlmError::invalid(
         format!("Missing required parameter: '{param}'."),
         Some(param),
@@ -146,7 +151,7 @@ pub fn object_of(parsed: ParsedBody) -> Result<Map<String, Value>, LlmError> {
 }
 
 /// The text of a message's `content` (a string, or an array of `{type:"text", text}` parts).
-fn content_text(v: Option<&Value>, param: &str) -> Result<String, LlmError> {
+pub(crate) fn content_text(v: Option<&Value>, param: &str) -> Result<String, LlmError> {
     match v {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -163,7 +168,7 @@ fn content_text(v: Option<&Value>, param: &str) -> Result<String, LlmError> {
     }
 }
 
-fn opt_uint(
+pub(crate) fn opt_uint(
     m: &Map<String, Value>,
     key: &str,
     min: u64,
@@ -192,7 +197,7 @@ fn opt_uint(
     }
 }
 
-fn check_number(m: &Map<String, Value>, key: &str, max: f64) -> Result<(), LlmError> {
+pub(crate) fn check_number(m: &Map<String, Value>, key: &str, max: f64) -> Result<(), LlmError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(()),
         Some(v) => {
@@ -228,7 +233,7 @@ fn stop_list(v: Option<&Value>, param: &str) -> Result<Vec<String>, LlmError> {
     }
 }
 
-fn model_of(m: &Map<String, Value>) -> Result<String, LlmError> {
+pub(crate) fn model_of(m: &Map<String, Value>) -> Result<String, LlmError> {
     match m.get("model") {
         None | Some(Value::Null) => Err(LlmError::invalid(
             "you must provide a model parameter",
@@ -240,7 +245,7 @@ fn model_of(m: &Map<String, Value>) -> Result<String, LlmError> {
     }
 }
 
-fn content_key(parts: &[&Value]) -> u64 {
+pub(crate) fn content_key(parts: &[&Value]) -> u64 {
     let mut h = Sha256::new();
     for p in parts {
         h.update(serde_json::to_vec(p).unwrap_or_default());
@@ -457,6 +462,7 @@ pub fn parse_openai_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         tools,
         tool_choice,
         content_key,
+        echo: Value::Null,
     })
 }
 
@@ -546,6 +552,7 @@ pub fn parse_ollama_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         tools,
         tool_choice,
         content_key,
+        echo: Value::Null,
     })
 }
 

@@ -43,6 +43,27 @@ impl Answer {
             })
             .collect()
     }
+    /// The events of a typed SSE body (`event: NAME` + `data: JSON` + blank line), parsed,
+    /// asserting that each event's name is its data's `type`.
+    pub fn typed_sse(&self) -> Vec<Value> {
+        let text = self.text();
+        assert!(
+            text.ends_with("\n\n"),
+            "SSE body must end with a blank line"
+        );
+        text.trim_end_matches("\n\n")
+            .split("\n\n")
+            .map(|ev| {
+                let (name, data) = ev
+                    .strip_prefix("event: ")
+                    .and_then(|rest| rest.split_once("\ndata: "))
+                    .unwrap_or_else(|| panic!("not `event:` then `data:`: {ev:?}"));
+                let v: Value = serde_json::from_str(data).unwrap();
+                assert_eq!(v["type"], name, "{ev}");
+                v
+            })
+            .collect()
+    }
     /// The lines of an NDJSON body, parsed.
     pub fn ndjson(&self) -> Vec<Value> {
         let text = self.text();
