@@ -223,3 +223,65 @@ async fn query_errors_carry_codes_rows_and_columns() {
     assert_eq!(missing.status, 400);
     assert_eq!(missing.error_code(), "MALFORMED_QUERY");
 }
+
+/// Relative date literals count from the org's today (the mock's clock): created records
+/// are `TODAY`, a birthdate decades ago is in `LAST_N_YEARS:100` but not `LAST_N_DAYS:30`.
+#[tokio::test]
+async fn relative_date_literals() {
+    let (org, ids) = seeded().await;
+    let count = |soql: &'static str| {
+        let org = &org;
+        async move {
+            let r = org.query(soql).await;
+            assert_eq!(r.status, 200, "{soql}: {}", r.text);
+            r.json["totalSize"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE CreatedDate = TODAY").await,
+        6
+    );
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE CreatedDate = LAST_N_DAYS:1").await,
+        6
+    );
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE CreatedDate > TODAY").await,
+        0
+    );
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE CreatedDate < YESTERDAY").await,
+        0
+    );
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE CreatedDate >= THIS_MONTH").await,
+        6
+    );
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE Birthdate = LAST_N_DAYS:30").await,
+        0
+    );
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE Birthdate < LAST_N_YEARS:20").await,
+        6
+    );
+    assert_eq!(
+        count("SELECT Id FROM Contact WHERE Birthdate != TODAY").await,
+        6
+    );
+    // A date literal needs a date field, and the N forms need their number.
+    let r = org
+        .query("SELECT Id FROM Contact WHERE LastName = TODAY")
+        .await;
+    assert_eq!(
+        r.error_code(),
+        "INVALID_QUERY_FILTER_OPERATOR",
+        "{}",
+        r.text
+    );
+    let r = org
+        .query("SELECT Id FROM Contact WHERE CreatedDate = LAST_N_DAYS")
+        .await;
+    assert_eq!(r.error_code(), "MALFORMED_QUERY", "{}", r.text);
+    assert!(!ids.is_empty());
+}

@@ -21,7 +21,7 @@ use super::config::SalesforceConfig;
 use super::errors::{ErrorCode, SfError};
 use super::middleware::{form_value, AuthCtx};
 use super::schema::ObjectDef;
-use super::soql::eval::{execute, Outcome};
+use super::soql::eval::{execute_on, Outcome};
 use super::soql::parser::parse;
 use super::store::{Actor, Precondition, Record, UpsertOutcome};
 use super::validate::{validate_body, WriteMode};
@@ -906,7 +906,8 @@ fn run_query(st: &SfState, org: &Org, call: &Call<'_>, v: &str, all: bool) -> Re
         Ok(p) => p,
         Err(e) => return e.into_sf_error(&q).into(),
     };
-    match execute(&parsed, &org.schema, &org.data, v, all) {
+    let today = st.clock.wall().date_naive();
+    match execute_on(&parsed, &org.schema, &org.data, v, all, today) {
         Err(e) => e.into_sf_error(&q).into(),
         Ok(Outcome::Count(n)) => Reply::json(
             StatusCode::OK,

@@ -3,6 +3,7 @@
 
 use std::cmp::Ordering;
 
+use chrono::{NaiveDate, NaiveTime};
 use serde_json::{Map, Value};
 
 use super::{CmpOp, Cond, FieldPath, Literal, Pos, Query, Selection, SoqlError};
@@ -211,6 +212,8 @@ enum Pred {
     Cmp(Bound, CmpOp, Cv),
     In(Bound, bool, Vec<Cv>),
     Like(Bound, Vec<LikeTok>),
+    /// `field op RANGE`: the range's first day and the day after its last.
+    Range(Bound, CmpOp, Cv, Cv),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -275,58 +278,52 @@ const MAX_TREE_DEPTH: usize = super::parser::MAX_NESTING + 1;
 /// the parser builds (a [`Query`] made in code) are refused, so evaluation never recurses
 /// deeper than parsing allows. The recursive path keeps its frames small: leaves are bound
 /// by [`bind_leaf`], outside it.
-fn bind_cond(
-    schema: &OrgSchema,
-    obj: &ObjectDef,
-    c: &Cond,
-    depth: usize,
-) -> Result<Pred, SoqlError> {
+fn bind_cond(on: &On<'_>, c: &Cond, depth: usize) -> Result<Pred, SoqlError> {
     if depth > MAX_TREE_DEPTH {
         return Err(super::too_deep(None));
     }
     match c {
-        Cond::And(v) => bind_all(schema, obj, v, depth + 1).map(Pred::And),
-        Cond::Or(v) => bind_all(schema, obj, v, depth + 1).map(Pred::Or),
-        Cond::Not(c) => bind_cond(schema, obj, c, depth + 1).map(|p| Pred::Not(Box::new(p))),
-        leaf => bind_leaf(schema, obj, leaf, depth),
+        Cond::And(v) => bind_all(on, v, depth + 1).map(Pred::And),
+        Cond::Or(v) => bind_all(on, v, depth + 1).map(Pred::Or),
+        Cond::Not(c) => bind_cond(on, c, depth + 1).map(|p| Pred::Not(Box::new(p))),
+        leaf => bind_leaf(on, leaf, depth),
     }
 }
 
-fn bind_all(
-    schema: &OrgSchema,
-    obj: &ObjectDef,
-    conds: &[Cond],
-    depth: usize,
-) -> Result<Vec<Pred>, SoqlError> {
+fn bind_all(on: &On<'_>, conds: &[Cond], depth: usize) -> Result<Vec<Pred>, SoqlError> {
     let mut out = Vec::with_capacity(conds.len());
     for c in conds {
-        out.push(bind_cond(schema, obj, c, depth)?);
+        out.push(bind_cond(on, c, depth)?);
     }
     Ok(out)
 }
 
+/// What a condition is bound against: the schema, the queried object, and the org's today
+/// (for relative date literals).
+struct On<'a> {
+    schema: &'a OrgSchema,
+    obj: &'a ObjectDef,
+    today: NaiveDate,
+}
+
 /// Bind a comparison, `IN` or `LIKE`.
 #[inline(never)]
-fn bind_leaf(
-    schema: &OrgSchema,
-    obj: &ObjectDef,
-    c: &Cond,
-    depth: usize,
-) -> Result<Pred, SoqlError> {
+fn bind_leaf(on: &On<'_>, c: &Cond, depth: usize) -> Result<Pred, SoqlError> {
+    let (schema, obj) = (on.schema, on.obj);
     match c {
         Cond::Cmp {
             field,
             op,
             value,
             value_pos,
-        } => bind_cmp(schema, obj, field, *op, value, *value_pos),
+        } => bind_cmp(on, field, *op, value, *value_pos),
         Cond::In {
             field,
             negated,
             values,
         } => bind_in(schema, obj, field, *negated, values),
         Cond::Like { field, pattern } => bind_like(schema, obj, field, pattern),
-        Cond::And(_) | Cond::Or(_) | Cond::Not(_) => bind_cond(schema, obj, c, depth),
+        Cond::And(_) | Cond::Or(_) | Cond::Not(_) => bind_cond(on, c, depth),
     }
 }
 
@@ -367,15 +364,25 @@ fn bind_like(
 
 /// Bind `field op literal`.
 fn bind_cmp(
-    schema: &OrgSchema,
-    obj: &ObjectDef,
+    on: &On<'_>,
     field: &FieldPath,
     op: CmpOp,
     value: &Literal,
     value_pos: Pos,
 ) -> Result<Pred, SoqlError> {
-    let b = bind(schema, obj, field)?;
+    let b = bind(on.schema, on.obj, field)?;
     let t = b.ftype();
+    if let Literal::Relative(rel) = value {
+        let (from, to) = rel.range(on.today);
+        let day = |d: NaiveDate| match t {
+            FieldType::Date => Ok(Cv::Text(d.format("%Y-%m-%d").to_string())),
+            FieldType::Datetime => Ok(Cv::Text(format_datetime(
+                d.and_time(NaiveTime::MIN).and_utc(),
+            ))),
+            _ => Err(filter_error(field, t, false, value_pos)),
+        };
+        return Ok(Pred::Range(b, op, day(from)?, day(to)?));
+    }
     if t == FieldType::Boolean && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
         return Err(SoqlError::at(
             "INVALID_QUERY_FILTER_OPERATOR",
@@ -465,6 +472,22 @@ impl Ctx<'_> {
                 let hit = list.contains(&v);
                 hit != *negated
             }
+            Pred::Range(b, op, from, to) => {
+                let v = to_cv(b.ftype(), &self.value(obj, r, b));
+                if v == Cv::Null {
+                    return *op == CmpOp::Ne;
+                }
+                let from_on = cmp_cv(&v, from).is_some_and(|o| o != Ordering::Less);
+                let before_end = cmp_cv(&v, to) == Some(Ordering::Less);
+                match op {
+                    CmpOp::Eq => from_on && before_end,
+                    CmpOp::Ne => !(from_on && before_end),
+                    CmpOp::Lt => !from_on,
+                    CmpOp::Ge => from_on,
+                    CmpOp::Gt => !before_end,
+                    CmpOp::Le => before_end,
+                }
+            }
             Pred::Like(b, pat) => match self.value(obj, r, b) {
                 Value::String(s) => {
                     let text: Vec<char> = s.to_lowercase().chars().collect();
@@ -520,13 +543,27 @@ impl Ctx<'_> {
 /// Largest `OFFSET` Salesforce accepts.
 pub const MAX_OFFSET: usize = 2000;
 
-/// Run a query. `include_deleted` is `queryAll`.
+/// Run a query. `include_deleted` is `queryAll`. Relative date literals count from the
+/// machine's today; [`execute_on`] takes the org's.
 pub fn execute(
     q: &Query,
     schema: &OrgSchema,
     data: &OrgData,
     version: &str,
     include_deleted: bool,
+) -> Result<Outcome, SoqlError> {
+    let today = chrono::Utc::now().date_naive();
+    execute_on(q, schema, data, version, include_deleted, today)
+}
+
+/// [`execute`] with the org's today (the mock's clock).
+pub fn execute_on(
+    q: &Query,
+    schema: &OrgSchema,
+    data: &OrgData,
+    version: &str,
+    include_deleted: bool,
+    today: NaiveDate,
 ) -> Result<Outcome, SoqlError> {
     let obj = schema.object(&q.from).ok_or_else(|| {
         SoqlError::at(
@@ -539,7 +576,7 @@ pub fn execute(
     let pred = q
         .filter
         .as_ref()
-        .map(|c| bind_cond(schema, obj, c, 1))
+        .map(|c| bind_cond(&On { schema, obj, today }, c, 1))
         .transpose()?;
     let order: Vec<(Bound, bool, bool)> = q
         .order

@@ -3,11 +3,13 @@
 //!
 //! Supported: field lists with one level of parent relationship (`Who.Name`), `COUNT()`,
 //! `WHERE` with `= != <> < > <= >= LIKE IN NOT IN`, `AND`/`OR`/`NOT`, parentheses, `NULL`,
-//! string/number/boolean/date/datetime literals, `ORDER BY … ASC|DESC NULLS FIRST|LAST`,
+//! string/number/boolean/date/datetime literals, relative date literals (`TODAY`,
+//! `LAST_N_DAYS:n`, `THIS_MONTH`, … in `dates`), `ORDER BY … ASC|DESC NULLS FIRST|LAST`,
 //! `LIMIT` and `OFFSET`. Errors carry Salesforce's codes and the row/column they point at.
 //! Statements longer than 100,000 characters, and conditions nested deeper than
 //! [`parser::MAX_NESTING`], are `MALFORMED_QUERY`.
 
+pub mod dates;
 pub mod eval;
 pub mod parser;
 
@@ -56,6 +58,8 @@ pub enum Literal {
     Date(NaiveDate),
     /// `2024-05-01T09:00:00Z`.
     DateTime(DateTime<Utc>),
+    /// `TODAY`, `LAST_N_DAYS:7`, …: a range of days relative to the org's today.
+    Relative(dates::RelativeDate),
 }
 
 /// A comparison operator.

@@ -317,6 +317,7 @@ impl Parser {
             Tok::Ident(ref s) if s.eq_ignore_ascii_case("null") => Literal::Null,
             Tok::Ident(ref s) if s.eq_ignore_ascii_case("true") => Literal::Bool(true),
             Tok::Ident(ref s) if s.eq_ignore_ascii_case("false") => Literal::Bool(false),
+            Tok::Ident(ref s) if super::dates::kind(s).is_some() => self.relative_date(s, t.pos)?,
             Tok::Colon => {
                 return Err(SoqlError::at(
                     "MALFORMED_QUERY",
@@ -333,6 +334,42 @@ impl Parser {
             }
         };
         Ok((lit, t.pos))
+    }
+
+    /// `TODAY`, or `LAST_N_DAYS:7` (the name already read).
+    fn relative_date(&mut self, name: &str, pos: Pos) -> Result<Literal, SoqlError> {
+        let upper = name.to_ascii_uppercase();
+        let n = if super::dates::kind(name) == Some(true) {
+            if self.peek().tok != Tok::Colon {
+                return Err(SoqlError::at(
+                    "MALFORMED_QUERY",
+                    format!("{upper} needs a number: {upper}:n"),
+                    pos,
+                ));
+            }
+            self.next();
+            let t = self.next();
+            match t.tok {
+                Tok::Num(x)
+                    if x >= 0.0 && x.fract() == 0.0 && x <= f64::from(super::dates::MAX_N) =>
+                {
+                    Some(x as u32)
+                }
+                _ => {
+                    return Err(SoqlError::at(
+                        "MALFORMED_QUERY",
+                        format!("unexpected token: '{}'", t.text),
+                        t.pos,
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Literal::Relative(super::dates::RelativeDate {
+            name: upper,
+            n,
+        }))
     }
 
     fn query(&mut self) -> Result<Query, SoqlError> {
