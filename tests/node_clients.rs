@@ -1,5 +1,6 @@
 //! Real Node clients, unmodified, against the mocks over real sockets: jsforce 3's sObject
 //! Collections (`sobject().upsert([records], extIdField)`, `sobject().retrieve([ids])`) and
+//! aggregate SOQL with relative dates (`query`), and
 //! openai-node's `runTools` agent loop. The packages are the zoo's, installed from its
 //! lockfile by zoo/node-jsforce/setup.sh (Node.js 20 with npm).
 
@@ -74,6 +75,11 @@ async fn jsforce_collections_upsert_and_retrieve_unmodified() {
         "ALL_OR_NONE_OPERATION_ROLLED_BACK"
     );
     assert_eq!(out["afterRollback"], 0, "the allOrNone upsert left nothing");
+    assert_eq!(out["aggregate"]["n"], 4, "{out}");
+    assert_eq!(out["aggregate"]["top"], "Grace");
+    assert_eq!(out["aggregate"]["attributes"]["type"], "AggregateResult");
+    assert_eq!(out["grouped"][0]["LastName"], "Synthetic", "{out}");
+    assert_eq!(out["grouped"][0]["n"], 4);
     // The mock's own record agrees with what the client saw.
     let contacts = sf.handle().records("Contact");
     assert_eq!(contacts.len(), 4, "{contacts:?}");

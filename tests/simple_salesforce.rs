@@ -55,6 +55,10 @@ async fn simple_salesforce_works_unmodified_and_recovers_from_session_expiry() {
     assert_eq!(out["query"]["totalSize"], 1);
     assert_eq!(out["query"]["records"][0]["Id"], id);
     assert_eq!(out["query"]["records"][0]["LastName"], "Synthetic");
+    assert_eq!(
+        out["aggregate"], 1,
+        "COUNT(Id) with a relative date literal"
+    );
     assert_eq!(out["update_status"], 204);
     assert_eq!(out["after_update"]["FirstName"], "Grace");
     assert!(

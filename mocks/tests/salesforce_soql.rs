@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use crashcart_mocks::MockSalesforce;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 async fn seeded() -> (Org, Vec<String>) {
     let org = Org::with(MockSalesforce::builder().query_page_size(4)).await;
@@ -284,4 +284,61 @@ async fn relative_date_literals() {
         .await;
     assert_eq!(r.error_code(), "MALFORMED_QUERY", "{}", r.text);
     assert!(!ids.is_empty());
+}
+
+#[tokio::test]
+async fn aggregates_group_by_and_having() {
+    let (org, _) = seeded().await;
+    let r = org
+        .query("SELECT COUNT(Id), COUNT_DISTINCT(Preferred_Language__c) langs, MIN(Birthdate), MAX(LastName) FROM Contact")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["totalSize"], 1);
+    let row = &r.json["records"][0];
+    assert_eq!(row["attributes"]["type"], "AggregateResult");
+    assert_eq!(row["expr0"], 6, "{row}");
+    assert_eq!(row["langs"], 3, "English, Spanish, German: {row}");
+    assert_eq!(
+        row["expr1"], "1940-01-01",
+        "unaliased aggregates count on: {row}"
+    );
+    assert_eq!(row["expr2"], "Turing");
+    let r = org
+        .query("SELECT Preferred_Language__c, COUNT(Id) n FROM Contact GROUP BY Preferred_Language__c HAVING COUNT(Id) > 1 ORDER BY Preferred_Language__c NULLS FIRST")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rows = r.json["records"].as_array().unwrap();
+    let got: Vec<(Value, Value)> = rows
+        .iter()
+        .map(|r| (r["Preferred_Language__c"].clone(), r["n"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(Value::Null, json!(2)), (json!("English"), json!(2))]
+    );
+    assert_eq!(r.json["totalSize"], 2);
+    // No row matches: one row of empty aggregates, as Salesforce answers.
+    let r = org
+        .query("SELECT COUNT(Id), MAX(LastName) FROM Contact WHERE LastName = 'Nobody'")
+        .await;
+    assert_eq!(r.json["records"][0]["expr0"], 0, "{}", r.text);
+    assert!(r.json["records"][0]["expr1"].is_null());
+    // Salesforce's refusals.
+    for (soql, code) in [
+        ("SELECT LastName, COUNT(Id) FROM Contact", "MALFORMED_QUERY"),
+        ("SELECT SUM(LastName) FROM Contact", "MALFORMED_QUERY"),
+        (
+            "SELECT Id FROM Contact WHERE COUNT(Id) > 1",
+            "MALFORMED_QUERY",
+        ),
+        ("SELECT COUNT(Nope__c) FROM Contact", "INVALID_FIELD"),
+    ] {
+        let r = org.query(soql).await;
+        assert_eq!(
+            (r.status.as_u16(), r.error_code()),
+            (400, code),
+            "{soql}: {}",
+            r.text
+        );
+    }
 }

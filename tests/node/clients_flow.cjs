@@ -60,7 +60,16 @@ async function collections() {
   const afterRollback = await conn.query(
     "SELECT Id FROM Contact WHERE Patient_External_Id__c = 'CC-NODE-5'",
   );
+  // Aggregates and relative dates through jsforce's own query.
+  const counted = await conn.query(
+    'SELECT COUNT(Id) n, MAX(FirstName) top FROM Contact WHERE CreatedDate = TODAY',
+  );
+  const grouped = await conn.query(
+    'SELECT LastName, COUNT(Id) n FROM Contact GROUP BY LastName HAVING COUNT(Id) > 1',
+  );
   return {
+    aggregate: counted.records[0],
+    grouped: grouped.records,
     firstUpsert,
     secondUpsert,
     retrieved,

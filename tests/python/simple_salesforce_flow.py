@@ -62,6 +62,9 @@ def main():
     )
     out["query"] = sf.query(soql)
 
+    out["aggregate"] = sf.query(
+        "SELECT COUNT(Id) n FROM Contact WHERE CreatedDate = LAST_N_DAYS:1"
+    )["records"][0]["n"]
     out["update_status"] = sf.Contact.update(created["id"], {"FirstName": "Grace"})
     out["after_update"] = sf.Contact.get(created["id"])
     usage = sf.api_usage.get("api-usage")

@@ -23,7 +23,7 @@ pub enum Outcome {
 
 /// A field path resolved against the schema.
 #[derive(Clone, Debug)]
-enum Bound {
+pub(super) enum Bound {
     /// A field of the queried object.
     Own { field: String, ftype: FieldType },
     /// A field of a parent: `rel_field` is the reference field (`WhoId`), `rel_name` its
@@ -37,7 +37,7 @@ enum Bound {
 }
 
 impl Bound {
-    fn ftype(&self) -> FieldType {
+    pub(super) fn ftype(&self) -> FieldType {
         match self {
             Bound::Own { ftype, .. } | Bound::Parent { ftype, .. } => *ftype,
         }
@@ -57,7 +57,11 @@ fn no_such_column(obj: &ObjectDef, name: &str, pos: Pos) -> SoqlError {
     )
 }
 
-fn bind(schema: &OrgSchema, obj: &ObjectDef, path: &FieldPath) -> Result<Bound, SoqlError> {
+pub(super) fn bind(
+    schema: &OrgSchema,
+    obj: &ObjectDef,
+    path: &FieldPath,
+) -> Result<Bound, SoqlError> {
     match path.parts.as_slice() {
         [name] => {
             let f = obj
@@ -119,7 +123,7 @@ fn bind(schema: &OrgSchema, obj: &ObjectDef, path: &FieldPath) -> Result<Bound, 
 
 /// A literal converted to the comparable form of a field's type.
 #[derive(Clone, Debug, PartialEq)]
-enum Cv {
+pub(super) enum Cv {
     Null,
     Text(String),
     Num(f64),
@@ -138,7 +142,12 @@ fn type_word(t: FieldType) -> &'static str {
     }
 }
 
-fn filter_error(field: &FieldPath, ftype: FieldType, quoted: bool, pos: Pos) -> SoqlError {
+pub(super) fn filter_error(
+    field: &FieldPath,
+    ftype: FieldType,
+    quoted: bool,
+    pos: Pos,
+) -> SoqlError {
     let quoting = if matches!(type_word(ftype), "string" | "id") {
         "should be enclosed in quotes"
     } else if quoted {
@@ -157,7 +166,12 @@ fn filter_error(field: &FieldPath, ftype: FieldType, quoted: bool, pos: Pos) -> 
     )
 }
 
-fn convert(field: &FieldPath, ftype: FieldType, lit: &Literal, pos: Pos) -> Result<Cv, SoqlError> {
+pub(super) fn convert(
+    field: &FieldPath,
+    ftype: FieldType,
+    lit: &Literal,
+    pos: Pos,
+) -> Result<Cv, SoqlError> {
     let quoted = matches!(lit, Literal::Str(_));
     let bad = || filter_error(field, ftype, quoted, pos);
     Ok(match (ftype, lit) {
@@ -181,7 +195,7 @@ fn convert(field: &FieldPath, ftype: FieldType, lit: &Literal, pos: Pos) -> Resu
     })
 }
 
-fn to_cv(ftype: FieldType, v: &Value) -> Cv {
+pub(super) fn to_cv(ftype: FieldType, v: &Value) -> Cv {
     match v {
         Value::Null => Cv::Null,
         Value::Bool(b) => Cv::Bool(*b),
@@ -195,7 +209,7 @@ fn to_cv(ftype: FieldType, v: &Value) -> Cv {
     }
 }
 
-fn cmp_cv(a: &Cv, b: &Cv) -> Option<Ordering> {
+pub(super) fn cmp_cv(a: &Cv, b: &Cv) -> Option<Ordering> {
     match (a, b) {
         (Cv::Text(x), Cv::Text(y)) | (Cv::Id(x), Cv::Id(y)) => Some(x.cmp(y)),
         (Cv::Num(x), Cv::Num(y)) => x.partial_cmp(y),
@@ -205,7 +219,7 @@ fn cmp_cv(a: &Cv, b: &Cv) -> Option<Ordering> {
 }
 
 /// A condition with fields bound and literals converted.
-enum Pred {
+pub(super) enum Pred {
     And(Vec<Pred>),
     Or(Vec<Pred>),
     Not(Box<Pred>),
@@ -214,10 +228,12 @@ enum Pred {
     Like(Bound, Vec<LikeTok>),
     /// `field op RANGE`: the range's first day and the day after its last.
     Range(Bound, CmpOp, Cv, Cv),
+    /// `SUM(f) op literal` over the group being judged (`HAVING`).
+    Agg(super::aggregate::BoundAgg, CmpOp, Cv),
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum LikeTok {
+pub(super) enum LikeTok {
     Any,
     One,
     Char(char),
@@ -278,7 +294,7 @@ const MAX_TREE_DEPTH: usize = super::parser::MAX_NESTING + 1;
 /// the parser builds (a [`Query`] made in code) are refused, so evaluation never recurses
 /// deeper than parsing allows. The recursive path keeps its frames small: leaves are bound
 /// by [`bind_leaf`], outside it.
-fn bind_cond(on: &On<'_>, c: &Cond, depth: usize) -> Result<Pred, SoqlError> {
+pub(super) fn bind_cond(on: &On<'_>, c: &Cond, depth: usize) -> Result<Pred, SoqlError> {
     if depth > MAX_TREE_DEPTH {
         return Err(super::too_deep(None));
     }
@@ -300,10 +316,12 @@ fn bind_all(on: &On<'_>, conds: &[Cond], depth: usize) -> Result<Vec<Pred>, Soql
 
 /// What a condition is bound against: the schema, the queried object, and the org's today
 /// (for relative date literals).
-struct On<'a> {
-    schema: &'a OrgSchema,
-    obj: &'a ObjectDef,
-    today: NaiveDate,
+pub(super) struct On<'a> {
+    pub(super) schema: &'a OrgSchema,
+    pub(super) obj: &'a ObjectDef,
+    pub(super) today: NaiveDate,
+    /// Binding a `HAVING` condition, where aggregates may stand.
+    pub(super) having: bool,
 }
 
 /// Bind a comparison, `IN` or `LIKE`.
@@ -323,6 +341,12 @@ fn bind_leaf(on: &On<'_>, c: &Cond, depth: usize) -> Result<Pred, SoqlError> {
             values,
         } => bind_in(schema, obj, field, *negated, values),
         Cond::Like { field, pattern } => bind_like(schema, obj, field, pattern),
+        Cond::Agg {
+            call,
+            op,
+            value,
+            value_pos,
+        } => super::aggregate::bind_having(on, call, *op, value, *value_pos),
         Cond::And(_) | Cond::Or(_) | Cond::Not(_) => bind_cond(on, c, depth),
     }
 }
@@ -394,13 +418,15 @@ fn bind_cmp(
     Ok(Pred::Cmp(b, op, cv))
 }
 
-struct Ctx<'a> {
-    schema: &'a OrgSchema,
-    data: &'a OrgData,
+pub(super) struct Ctx<'a> {
+    pub(super) schema: &'a OrgSchema,
+    pub(super) data: &'a OrgData,
+    /// The records of the group a `HAVING` condition judges.
+    pub(super) group: &'a [&'a Record],
 }
 
 impl Ctx<'_> {
-    fn value(&self, obj: &ObjectDef, r: &Record, b: &Bound) -> Value {
+    pub(super) fn value(&self, obj: &ObjectDef, r: &Record, b: &Bound) -> Value {
         match b {
             Bound::Own { field, .. } => compute(obj, r, field),
             Bound::Parent {
@@ -421,7 +447,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn eval(&self, obj: &ObjectDef, r: &Record, p: &Pred) -> bool {
+    pub(super) fn eval(&self, obj: &ObjectDef, r: &Record, p: &Pred) -> bool {
         match p {
             Pred::And(v) => {
                 for p in v {
@@ -448,25 +474,8 @@ impl Ctx<'_> {
     #[inline(never)]
     fn eval_leaf(&self, obj: &ObjectDef, r: &Record, p: &Pred) -> bool {
         match p {
-            Pred::Cmp(b, op, lit) => {
-                let v = to_cv(b.ftype(), &self.value(obj, r, b));
-                match (op, &v, lit) {
-                    (CmpOp::Eq, _, Cv::Null) => v == Cv::Null,
-                    (CmpOp::Ne, _, Cv::Null) => v != Cv::Null,
-                    (_, Cv::Null, _) => *op == CmpOp::Ne,
-                    _ => match cmp_cv(&v, lit) {
-                        Some(o) => match op {
-                            CmpOp::Eq => o == Ordering::Equal,
-                            CmpOp::Ne => o != Ordering::Equal,
-                            CmpOp::Lt => o == Ordering::Less,
-                            CmpOp::Gt => o == Ordering::Greater,
-                            CmpOp::Le => o != Ordering::Greater,
-                            CmpOp::Ge => o != Ordering::Less,
-                        },
-                        None => false,
-                    },
-                }
-            }
+            Pred::Cmp(b, op, lit) => compare(*op, &to_cv(b.ftype(), &self.value(obj, r, b)), lit),
+            Pred::Agg(agg, op, lit) => compare(*op, &agg.value(self, obj, self.group).0, lit),
             Pred::In(b, negated, list) => {
                 let v = to_cv(b.ftype(), &self.value(obj, r, b));
                 let hit = list.contains(&v);
@@ -540,6 +549,27 @@ impl Ctx<'_> {
     }
 }
 
+/// `v op lit`, with SOQL's nulls: `= null` and `!= null` test for null; any other
+/// comparison with a null value holds only for `!=`.
+fn compare(op: CmpOp, v: &Cv, lit: &Cv) -> bool {
+    match (op, v, lit) {
+        (CmpOp::Eq, _, Cv::Null) => *v == Cv::Null,
+        (CmpOp::Ne, _, Cv::Null) => *v != Cv::Null,
+        (_, Cv::Null, _) => op == CmpOp::Ne,
+        _ => match cmp_cv(v, lit) {
+            Some(o) => match op {
+                CmpOp::Eq => o == Ordering::Equal,
+                CmpOp::Ne => o != Ordering::Equal,
+                CmpOp::Lt => o == Ordering::Less,
+                CmpOp::Gt => o == Ordering::Greater,
+                CmpOp::Le => o != Ordering::Greater,
+                CmpOp::Ge => o != Ordering::Less,
+            },
+            None => false,
+        },
+    }
+}
+
 /// Largest `OFFSET` Salesforce accepts.
 pub const MAX_OFFSET: usize = 2000;
 
@@ -573,10 +603,16 @@ pub fn execute_on(
         )
     })?;
     let fields = bind_selection(schema, obj, &q.select)?;
+    let on = On {
+        schema,
+        obj,
+        today,
+        having: false,
+    };
     let pred = q
         .filter
         .as_ref()
-        .map(|c| bind_cond(&On { schema, obj, today }, c, 1))
+        .map(|c| bind_cond(&on, c, 1))
         .transpose()?;
     let order: Vec<(Bound, bool, bool)> = q
         .order
@@ -592,14 +628,28 @@ pub fn execute_on(
             ));
         }
     }
-    let ctx = Ctx { schema, data };
+    let ctx = Ctx {
+        schema,
+        data,
+        group: &[],
+    };
     let mut rows: Vec<&Record> = data
         .records(&obj.name)
         .filter(|r| include_deleted || !r.deleted)
         .filter(|r| pred.as_ref().is_none_or(|p| ctx.eval(obj, r, p)))
         .collect();
+    if let Selection::Aggregate(items) = &q.select {
+        let groups = super::aggregate::run(&ctx, &on, q, items, rows)?;
+        let groups = sort_by(groups, &order, |g, b| {
+            g.first
+                .map_or(Cv::Null, |r| to_cv(b.ftype(), &ctx.value(obj, r, b)))
+        });
+        let page = groups.into_iter().skip(q.offset.unwrap_or(0));
+        let page = page.take(q.limit.unwrap_or(usize::MAX));
+        return Ok(Outcome::Rows(page.map(|g| g.row).collect()));
+    }
     if !order.is_empty() {
-        rows = sort_rows(&ctx, obj, rows, &order);
+        rows = sort_by(rows, &order, |r, b| to_cv(b.ftype(), &ctx.value(obj, r, b)));
     }
     let offset = q.offset.unwrap_or(0);
     let rows = rows
@@ -608,7 +658,7 @@ pub fn execute_on(
         .take(q.limit.unwrap_or(usize::MAX));
     Ok(match q.select {
         Selection::Count => Outcome::Count(rows.count()),
-        Selection::Fields(_) => {
+        Selection::Fields(_) | Selection::Aggregate(_) => {
             Outcome::Rows(rows.map(|r| ctx.render(obj, r, &fields, version)).collect())
         }
     })
@@ -646,24 +696,18 @@ fn bind_selection(
     Ok(out)
 }
 
-/// Rows in `ORDER BY` order: keys computed once per row, then a stable sort.
-fn sort_rows<'r>(
-    ctx: &Ctx<'_>,
-    obj: &ObjectDef,
-    rows: Vec<&'r Record>,
+/// Items in `ORDER BY` order: keys computed once per item, then a stable sort.
+fn sort_by<T>(
+    items: Vec<T>,
     order: &[(Bound, bool, bool)],
-) -> Vec<&'r Record> {
-    let mut keyed: Vec<(Vec<Cv>, &Record)> = rows
+    key: impl Fn(&T, &Bound) -> Cv,
+) -> Vec<T> {
+    if order.is_empty() {
+        return items;
+    }
+    let mut keyed: Vec<(Vec<Cv>, T)> = items
         .into_iter()
-        .map(|r| {
-            (
-                order
-                    .iter()
-                    .map(|(b, _, _)| to_cv(b.ftype(), &ctx.value(obj, r, b)))
-                    .collect(),
-                r,
-            )
-        })
+        .map(|t| (order.iter().map(|(b, _, _)| key(&t, b)).collect(), t))
         .collect();
     keyed.sort_by(|(a, _), (b, _)| {
         order
@@ -673,7 +717,7 @@ fn sort_rows<'r>(
             .find(|o| *o != Ordering::Equal)
             .unwrap_or(Ordering::Equal)
     });
-    keyed.into_iter().map(|(_, r)| r).collect()
+    keyed.into_iter().map(|(_, t)| t).collect()
 }
 
 /// How two values of one `ORDER BY` key compare.

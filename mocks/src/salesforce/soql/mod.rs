@@ -2,6 +2,8 @@
 //! (`ast` types below), which `eval` binds to the org schema and runs over the org's records.
 //!
 //! Supported: field lists with one level of parent relationship (`Who.Name`), `COUNT()`,
+//! aggregates (`COUNT(f)`, `COUNT_DISTINCT`, `SUM`, `AVG`, `MIN`, `MAX`, aliases) with
+//! `GROUP BY` and `HAVING` (in `aggregate`),
 //! `WHERE` with `= != <> < > <= >= LIKE IN NOT IN`, `AND`/`OR`/`NOT`, parentheses, `NULL`,
 //! string/number/boolean/date/datetime literals, relative date literals (`TODAY`,
 //! `LAST_N_DAYS:n`, `THIS_MONTH`, … in `dates`), `ORDER BY … ASC|DESC NULLS FIRST|LAST`,
@@ -9,6 +11,7 @@
 //! Statements longer than 100,000 characters, and conditions nested deeper than
 //! [`parser::MAX_NESTING`], are `MALFORMED_QUERY`.
 
+mod aggregate;
 pub mod dates;
 pub mod eval;
 pub mod parser;
@@ -115,6 +118,74 @@ pub enum Cond {
         /// Pattern with `%` and `_`.
         pattern: String,
     },
+    /// `COUNT(Id) > 1` (in `HAVING` only).
+    Agg {
+        /// The aggregate.
+        call: AggCall,
+        /// Operator.
+        op: CmpOp,
+        /// Literal.
+        value: Literal,
+        /// Position of the literal.
+        value_pos: Pos,
+    },
+}
+
+/// An aggregate function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggFn {
+    /// `COUNT(field)`: rows where the field is not null.
+    Count,
+    /// `COUNT_DISTINCT(field)`.
+    CountDistinct,
+    /// `SUM(field)` (numbers).
+    Sum,
+    /// `AVG(field)` (numbers).
+    Avg,
+    /// `MIN(field)`.
+    Min,
+    /// `MAX(field)`.
+    Max,
+}
+
+impl AggFn {
+    /// The function a word names.
+    pub fn named(word: &str) -> Option<Self> {
+        Some(match word.to_ascii_uppercase().as_str() {
+            "COUNT" => AggFn::Count,
+            "COUNT_DISTINCT" => AggFn::CountDistinct,
+            "SUM" => AggFn::Sum,
+            "AVG" => AggFn::Avg,
+            "MIN" => AggFn::Min,
+            "MAX" => AggFn::Max,
+            _ => return None,
+        })
+    }
+}
+
+/// `SUM(Amount__c)`: a function over a field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggCall {
+    /// Function.
+    pub func: AggFn,
+    /// Its field.
+    pub field: FieldPath,
+    /// Where the call starts.
+    pub pos: Pos,
+}
+
+/// One item of an aggregate query's select list.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AggItem {
+    /// A `GROUP BY` field.
+    Group(FieldPath),
+    /// An aggregate, with its alias (`expr0`, `expr1`, … without one).
+    Call {
+        /// The aggregate.
+        call: AggCall,
+        /// `COUNT(Id) n`.
+        alias: Option<String>,
+    },
 }
 
 /// What the query selects.
@@ -124,6 +195,8 @@ pub enum Selection {
     Count,
     /// A field list.
     Fields(Vec<FieldPath>),
+    /// Aggregates and grouped fields: one `AggregateResult` row per group.
+    Aggregate(Vec<AggItem>),
 }
 
 /// One `ORDER BY` key.
@@ -148,6 +221,10 @@ pub struct Query {
     pub from_pos: Pos,
     /// Filter.
     pub filter: Option<Cond>,
+    /// `GROUP BY` fields.
+    pub group_by: Vec<FieldPath>,
+    /// `HAVING` condition on the groups.
+    pub having: Option<Cond>,
     /// Ordering.
     pub order: Vec<OrderKey>,
     /// Row limit.

@@ -6,7 +6,10 @@
 
 use chrono::NaiveDate;
 
-use super::{CmpOp, Cond, FieldPath, Literal, OrderKey, Pos, Query, Selection, SoqlError};
+use super::{
+    AggCall, AggFn, AggItem, CmpOp, Cond, FieldPath, Literal, OrderKey, Pos, Query, Selection,
+    SoqlError,
+};
 use crate::salesforce::validate::parse_datetime;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -374,34 +377,40 @@ impl Parser {
 
     fn query(&mut self) -> Result<Query, SoqlError> {
         self.expect_kw("select")?;
-        let select = if self.is_kw("count")
-            && self
-                .toks
-                .get(self.i + 1)
-                .is_some_and(|t| t.tok == Tok::LParen)
-        {
+        let tok_at = |k: usize| self.toks.get(self.i + k).map(|t| &t.tok);
+        let count_only = self.is_kw("count")
+            && tok_at(1) == Some(&Tok::LParen)
+            && tok_at(2) == Some(&Tok::RParen);
+        let select = if count_only {
             self.next();
             self.expect(Tok::LParen)?;
-            if self.peek().tok != Tok::RParen {
-                return Err(SoqlError::at(
-                    "MALFORMED_QUERY",
-                    "only COUNT() is supported by this mock; aggregate functions with arguments are not",
-                    self.peek().pos,
-                ));
-            }
             self.expect(Tok::RParen)?;
             Selection::Count
         } else {
-            let mut fields = vec![self.select_item()?];
+            let mut items = vec![self.select_item()?];
             while self.peek().tok == Tok::Comma {
                 self.next();
-                fields.push(self.select_item()?);
+                items.push(self.select_item()?);
             }
-            Selection::Fields(fields)
+            selection(items)
         };
         self.expect_kw("from")?;
         let (from, from_pos) = self.ident()?;
         let filter = if self.eat_kw("where") {
+            Some(self.condition()?)
+        } else {
+            None
+        };
+        let mut group_by = vec![];
+        if self.eat_kw("group") {
+            self.expect_kw("by")?;
+            group_by.push(self.field_path()?);
+            while self.peek().tok == Tok::Comma {
+                self.next();
+                group_by.push(self.field_path()?);
+            }
+        }
+        let having = if self.eat_kw("having") {
             Some(self.condition()?)
         } else {
             None
@@ -451,18 +460,26 @@ impl Parser {
         if self.peek().tok != Tok::Eof {
             return Err(self.unexpected());
         }
+        let select = match select {
+            Selection::Fields(fields) if !group_by.is_empty() => {
+                Selection::Aggregate(fields.into_iter().map(AggItem::Group).collect())
+            }
+            other => other,
+        };
         Ok(Query {
             select,
             from,
             from_pos,
             filter,
+            group_by,
+            having,
             order,
             limit,
             offset,
         })
     }
 
-    fn select_item(&mut self) -> Result<FieldPath, SoqlError> {
+    fn select_item(&mut self) -> Result<AggItem, SoqlError> {
         if self.peek().tok == Tok::LParen {
             return Err(SoqlError::at(
                 "MALFORMED_QUERY",
@@ -470,7 +487,43 @@ impl Parser {
                 self.peek().pos,
             ));
         }
-        self.field_path()
+        let Some(call) = self.agg_call()? else {
+            return Ok(AggItem::Group(self.field_path()?));
+        };
+        let alias = match &self.peek().tok {
+            Tok::Ident(s) if !RESERVED.contains(&s.to_ascii_lowercase().as_str()) => {
+                Some(self.ident()?.0)
+            }
+            _ => None,
+        };
+        Ok(AggItem::Call { call, alias })
+    }
+
+    /// `SUM(field)` when the next tokens are an aggregate function and `(`.
+    fn agg_call(&mut self) -> Result<Option<AggCall>, SoqlError> {
+        let func = match &self.peek().tok {
+            Tok::Ident(s) => AggFn::named(s),
+            _ => None,
+        };
+        let paren_next = self
+            .toks
+            .get(self.i + 1)
+            .is_some_and(|t| t.tok == Tok::LParen);
+        let (Some(func), true) = (func, paren_next) else {
+            return Ok(None);
+        };
+        let pos = self.next().pos;
+        self.expect(Tok::LParen)?;
+        if self.peek().tok == Tok::RParen {
+            return Err(SoqlError::at(
+                "MALFORMED_QUERY",
+                "COUNT() must be the only element in the SELECT list",
+                pos,
+            ));
+        }
+        let field = self.field_path()?;
+        self.expect(Tok::RParen)?;
+        Ok(Some(AggCall { func, field, pos }))
     }
 
     fn count_value(&mut self) -> Result<usize, SoqlError> {
@@ -552,8 +605,21 @@ impl Parser {
         Ok(())
     }
 
-    /// `field op literal`, `field LIKE 'pattern'`, `field [NOT] IN (…)`.
+    /// `field op literal`, `field LIKE 'pattern'`, `field [NOT] IN (…)`, `SUM(f) op literal`.
     fn predicate(&mut self) -> Result<Cond, SoqlError> {
+        if let Some(call) = self.agg_call()? {
+            let Tok::Op(op) = self.peek().tok else {
+                return Err(self.unexpected());
+            };
+            self.next();
+            let (value, value_pos) = self.literal()?;
+            return Ok(Cond::Agg {
+                call,
+                op,
+                value,
+                value_pos,
+            });
+        }
         let field = self.field_path()?;
         if let Tok::Op(op) = self.peek().tok {
             self.next();
@@ -600,6 +666,22 @@ impl Parser {
         }
         Err(self.unexpected())
     }
+}
+
+/// The select list as written: fields only, or an aggregate query once one item is an
+/// aggregate.
+fn selection(items: Vec<AggItem>) -> Selection {
+    if items.iter().any(|i| matches!(i, AggItem::Call { .. })) {
+        return Selection::Aggregate(items);
+    }
+    let fields = items
+        .into_iter()
+        .filter_map(|i| match i {
+            AggItem::Group(f) => Some(f),
+            AggItem::Call { .. } => None,
+        })
+        .collect();
+    Selection::Fields(fields)
 }
 
 /// An open parenthesis of a condition being parsed (the outermost has none): the `OR` terms
