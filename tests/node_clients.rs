@@ -1,6 +1,6 @@
 //! Real Node clients, unmodified, against the mocks over real sockets: jsforce 3's sObject
 //! Collections (`sobject().upsert([records], extIdField)`, `sobject().retrieve([ids])`) and
-//! aggregate SOQL with relative dates (`query`), and
+//! aggregate SOQL with relative dates and child subqueries (`query`), and
 //! openai-node's `runTools` agent loop. The packages are the zoo's, installed from its
 //! lockfile by zoo/node-jsforce/setup.sh (Node.js 20 with npm).
 
@@ -75,6 +75,8 @@ async fn jsforce_collections_upsert_and_retrieve_unmodified() {
         "ALL_OR_NONE_OPERATION_ROLLED_BACK"
     );
     assert_eq!(out["afterRollback"], 0, "the allOrNone upsert left nothing");
+    assert_eq!(out["children"]["totalSize"], 1, "{out}");
+    assert_eq!(out["children"]["records"][0]["Subject"], "Checkup");
     assert_eq!(out["aggregate"]["n"], 4, "{out}");
     assert_eq!(out["aggregate"]["top"], "Grace");
     assert_eq!(out["aggregate"]["attributes"]["type"], "AggregateResult");

@@ -402,7 +402,7 @@ proptest! {
     #[test]
     fn arbitrary_strings_with_soql_words_parse_or_fail_as_salesforce_does(
         words in prop::collection::vec(prop_oneof![
-            prop::sample::select(vec!["SELECT", "FROM", "WHERE", "Id", "Contact", "(", ")", "NOT", "AND", "OR", "=", "'a'", ",", "LIMIT", "1", "COUNT", "SUM(Id)", "GROUP", "BY", "HAVING", "TODAY", "LAST_N_DAYS", ":", "CreatedDate"]).prop_map(str::to_string),
+            prop::sample::select(vec!["SELECT", "FROM", "WHERE", "Id", "Contact", "(", ")", "NOT", "AND", "OR", "=", "'a'", ",", "LIMIT", "1", "COUNT", "SUM(Id)", "(SELECT Id FROM Events)", "GROUP", "BY", "HAVING", "TODAY", "LAST_N_DAYS", ":", "CreatedDate"]).prop_map(str::to_string),
             "\\PC{0,4}",
         ], 0..40)
     ) {

@@ -342,3 +342,124 @@ async fn aggregates_group_by_and_having() {
         );
     }
 }
+
+#[tokio::test]
+async fn child_subqueries_nest_each_parents_children() {
+    let (org, ids) = seeded().await;
+    let h = org.sf.handle();
+    for (who, subject, start) in [
+        (&ids[0], "Checkup", "2030-01-02T09:00:00Z"),
+        (&ids[0], "Follow-up", "2030-01-01T09:00:00Z"),
+        (&ids[0], "Cancelled", "2030-01-03T09:00:00Z"),
+        (&ids[1], "Intake", "2030-02-01T09:00:00Z"),
+    ] {
+        let end = start.replace("09:00", "09:30");
+        let body =
+            json!({"WhoId": who, "Subject": subject, "StartDateTime": start, "EndDateTime": end});
+        h.insert("Event", body).unwrap();
+    }
+    let r = org
+        .query("SELECT LastName, (SELECT Subject FROM Events WHERE Subject != 'Cancelled' ORDER BY StartDateTime LIMIT 5) FROM Contact WHERE Patient_External_Id__c IN ('CC-0', 'CC-1', 'CC-2') ORDER BY Patient_External_Id__c")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rows = r.json["records"].as_array().unwrap();
+    let subjects = |row: &Value| -> Vec<String> {
+        row["Events"]["records"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["Subject"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(subjects(&rows[0]), ["Follow-up", "Checkup"], "{}", r.text);
+    assert_eq!(rows[0]["Events"]["totalSize"], 2);
+    assert_eq!(rows[0]["Events"]["done"], true);
+    assert_eq!(
+        rows[0]["Events"]["records"][0]["attributes"]["type"],
+        "Event"
+    );
+    assert_eq!(subjects(&rows[1]), ["Intake"]);
+    assert!(
+        rows[2]["Events"].is_null(),
+        "no children is null: {}",
+        rows[2]
+    );
+    // The describe names the relationship the subquery uses.
+    let d = org.get("/sobjects/Contact/describe").await;
+    let rels = d.json["childRelationships"].as_array().unwrap();
+    assert!(rels
+        .iter()
+        .any(|c| c["childSObject"] == "Event" && c["relationshipName"] == "Events"));
+    for (soql, code) in [
+        (
+            "SELECT Id, (SELECT Id FROM Visits) FROM Contact",
+            "INVALID_TYPE",
+        ),
+        (
+            "SELECT Id, (SELECT Nope__c FROM Events) FROM Contact",
+            "INVALID_FIELD",
+        ),
+        (
+            "SELECT COUNT(), (SELECT Id FROM Events) FROM Contact",
+            "MALFORMED_QUERY",
+        ),
+        (
+            "SELECT Id, (SELECT Id, (SELECT Id FROM Cases) FROM Events) FROM Contact",
+            "MALFORMED_QUERY",
+        ),
+    ] {
+        let r = org.query(soql).await;
+        assert_eq!(
+            (r.status.as_u16(), r.error_code()),
+            (400, code),
+            "{soql}: {}",
+            r.text
+        );
+    }
+}
+
+/// `Sforce-Query-Options: batchSize=n` sets the page size (within 200 to 2,000) for the
+/// whole cursor.
+#[tokio::test]
+async fn batch_size_header_sets_the_page_size() {
+    let org = Org::start().await;
+    let h = org.sf.handle();
+    for i in 0..450 {
+        h.insert("Contact", json!({"LastName": format!("P{i:03}")}))
+            .unwrap();
+    }
+    let q = "/query?q=SELECT+Id+FROM+Contact";
+    let first = org
+        .call_with(
+            Method::GET,
+            q,
+            None,
+            &[("Sforce-Query-Options", "batchSize=200")],
+        )
+        .await;
+    assert_eq!(
+        first.json["records"].as_array().unwrap().len(),
+        200,
+        "{}",
+        first.text
+    );
+    assert_eq!(first.json["totalSize"], 450);
+    let next = first.json["nextRecordsUrl"].as_str().unwrap();
+    let url = format!("{}{next}", org.base);
+    let second = org.call(Method::GET, &url, None).await;
+    assert_eq!(second.json["records"].as_array().unwrap().len(), 200);
+    // Below Salesforce's floor, the floor holds; without the header, the default page.
+    let small = org
+        .call_with(
+            Method::GET,
+            q,
+            None,
+            &[("Sforce-Query-Options", "batchSize=10")],
+        )
+        .await;
+    assert_eq!(small.json["records"].as_array().unwrap().len(), 200);
+    let whole = org.call(Method::GET, q, None).await;
+    assert_eq!(whole.json["records"].as_array().unwrap().len(), 450);
+}

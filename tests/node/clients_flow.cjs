@@ -67,7 +67,18 @@ async function collections() {
   const grouped = await conn.query(
     'SELECT LastName, COUNT(Id) n FROM Contact GROUP BY LastName HAVING COUNT(Id) > 1',
   );
+  // A child subquery: the patient with their appointments.
+  await conn.sobject('Event').create({
+    WhoId: ids[0],
+    Subject: 'Checkup',
+    StartDateTime: '2030-01-02T09:00:00Z',
+    EndDateTime: '2030-01-02T09:30:00Z',
+  });
+  const withEvents = await conn.query(
+    `SELECT LastName, (SELECT Subject FROM Events) FROM Contact WHERE Id = '${ids[0]}'`,
+  );
   return {
+    children: withEvents.records[0].Events,
     aggregate: counted.records[0],
     grouped: grouped.records,
     firstUpsert,

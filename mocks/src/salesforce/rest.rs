@@ -107,7 +107,8 @@ impl IntoResponse for Reply {
 /// Open query cursors (snapshots of result rows), oldest evicted first.
 #[derive(Debug, Default)]
 pub(crate) struct Cursors {
-    open: HashMap<String, Arc<Vec<Value>>>,
+    /// A query's rows and the page size they are handed out in.
+    open: HashMap<String, (Arc<Vec<Value>>, usize)>,
     order: VecDeque<String>,
     next: u64,
 }
@@ -115,7 +116,7 @@ pub(crate) struct Cursors {
 const MAX_CURSORS: usize = 50;
 
 impl Cursors {
-    fn open(&mut self, rows: Arc<Vec<Value>>, org_seed: u64) -> String {
+    fn open(&mut self, rows: Arc<Vec<Value>>, page: usize, org_seed: u64) -> String {
         self.next += 1;
         let locator = ids::make_id(
             "01g",
@@ -123,7 +124,7 @@ impl Cursors {
             org_seed.wrapping_mul(1_000_003) % 1_000_000 + self.next,
         )[..15]
             .to_string();
-        self.open.insert(locator.clone(), rows);
+        self.open.insert(locator.clone(), (rows, page));
         self.order.push_back(locator.clone());
         while self.order.len() > MAX_CURSORS {
             if let Some(old) = self.order.pop_front() {
@@ -132,7 +133,7 @@ impl Cursors {
         }
         locator
     }
-    fn get(&self, locator: &str) -> Option<Arc<Vec<Value>>> {
+    fn get(&self, locator: &str) -> Option<(Arc<Vec<Value>>, usize)> {
         self.open.get(locator).cloned()
     }
 }
@@ -514,16 +515,24 @@ fn describe(org: &Org, obj: &ObjectDef, v: &str) -> Reply {
             })
         })
         .collect();
+    let named = org.schema.child_relationships(&obj.name);
     let children: Vec<Value> = org
         .schema
         .objects()
         .iter()
         .flat_map(|child| {
+            let named = &named;
             child
                 .fields
                 .iter()
                 .filter(|f| f.reference_to.iter().any(|t| t.eq_ignore_ascii_case(&obj.name)) && !f.system)
-                .map(move |f| json!({"childSObject": child.name, "field": f.name, "cascadeDelete": false, "relationshipName": null}))
+                .map(move |f| {
+                    let name = named
+                        .iter()
+                        .find(|(_, c, rf)| c.name == child.name && rf.name == f.name)
+                        .map(|(n, ..)| n.clone());
+                    json!({"childSObject": child.name, "field": f.name, "cascadeDelete": false, "relationshipName": name})
+                })
         })
         .collect();
     let mut body = object_summary(obj, v);
@@ -867,15 +876,26 @@ fn upsert(
     }
 }
 
+/// `Sforce-Query-Options: batchSize=n`: the page size a client asks for, within
+/// Salesforce's 200 to 2,000.
+fn batch_size(headers: &http::HeaderMap) -> Option<usize> {
+    let options = headers.get("sforce-query-options")?.to_str().ok()?;
+    let n = (options.split(',').map(str::trim))
+        .find_map(|o| o.strip_prefix("batchSize="))?
+        .trim()
+        .parse::<usize>()
+        .ok()?;
+    Some(n.clamp(200, 2000))
+}
+
 fn page_reply(
-    st: &SfState,
     rows: Arc<Vec<Value>>,
+    page: usize,
     locator: Option<String>,
     offset: usize,
     v: &str,
     kind: &str,
 ) -> Reply {
-    let page = st.config.query_page_size;
     let end = (offset + page).min(rows.len());
     let records: Vec<Value> = rows[offset.min(rows.len())..end].to_vec();
     let done = end >= rows.len();
@@ -915,12 +935,13 @@ fn run_query(st: &SfState, org: &Org, call: &Call<'_>, v: &str, all: bool) -> Re
         ),
         Ok(Outcome::Rows(rows)) => {
             let kind = if all { "queryAll" } else { "query" };
-            if rows.len() > st.config.query_page_size {
+            let page = batch_size(call.headers).unwrap_or(st.config.query_page_size);
+            if rows.len() > page {
                 let rows = Arc::new(rows);
-                let locator = st.cursors.lock().open(rows.clone(), st.config.seed);
-                page_reply(st, rows, Some(locator), 0, v, kind)
+                let locator = st.cursors.lock().open(rows.clone(), page, st.config.seed);
+                page_reply(rows, page, Some(locator), 0, v, kind)
             } else {
-                page_reply(st, Arc::new(rows), None, 0, v, kind)
+                page_reply(Arc::new(rows), page, None, 0, v, kind)
             }
         }
     }
@@ -940,11 +961,11 @@ fn next_page(st: &SfState, locator: &str, v: &str, kind: &str) -> Reply {
     let Ok(offset) = offset.parse::<usize>() else {
         return invalid().into();
     };
-    let Some(rows) = st.cursors.lock().get(loc) else {
+    let Some((rows, page)) = st.cursors.lock().get(loc) else {
         return invalid().into();
     };
     if offset > rows.len() {
         return invalid().into();
     }
-    page_reply(st, rows, Some(loc.to_string()), offset, v, kind)
+    page_reply(rows, page, Some(loc.to_string()), offset, v, kind)
 }

@@ -492,6 +492,53 @@ impl OrgSchema {
     pub fn objects(&self) -> &[ObjectDef] {
         &self.objects
     }
+
+    /// The child relationships of an object, as a parent's describe lists them and a child
+    /// subquery names them: `(name, child object, the child's reference field)`. Standard
+    /// children are named by the plural of their object (`Contacts`, `Cases`, `Events`), a
+    /// custom child `Visit__c` by `Visits__r`; when one child refers to the parent by more than
+    /// one field, the first field in the schema's order has the name.
+    pub fn child_relationships(&self, parent: &str) -> Vec<(String, &ObjectDef, &FieldDef)> {
+        let mut out: Vec<(String, &ObjectDef, &FieldDef)> = vec![];
+        for child in &self.objects {
+            let refs = child.fields.iter().filter(|f| {
+                !f.system
+                    && f.reference_to
+                        .iter()
+                        .any(|t| t.eq_ignore_ascii_case(parent))
+            });
+            for f in refs {
+                let name = plural_relationship(&child.name);
+                if !out.iter().any(|(n, ..)| n.eq_ignore_ascii_case(&name)) {
+                    out.push((name, child, f));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `Contact` → `Contacts`, `Opportunity` → `Opportunities`, `Visit__c` → `Visits__r`.
+fn plural_relationship(object: &str) -> String {
+    let (stem, custom) = match object.strip_suffix("__c") {
+        Some(stem) => (stem, true),
+        None => (object, false),
+    };
+    let plural = if let Some(base) = stem
+        .strip_suffix('y')
+        .filter(|b| !b.ends_with(['a', 'e', 'o', 'u']))
+    {
+        format!("{base}ies")
+    } else if stem.ends_with('s') || stem.ends_with('x') {
+        format!("{stem}es")
+    } else {
+        format!("{stem}s")
+    };
+    if custom {
+        format!("{plural}__r")
+    } else {
+        plural
+    }
 }
 
 fn valid_api_name(name: &str) -> bool {

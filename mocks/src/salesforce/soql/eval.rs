@@ -508,7 +508,13 @@ impl Ctx<'_> {
         }
     }
 
-    fn render(&self, obj: &ObjectDef, r: &Record, fields: &[Bound], version: &str) -> Value {
+    pub(super) fn render(
+        &self,
+        obj: &ObjectDef,
+        r: &Record,
+        fields: &[Bound],
+        version: &str,
+    ) -> Value {
         let mut out = Map::new();
         out.insert(
             "attributes".into(),
@@ -628,6 +634,14 @@ pub fn execute_on(
             ));
         }
     }
+    if !q.children.is_empty() && !matches!(q.select, Selection::Fields(_)) {
+        return Err(SoqlError::at(
+            "MALFORMED_QUERY",
+            "child subqueries go with a field list, not with COUNT() or aggregates",
+            q.from_pos,
+        ));
+    }
+    let children = super::children::bind_children(&on, q, data)?;
     let ctx = Ctx {
         schema,
         data,
@@ -658,15 +672,23 @@ pub fn execute_on(
         .take(q.limit.unwrap_or(usize::MAX));
     Ok(match q.select {
         Selection::Count => Outcome::Count(rows.count()),
-        Selection::Fields(_) | Selection::Aggregate(_) => {
-            Outcome::Rows(rows.map(|r| ctx.render(obj, r, &fields, version)).collect())
-        }
+        Selection::Fields(_) | Selection::Aggregate(_) => Outcome::Rows(
+            rows.map(|r| {
+                let mut row = ctx.render(obj, r, &fields, version);
+                for child in &children {
+                    let (name, value) = child.render(&ctx, r, version);
+                    row[name] = value;
+                }
+                row
+            })
+            .collect(),
+        ),
     })
 }
 
 /// The selected fields bound to the schema (none for `COUNT()`); a field selected twice is
 /// Salesforce's `duplicate field selected`.
-fn bind_selection(
+pub(super) fn bind_selection(
     schema: &OrgSchema,
     obj: &ObjectDef,
     select: &Selection,
@@ -697,7 +719,7 @@ fn bind_selection(
 }
 
 /// Items in `ORDER BY` order: keys computed once per item, then a stable sort.
-fn sort_by<T>(
+pub(super) fn sort_by<T>(
     items: Vec<T>,
     order: &[(Bound, bool, bool)],
     key: impl Fn(&T, &Bound) -> Cv,

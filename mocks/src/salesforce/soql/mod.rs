@@ -3,7 +3,8 @@
 //!
 //! Supported: field lists with one level of parent relationship (`Who.Name`), `COUNT()`,
 //! aggregates (`COUNT(f)`, `COUNT_DISTINCT`, `SUM`, `AVG`, `MIN`, `MAX`, aliases) with
-//! `GROUP BY` and `HAVING` (in `aggregate`),
+//! `GROUP BY` and `HAVING` (in `aggregate`), child subqueries (`(SELECT Id FROM Events)`, in
+//! `children`),
 //! `WHERE` with `= != <> < > <= >= LIKE IN NOT IN`, `AND`/`OR`/`NOT`, parentheses, `NULL`,
 //! string/number/boolean/date/datetime literals, relative date literals (`TODAY`,
 //! `LAST_N_DAYS:n`, `THIS_MONTH`, … in `dates`), `ORDER BY … ASC|DESC NULLS FIRST|LAST`,
@@ -12,6 +13,7 @@
 //! [`parser::MAX_NESTING`], are `MALFORMED_QUERY`.
 
 mod aggregate;
+mod children;
 pub mod dates;
 pub mod eval;
 pub mod parser;
@@ -231,6 +233,8 @@ pub struct Query {
     pub limit: Option<usize>,
     /// Rows to skip.
     pub offset: Option<usize>,
+    /// Child subqueries: `(SELECT Id FROM Events)`, `from` naming the child relationship.
+    pub children: Vec<Query>,
 }
 
 /// A query error with Salesforce's code and the position it points at.

@@ -245,6 +245,8 @@ struct Parser {
     i: usize,
     /// Current nesting of `(` and `NOT`.
     depth: usize,
+    /// Inside a child subquery (which cannot hold another).
+    nested: bool,
 }
 
 impl Parser {
@@ -375,9 +377,11 @@ impl Parser {
         }))
     }
 
-    fn query(&mut self) -> Result<Query, SoqlError> {
+    /// `SELECT … [LIMIT n] [OFFSET n]`, the whole query or a child subquery.
+    fn statement(&mut self) -> Result<Query, SoqlError> {
         self.expect_kw("select")?;
         let tok_at = |k: usize| self.toks.get(self.i + k).map(|t| &t.tok);
+        let mut children = vec![];
         let count_only = self.is_kw("count")
             && tok_at(1) == Some(&Tok::LParen)
             && tok_at(2) == Some(&Tok::RParen);
@@ -392,7 +396,17 @@ impl Parser {
                 self.next();
                 items.push(self.select_item()?);
             }
-            selection(items)
+            children = items
+                .iter_mut()
+                .filter_map(|i| match i {
+                    Item::Sub(q) => q.take().map(|q| *q),
+                    Item::Plain(_) => None,
+                })
+                .collect();
+            selection(items.into_iter().filter_map(|i| match i {
+                Item::Plain(a) => Some(a),
+                Item::Sub(_) => None,
+            }))
         };
         self.expect_kw("from")?;
         let (from, from_pos) = self.ident()?;
@@ -457,9 +471,6 @@ impl Parser {
         } else {
             None
         };
-        if self.peek().tok != Tok::Eof {
-            return Err(self.unexpected());
-        }
         let select = match select {
             Selection::Fields(fields) if !group_by.is_empty() => {
                 Selection::Aggregate(fields.into_iter().map(AggItem::Group).collect())
@@ -476,19 +487,41 @@ impl Parser {
             order,
             limit,
             offset,
+            children,
         })
     }
 
-    fn select_item(&mut self) -> Result<AggItem, SoqlError> {
-        if self.peek().tok == Tok::LParen {
+    /// `(SELECT … FROM Events …)` in a select list, the `(` next.
+    fn subquery(&mut self) -> Result<Query, SoqlError> {
+        let open = self.next();
+        if self.nested {
             return Err(SoqlError::at(
                 "MALFORMED_QUERY",
-                "subqueries are not supported by this mock",
-                self.peek().pos,
+                "Nesting of semi join sub-selects is not supported",
+                open.pos,
             ));
         }
+        self.nested = true;
+        let q = self.statement();
+        self.nested = false;
+        let q = q?;
+        if !matches!(q.select, Selection::Fields(_)) || !q.group_by.is_empty() {
+            return Err(SoqlError::at(
+                "MALFORMED_QUERY",
+                "a child subquery selects fields only",
+                open.pos,
+            ));
+        }
+        self.expect(Tok::RParen)?;
+        Ok(q)
+    }
+
+    fn select_item(&mut self) -> Result<Item, SoqlError> {
+        if self.peek().tok == Tok::LParen {
+            return Ok(Item::Sub(Some(Box::new(self.subquery()?))));
+        }
         let Some(call) = self.agg_call()? else {
-            return Ok(AggItem::Group(self.field_path()?));
+            return Ok(Item::Plain(AggItem::Group(self.field_path()?)));
         };
         let alias = match &self.peek().tok {
             Tok::Ident(s) if !RESERVED.contains(&s.to_ascii_lowercase().as_str()) => {
@@ -496,7 +529,7 @@ impl Parser {
             }
             _ => None,
         };
-        Ok(AggItem::Call { call, alias })
+        Ok(Item::Plain(AggItem::Call { call, alias }))
     }
 
     /// `SUM(field)` when the next tokens are an aggregate function and `(`.
@@ -668,9 +701,17 @@ impl Parser {
     }
 }
 
+/// One item of a select list as parsed: a field or aggregate, or a child subquery.
+enum Item {
+    Plain(AggItem),
+    /// Taken out into [`Query::children`] once the list is read.
+    Sub(Option<Box<Query>>),
+}
+
 /// The select list as written: fields only, or an aggregate query once one item is an
 /// aggregate.
-fn selection(items: Vec<AggItem>) -> Selection {
+fn selection(items: impl Iterator<Item = AggItem>) -> Selection {
+    let items: Vec<AggItem> = items.collect();
     if items.iter().any(|i| matches!(i, AggItem::Call { .. })) {
         return Selection::Aggregate(items);
     }
@@ -741,8 +782,13 @@ pub fn parse(src: &str) -> Result<Query, SoqlError> {
         toks,
         i: 0,
         depth: 0,
+        nested: false,
     };
-    p.query()
+    let q = p.statement()?;
+    if p.peek().tok != Tok::Eof {
+        return Err(p.unexpected());
+    }
+    Ok(q)
 }
 
 #[cfg(test)]
