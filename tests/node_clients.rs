@@ -75,6 +75,8 @@ async fn jsforce_collections_upsert_and_retrieve_unmodified() {
         "ALL_OR_NONE_OPERATION_ROLLED_BACK"
     );
     assert_eq!(out["afterRollback"], 0, "the allOrNone upsert left nothing");
+    assert!(out["updated"]["ids"].is_array(), "{out}");
+    assert!(out["updated"]["latestDateCovered"].is_string(), "{out}");
     assert_eq!(out["children"]["totalSize"], 1, "{out}");
     assert_eq!(out["children"]["records"][0]["Subject"], "Checkup");
     assert_eq!(out["aggregate"]["n"], 4, "{out}");

@@ -1,6 +1,7 @@
 //! A real client, unmodified: simple-salesforce (Python) logs in to the mock over HTTPS with
 //! SOAP, creates a Contact, queries it back with SOQL, updates it, then survives a session
-//! expiry by logging in again. The Python venv comes from tests/python/setup-venv.sh.
+//! expiry by logging in again; it also polls `updated` and `deleted` for the last hour. The
+//! Python venv comes from tests/python/setup-venv.sh.
 
 mod support;
 
@@ -9,6 +10,30 @@ use std::path::Path;
 use support::venv_python;
 
 use crashcart_mocks::{MockSalesforce, TlsMaterial};
+
+/// A Contact written 20 minutes ago and one written 40 minutes ago and deleted 10 minutes
+/// ago, on the org's clock (replication polling only covers whole past minutes).
+fn backdated_contacts(sf: &MockSalesforce) -> (String, String) {
+    use crashcart_mocks::salesforce::store::Actor;
+    let at = |mins: i64| Actor {
+        user_id: "005000000000001AAA".into(),
+        username: None,
+        now: chrono::Utc::now() - chrono::Duration::minutes(mins),
+        at_us: 0,
+    };
+    sf.handle().with_org_mut(|o| {
+        let obj = o.schema.object("Contact").unwrap().clone();
+        let mut create = |last: &str, mins| {
+            let mut values = serde_json::Map::new();
+            values.insert("LastName".into(), serde_json::json!(last));
+            o.data.create(&o.schema, &obj, values, &at(mins)).unwrap()
+        };
+        let kept = create("Kept", 20);
+        let gone = create("Gone", 40);
+        o.data.delete(&obj, &gone, &at(10)).unwrap();
+        (kept, gone)
+    })
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simple_salesforce_works_unmodified_and_recovers_from_session_expiry() {
@@ -20,6 +45,7 @@ async fn simple_salesforce_works_unmodified_and_recovers_from_session_expiry() {
         .start()
         .await
         .unwrap();
+    let (kept, gone) = backdated_contacts(&sf);
     let dir = std::env::temp_dir().join(format!("crashcart-sfpy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = tls.write_cert(&dir.join("ca.pem")).unwrap();
@@ -56,9 +82,16 @@ async fn simple_salesforce_works_unmodified_and_recovers_from_session_expiry() {
     assert_eq!(out["query"]["records"][0]["Id"], id);
     assert_eq!(out["query"]["records"][0]["LastName"], "Synthetic");
     assert_eq!(
-        out["aggregate"], 1,
-        "COUNT(Id) with a relative date literal"
+        out["aggregate"], 2,
+        "COUNT(Id) with a relative date literal: Ada and the backdated Contact"
     );
+    assert_eq!(
+        out["updated"]["ids"],
+        serde_json::json!([kept]),
+        "{}",
+        out["updated"]
+    );
+    assert_eq!(out["deleted"]["deletedRecords"][0]["id"], gone.as_str());
     assert_eq!(out["update_status"], 204);
     assert_eq!(out["after_update"]["FirstName"], "Grace");
     assert!(

@@ -645,3 +645,105 @@ async fn a_bounded_write_log_keeps_the_newest_writes() {
     assert!(logged >= 100, "{state}");
     assert_eq!(writes.last().unwrap().seq + 1, logged);
 }
+
+/// Write `LastName` records as of `minutes_ago` on the org's clock (replication reads what
+/// changed in past minutes); `delete_minutes_ago` deletes one of them later.
+fn backdated(org: &Org, names: &[(&str, i64, Option<i64>)]) -> Vec<String> {
+    let now = chrono::Utc::now();
+    names
+        .iter()
+        .map(|(last, created, deleted)| {
+            org.sf.handle().with_org_mut(|o| {
+                let obj = o.schema.object("Contact").unwrap().clone();
+                let actor = |ago: i64| crashcart_mocks::salesforce::store::Actor {
+                    user_id: "005000000000001AAA".into(),
+                    username: None,
+                    now: now - chrono::Duration::minutes(ago),
+                    at_us: 0,
+                };
+                let mut values = serde_json::Map::new();
+                values.insert("LastName".into(), json!(last));
+                let id = o
+                    .data
+                    .create(&o.schema, &obj, values, &actor(*created))
+                    .unwrap();
+                if let Some(ago) = deleted {
+                    o.data.delete(&obj, &id, &actor(*ago)).unwrap();
+                }
+                id
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn updated_and_deleted_list_what_changed_in_a_window() {
+    let org = Org::start().await;
+    let ids = backdated(
+        &org,
+        &[
+            ("Old", 120, None),
+            ("Recent", 10, None),
+            ("Gone", 30, Some(5)),
+        ],
+    );
+    let iso = |mins: i64| {
+        (chrono::Utc::now() - chrono::Duration::minutes(mins))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let updated = org
+        .get(&format!(
+            "/sobjects/Contact/updated/?start={}&end={}",
+            iso(60),
+            iso(-5)
+        ))
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.text);
+    assert_eq!(updated.json["ids"], json!([ids[1]]), "{}", updated.text);
+    let covered = updated.json["latestDateCovered"].as_str().unwrap();
+    assert!(
+        covered.ends_with(":00.000+0000"),
+        "whole minutes: {covered}"
+    );
+    let deleted = org
+        .get(&format!(
+            "/sobjects/Contact/deleted/?start={}&end={}",
+            iso(60),
+            iso(0)
+        ))
+        .await;
+    assert_eq!(
+        deleted.json["deletedRecords"][0]["id"],
+        ids[2].as_str(),
+        "{}",
+        deleted.text
+    );
+    assert!(deleted.json["deletedRecords"][0]["deletedDate"].is_string());
+    assert!(deleted.json["earliestDateAvailable"].is_string());
+    for (query, code) in [
+        (
+            format!("start={}&end={}", iso(10), iso(10)),
+            "INVALID_REPLICATION_DATE",
+        ),
+        (
+            format!("start={}&end={}", iso(60 * 24 * 31), iso(0)),
+            "INVALID_REPLICATION_DATE",
+        ),
+        (format!("start={}", iso(10)), "MISSING_ARGUMENT"),
+        (
+            "start=yesterday&end=today".to_string(),
+            "INVALID_REPLICATION_DATE",
+        ),
+    ] {
+        let r = org
+            .get(&format!("/sobjects/Contact/updated/?{query}"))
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.error_code()),
+            (400, code),
+            "{query}: {}",
+            r.text
+        );
+    }
+}

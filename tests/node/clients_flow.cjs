@@ -77,7 +77,12 @@ async function collections() {
   const withEvents = await conn.query(
     `SELECT LastName, (SELECT Subject FROM Events) FROM Contact WHERE Id = '${ids[0]}'`,
   );
+  // Replication polling through jsforce's own method (records of this minute are not yet
+  // covered: Salesforce covers whole past minutes).
+  const now = new Date();
+  const updated = await contacts.updated(new Date(now.getTime() - 3600e3), now);
   return {
+    updated,
     children: withEvents.records[0].Events,
     aggregate: counted.records[0],
     grouped: grouped.records,

@@ -11,6 +11,7 @@ mock's own history.
 """
 
 import argparse
+from datetime import datetime, timedelta, timezone
 import json
 import sys
 
@@ -50,6 +51,12 @@ def main():
         version="59.0",
     )
     out = {"instance": sf.sf_instance, "session_before": sf.session_id[:15]}
+
+    # Replication polling over the last hour (the Rust test wrote records in it).
+    end = datetime.now(timezone.utc)
+    start = end - timedelta(hours=1)
+    out["updated"] = sf.Contact.updated(start, end)
+    out["deleted"] = sf.Contact.deleted(start, end)
 
     created = sf.Contact.create(
         {"FirstName": "Ada", "LastName": "Synthetic", "Patient_External_Id__c": args.external_id}

@@ -86,6 +86,7 @@ pub const OPERATIONS: &[&str] = &[
     "sobject.update",
     "sobject.delete",
     "sobject.upsert",
+    "sobject.replication",
     "query",
     "queryAll",
     "composite",
@@ -151,6 +152,10 @@ pub(crate) fn classify(method: &Method, path: &str) -> RouteInfo {
                 ["sobjects", o, "describe"] => {
                     info.sobject = Some(o.to_string());
                     "sobject.describe"
+                }
+                ["sobjects", o, "updated" | "deleted"] if m == "GET" => {
+                    info.sobject = Some(o.to_string());
+                    "sobject.replication"
                 }
                 ["sobjects", o, id] => {
                     info.sobject = Some(o.to_string());
@@ -519,6 +524,7 @@ mod operation_names {
             ("PATCH", "/services/data/v59.0/sobjects/Contact/003"),
             ("DELETE", "/services/data/v59.0/sobjects/Contact/003"),
             ("PATCH", "/services/data/v59.0/sobjects/Contact/Ext__c/1"),
+            ("GET", "/services/data/v59.0/sobjects/Contact/updated"),
             ("GET", "/services/data/v59.0/query"),
             ("GET", "/services/data/v59.0/queryAll"),
             ("POST", "/services/data/v59.0/composite"),

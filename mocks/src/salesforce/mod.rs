@@ -8,6 +8,7 @@
 //! - `rest`: the data API under `/services/data`; `soql`: the query language; `composite`
 //!   (`/composite`) and `collections` (`/composite/sobjects`: create, update, upsert by
 //!   external id, delete, retrieve).
+//! - `replication`: `updated`/`deleted` polling windows.
 //! - `middleware`: history, fault hook, version/auth/quota gates around every request.
 //! - `control`: the `/__crashcart/` namespace for tooling.
 //! - `errors`: Salesforce-shaped error bodies.
@@ -21,6 +22,7 @@ pub mod errors;
 pub mod ids;
 mod middleware;
 mod oauth;
+mod replication;
 mod rest;
 pub mod schema;
 mod soap;

@@ -278,6 +278,14 @@ pub(crate) fn dispatch_read(st: &SfState, org: &Org, ctx: &AuthCtx, call: &Call<
             None => SfError::not_found().into(),
             Some(obj) => describe(org, obj, &v),
         },
+        ["sobjects", o, "updated"] => match org.schema.object(o) {
+            None => SfError::not_found().into(),
+            Some(obj) => super::replication::updated(st, org, obj, call),
+        },
+        ["sobjects", o, "deleted"] => match org.schema.object(o) {
+            None => SfError::not_found().into(),
+            Some(obj) => super::replication::deleted(st, org, obj, call),
+        },
         ["sobjects", o, id] => match org.schema.object(o) {
             None => SfError::not_found().into(),
             Some(obj) => get_record(org, obj, id, call, &v),
