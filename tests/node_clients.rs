@@ -1,6 +1,7 @@
 //! Real Node clients, unmodified, against the mocks over real sockets: jsforce 3's sObject
 //! Collections (`sobject().upsert([records], extIdField)`, `sobject().retrieve([ids])`) and
-//! aggregate SOQL with relative dates and child subqueries (`query`), and
+//! aggregate SOQL with relative dates and child subqueries (`query`), SOSL (`search`),
+//! replication polling (`updated`), and
 //! openai-node's `runTools` agent loop. The packages are the zoo's, installed from its
 //! lockfile by zoo/node-jsforce/setup.sh (Node.js 20 with npm).
 
@@ -75,6 +76,11 @@ async fn jsforce_collections_upsert_and_retrieve_unmodified() {
         "ALL_OR_NONE_OPERATION_ROLLED_BACK"
     );
     assert_eq!(out["afterRollback"], 0, "the allOrNone upsert left nothing");
+    assert_eq!(
+        out["found"][0]["Patient_External_Id__c"], "CC-NODE-1",
+        "{out}"
+    );
+    assert_eq!(out["found"].as_array().map(Vec::len), Some(1));
     assert!(out["updated"]["ids"].is_array(), "{out}");
     assert!(out["updated"]["latestDateCovered"].is_string(), "{out}");
     assert_eq!(out["children"]["totalSize"], 1, "{out}");

@@ -92,6 +92,9 @@ async fn simple_salesforce_works_unmodified_and_recovers_from_session_expiry() {
         out["updated"]
     );
     assert_eq!(out["deleted"]["deletedRecords"][0]["id"], gone.as_str());
+    assert_eq!(out["search"][0]["Id"], id, "{}", out["search"]);
+    assert_eq!(out["search"][0]["LastName"], "Synthetic");
+    assert_eq!(out["quick_search"], 1);
     assert_eq!(out["update_status"], 204);
     assert_eq!(out["after_update"]["FirstName"], "Grace");
     assert!(

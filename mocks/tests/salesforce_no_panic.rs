@@ -409,6 +409,31 @@ proptest! {
         check_direct(&words.join(" "))?;
     }
 
+    /// SOSL: any `q` is a result or Salesforce's error, never a panic or a hang.
+    #[test]
+    fn searches_answer_as_salesforce_does(
+        words in prop::collection::vec(prop_oneof![
+            prop::sample::select(vec!["FIND", "{", "}", "hop*", "?a", "\"a b\"", "OR", "IN", "NAME", "FIELDS", "RETURNING", "Contact", "(", ")", "Id,", "LastName", "WHERE", "LastName = 'x'", "LIMIT", "2", ","]).prop_map(str::to_string),
+            "\\PC{0,4}",
+        ], 0..30)
+    ) {
+        let q = words.join(" ");
+        let f = fixture();
+        let path = format!(
+            "/services/data/v59.0/search?q={}",
+            percent_encoding::utf8_percent_encode(&q, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let (status, v) = f.rt.block_on(send(&f.app, "GET", &path, None, &f.token, vec![]));
+        match status {
+            200 => prop_assert!(v["searchRecords"].is_array(), "{q:?}: {v}"),
+            400 => {
+                let code = v[0]["errorCode"].as_str().unwrap_or("");
+                prop_assert!(code == "MALFORMED_SEARCH" || QUERY_CODES.contains(&code), "{q:?}: {v}");
+            }
+            other => prop_assert!(false, "{q:?}: status {other}: {v}"),
+        }
+    }
+
     #[test]
     fn near_valid_queries_answer_as_salesforce_does(q in near_valid_query()) {
         check_direct(&q)?;

@@ -747,3 +747,97 @@ async fn updated_and_deleted_list_what_changed_in_a_window() {
         );
     }
 }
+
+#[tokio::test]
+async fn sosl_search_and_parameterized_search() {
+    let org = Org::start().await;
+    let h = org.sf.handle();
+    let grace = h
+        .insert(
+            "Contact",
+            json!({"FirstName": "Grace", "LastName": "Hopper", "Email": "grace@navy.example"}),
+        )
+        .unwrap();
+    h.insert(
+        "Contact",
+        json!({"FirstName": "Alan", "LastName": "Turing"}),
+    )
+    .unwrap();
+    h.insert("Account", json!({"Name": "Hopper Clinic"}))
+        .unwrap();
+    let search = |q: &str| {
+        let path = format!(
+            "/search?q={}",
+            q.replace(' ', "+").replace('{', "%7B").replace('}', "%7D")
+        );
+        let org = &org;
+        async move { org.get(&path).await }
+    };
+    let r = search("FIND {hopper}").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let types: Vec<&str> = (r.json["searchRecords"].as_array().unwrap().iter())
+        .filter_map(|x| x["attributes"]["type"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"Contact") && types.contains(&"Account"),
+        "{}",
+        r.text
+    );
+    let r = search("FIND {hopper} IN NAME FIELDS RETURNING Contact(FirstName, LastName)").await;
+    let recs = r.json["searchRecords"].as_array().unwrap();
+    assert_eq!(recs.len(), 1, "{}", r.text);
+    assert_eq!(recs[0]["FirstName"], "Grace");
+    assert!(
+        recs[0].get("Id").is_none(),
+        "only the fields asked for: {}",
+        recs[0]
+    );
+    let r = search("FIND {grace@navy.example} IN EMAIL FIELDS RETURNING Contact(Id)").await;
+    assert_eq!(
+        r.json["searchRecords"][0]["Id"],
+        grace.as_str(),
+        "{}",
+        r.text
+    );
+    let r =
+        search("FIND {tur*} RETURNING Contact(LastName WHERE FirstName = 'Alan' LIMIT 1)").await;
+    assert_eq!(
+        r.json["searchRecords"][0]["LastName"], "Turing",
+        "{}",
+        r.text
+    );
+    for (q, code) in [
+        ("FIND hopper", "MALFORMED_SEARCH"),
+        ("FIND {h}", "MALFORMED_SEARCH"),
+        ("FIND {hopper} RETURNING Contact(Nope__c)", "INVALID_FIELD"),
+        ("FIND {hopper} RETURNING Patient", "INVALID_TYPE"),
+    ] {
+        let r = search(q).await;
+        assert_eq!(
+            (r.status.as_u16(), r.error_code()),
+            (400, code),
+            "{q}: {}",
+            r.text
+        );
+    }
+    let p = org
+        .post(
+            "/parameterizedSearch",
+            json!({"q": "hopper", "in": "NAME", "sobjects": [{"name": "Contact", "fields": ["Id", "LastName"]}]}),
+        )
+        .await;
+    assert_eq!(
+        p.json["searchRecords"][0]["Id"],
+        grace.as_str(),
+        "{}",
+        p.text
+    );
+    let g = org
+        .get("/parameterizedSearch?q=hopper&sobject=Account&Account.fields=Name")
+        .await;
+    assert_eq!(
+        g.json["searchRecords"][0]["Name"], "Hopper Clinic",
+        "{}",
+        g.text
+    );
+}

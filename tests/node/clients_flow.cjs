@@ -81,7 +81,11 @@ async function collections() {
   // covered: Salesforce covers whole past minutes).
   const now = new Date();
   const updated = await contacts.updated(new Date(now.getTime() - 3600e3), now);
+  const found = await conn.search(
+    'FIND {Grace} IN NAME FIELDS RETURNING Contact(Id, FirstName, Patient_External_Id__c)',
+  );
   return {
+    found: found.searchRecords,
     updated,
     children: withEvents.records[0].Events,
     aggregate: counted.records[0],

@@ -69,6 +69,8 @@ def main():
     )
     out["query"] = sf.query(soql)
 
+    out["search"] = sf.search("FIND {Synthetic} RETURNING Contact(Id, LastName)")["searchRecords"]
+    out["quick_search"] = len(sf.quick_search("Synthetic")["searchRecords"])
     out["aggregate"] = sf.query(
         "SELECT COUNT(Id) n FROM Contact WHERE CreatedDate = LAST_N_DAYS:1"
     )["records"][0]["n"]

@@ -89,6 +89,7 @@ pub const OPERATIONS: &[&str] = &[
     "sobject.replication",
     "query",
     "queryAll",
+    "search",
     "composite",
     "composite.sobjects",
     "unknown",
@@ -177,6 +178,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> RouteInfo {
                     }
                 }
                 ["query"] | ["query", _] => "query",
+                ["search"] | ["parameterizedSearch"] => "search",
                 ["queryAll"] | ["queryAll", _] => "queryAll",
                 ["composite"] => "composite",
                 ["composite", "sobjects", o, ..] => {
@@ -527,6 +529,7 @@ mod operation_names {
             ("GET", "/services/data/v59.0/sobjects/Contact/updated"),
             ("GET", "/services/data/v59.0/query"),
             ("GET", "/services/data/v59.0/queryAll"),
+            ("GET", "/services/data/v59.0/search"),
             ("POST", "/services/data/v59.0/composite"),
             ("POST", "/services/data/v59.0/composite/sobjects"),
             ("GET", "/services/data/v59.0/nothing/here"),

@@ -8,7 +8,7 @@
 //! - `rest`: the data API under `/services/data`; `soql`: the query language; `composite`
 //!   (`/composite`) and `collections` (`/composite/sobjects`: create, update, upsert by
 //!   external id, delete, retrieve).
-//! - `replication`: `updated`/`deleted` polling windows.
+//! - `replication`: `updated`/`deleted` polling windows. `sosl`: search and parameterized search.
 //! - `middleware`: history, fault hook, version/auth/quota gates around every request.
 //! - `control`: the `/__crashcart/` namespace for tooling.
 //! - `errors`: Salesforce-shaped error bodies.
@@ -27,6 +27,7 @@ mod rest;
 pub mod schema;
 mod soap;
 pub mod soql;
+mod sosl;
 pub mod store;
 pub mod validate;
 

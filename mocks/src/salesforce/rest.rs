@@ -298,6 +298,24 @@ pub(crate) fn dispatch_read(st: &SfState, org: &Org, ctx: &AuthCtx, call: &Call<
             },
         },
         ["query"] | ["queryAll"] => run_query(st, org, call, &v, segs[0] == "queryAll"),
+        ["search"] => {
+            let q = call.query.as_deref().unwrap_or("").as_bytes();
+            let today = st.clock.wall().date_naive();
+            match form_value(q, "q") {
+                None => SfError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MALFORMED_SEARCH",
+                    "No search term found. The search term must be enclosed in braces.",
+                )
+                .into(),
+                Some(q) => search_reply(super::sosl::search(org, &q, &v, today)),
+            }
+        }
+        ["parameterizedSearch"] => {
+            let params = search_params(call.query.as_deref().unwrap_or(""));
+            let today = st.clock.wall().date_naive();
+            search_reply(super::sosl::parameterized(org, &params, &v, today))
+        }
         ["query", locator] | ["queryAll", locator] => next_page(st, locator, &v, segs[0]),
         ["composite", "sobjects", o] => super::collections::retrieve(st, org, ctx, o, call),
         _ => SfError::not_found().into(),
@@ -336,6 +354,11 @@ pub(crate) fn dispatch(st: &SfState, org: &mut Org, ctx: &AuthCtx, call: &Call<'
                 Err(r) => r,
             }
         }),
+        ("POST", ["parameterizedSearch"]) => {
+            let today = st.clock.wall().date_naive();
+            let params = body.clone().unwrap_or(Value::Null);
+            search_reply(super::sosl::parameterized(org, &params, &v, today))
+        }
         ("POST", ["composite"]) => super::composite::composite(st, org, ctx, body.as_ref()),
         (_, ["composite", "sobjects", ..]) => {
             super::collections::collection(st, org, ctx, call, body.as_ref())
@@ -882,6 +905,48 @@ fn upsert(
         ),
         Err(e) => e.into(),
     }
+}
+
+fn search_reply(result: Result<Value, SfError>) -> Reply {
+    match result {
+        Ok(v) => Reply::json(StatusCode::OK, v),
+        Err(e) => e.into(),
+    }
+}
+
+/// `GET /parameterizedSearch?q=…&sobject=Contact&Contact.fields=Id,Name&Contact.limit=5`
+/// as the JSON body `POST` takes.
+fn search_params(query: &str) -> Value {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let sobjects: Vec<Value> = (pairs.iter())
+        .filter(|(k, _)| k == "sobject")
+        .map(|(_, name)| {
+            let mut o = json!({"name": name});
+            if let Some(f) = get(&format!("{name}.fields")) {
+                o["fields"] = json!(f);
+            }
+            if let Some(n) = get(&format!("{name}.limit")).and_then(|n| n.parse::<u64>().ok()) {
+                o["limit"] = json!(n);
+            }
+            o
+        })
+        .collect();
+    let mut params = json!({"q": get("q").unwrap_or_default(), "sobjects": sobjects});
+    if let Some(scope) = get("in") {
+        params["in"] = json!(scope);
+    }
+    if let Some(n) = get("overallLimit").and_then(|n| n.parse::<u64>().ok()) {
+        params["overallLimit"] = json!(n);
+    }
+    params
 }
 
 /// `Sforce-Query-Options: batchSize=n`: the page size a client asks for, within
