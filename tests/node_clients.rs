@@ -1,7 +1,8 @@
 //! Real Node clients, unmodified, against the mocks over real sockets: jsforce 3's sObject
 //! Collections (`sobject().upsert([records], extIdField)`, `sobject().retrieve([ids])`) and
 //! aggregate SOQL with relative dates and child subqueries (`query`), SOSL (`search`),
-//! replication polling (`updated`), and
+//! replication polling (`updated`), Bulk API 2.0 (`bulk2.loadAndWaitForResults`,
+//! `bulk2.query`), and
 //! openai-node's `runTools` agent loop. The packages are the zoo's, installed from its
 //! lockfile by zoo/node-jsforce/setup.sh (Node.js 20 with npm).
 
@@ -93,6 +94,39 @@ async fn jsforce_collections_upsert_and_retrieve_unmodified() {
     // The mock's own record agrees with what the client saw.
     let contacts = sf.handle().records("Contact");
     assert_eq!(contacts.len(), 4, "{contacts:?}");
+}
+
+fn salesforce_env(
+    s: &crashcart_mocks::salesforce::ConnectionSettings,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("SALESFORCE_LOGIN_URL", s.login_url.clone()),
+        ("SALESFORCE_CLIENT_ID", s.client_id.clone()),
+        ("SALESFORCE_CLIENT_SECRET", s.client_secret.clone()),
+        ("SALESFORCE_USERNAME", s.username.clone()),
+        ("SALESFORCE_PASSWORD", s.password.clone()),
+        ("SALESFORCE_API_VERSION", s.api_version.clone()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsforce_bulk2_loads_and_queries_unmodified() {
+    let node = tokio::task::spawn_blocking(node).await.unwrap();
+    let sf = MockSalesforce::builder().seed(4).start().await.unwrap();
+    let env = salesforce_env(&sf.handle().connection_settings());
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = run_json(&node, &flow(), &["bulk"], &envs).await;
+    assert_eq!(out["successful"], 120, "{out}");
+    assert_eq!(out["failed"].as_array().map(Vec::len), Some(1), "{out}");
+    let error = out["failed"][0]["sf__Error"].as_str().unwrap_or("");
+    assert!(error.starts_with("REQUIRED_FIELD_MISSING"), "{out}");
+    assert_eq!(out["unprocessed"], 0);
+    assert_eq!(out["queried"], 120, "{out}");
+    assert!(
+        out["first"]["Id"].as_str().unwrap().starts_with("003"),
+        "{out}"
+    );
+    assert_eq!(sf.handle().records("Contact").len(), 120);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

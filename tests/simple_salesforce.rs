@@ -128,3 +128,66 @@ async fn simple_salesforce_works_unmodified_and_recovers_from_session_expiry() {
     sf.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// simple-salesforce's `bulk2`: an insert with one bad row, its failed and successful
+/// records, an upsert by external id, and a query paged by `max_records`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_salesforce_bulk2_loads_and_queries() {
+    let python = tokio::task::spawn_blocking(venv_python).await.unwrap();
+    let tls = TlsMaterial::self_signed().unwrap();
+    let sf = MockSalesforce::builder()
+        .seed(12)
+        .tls(tls.clone())
+        .start()
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("crashcart-bulk2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = tls.write_cert(&dir.join("ca.pem")).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/bulk2_flow.py");
+    let output = tokio::process::Command::new(&python)
+        .arg(&script)
+        .args([
+            "--base",
+            &sf.url(),
+            "--username",
+            "integration@crashcart.test",
+        ])
+        .args(["--password", "crashcart-Pa55", "--token", "CRASHCARTTOKEN"])
+        .env("REQUESTS_CA_BUNDLE", &ca)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "bulk2 flow failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let insert = &out["insert"][0];
+    assert_eq!(insert["numberRecordsProcessed"], 251, "{out}");
+    assert_eq!(insert["numberRecordsFailed"], 1);
+    assert_eq!(out["failed"][0]["Patient_External_Id__c"], "CC-BULK-X");
+    assert!(
+        out["failed"][0]["sf__Error"]
+            .as_str()
+            .unwrap()
+            .starts_with("REQUIRED_FIELD_MISSING"),
+        "{}",
+        out["failed"]
+    );
+    assert_eq!(out["successful"], 250);
+    assert_eq!(out["upsert"][0]["numberRecordsFailed"], 0, "{out}");
+    assert_eq!(out["query_count"], 250, "{out}");
+    assert_eq!(out["query_pages"], 3, "250 records at 100 a page");
+    assert_eq!(
+        out["query_first"]["FirstName"], "Grace",
+        "the upsert changed it"
+    );
+    let contacts = sf.handle().records("Contact");
+    assert_eq!(contacts.len(), 251, "250 inserted and one upserted new");
+    assert_eq!(sf.handle().bulk_records_today(), 253);
+    sf.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -841,3 +841,32 @@ async fn sosl_search_and_parameterized_search() {
         g.text
     );
 }
+
+/// A body between axum's default cap (2 MB) and the mock's limit (8 MB) reaches Salesforce's
+/// own validation; past the limit, Salesforce's 413 answer.
+#[tokio::test]
+async fn bodies_up_to_the_limit_are_read_whole() {
+    let org = Org::start().await;
+    let big = "x".repeat(3 * 1024 * 1024);
+    let r = org
+        .post(
+            "/sobjects/Contact",
+            json!({"LastName": "Big", "MailingCity": big}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", &r.text[..r.text.len().min(300)]);
+    assert_eq!(r.error_code(), "STRING_TOO_LONG");
+    let huge = "x".repeat(9 * 1024 * 1024);
+    let r = org
+        .post(
+            "/sobjects/Contact",
+            json!({"LastName": "Huge", "Description": huge}),
+        )
+        .await;
+    assert_eq!(r.status, 413, "{}", &r.text[..r.text.len().min(300)]);
+    assert!(
+        r.json.is_array(),
+        "Salesforce's error body: {}",
+        &r.text[..r.text.len().min(300)]
+    );
+}

@@ -4,6 +4,7 @@
 // packages are the zoo's (zoo/node-jsforce/setup.sh installs them from the lockfile).
 //
 //   node tests/node/clients_flow.cjs collections   (SALESFORCE_* from the environment)
+//   node tests/node/clients_flow.cjs bulk          (the same; Bulk API 2.0 through jsforce's bulk2)
 //   node tests/node/clients_flow.cjs tools         (OPENAI_BASE_URL, OPENAI_API_KEY, MODEL)
 //   node tests/node/clients_flow.cjs responses     (the same; the Responses API, whole and streamed)
 //
@@ -15,7 +16,8 @@ const path = require('node:path');
 const modules = path.join(__dirname, '..', '..', 'zoo', 'node-jsforce', 'node_modules');
 const need = (name) => require(path.join(modules, name));
 
-async function collections() {
+/** A jsforce connection logged in with the mock's settings (SALESFORCE_* variables). */
+async function login() {
   const jsforce = need('jsforce');
   const env = process.env;
   const conn = new jsforce.Connection({
@@ -27,6 +29,46 @@ async function collections() {
     version: env.SALESFORCE_API_VERSION,
   });
   await conn.login(env.SALESFORCE_USERNAME, env.SALESFORCE_PASSWORD);
+  return conn;
+}
+
+/** Bulk API 2.0 through jsforce's `bulk2`: a load with one bad row, then a query. */
+async function bulk() {
+  const conn = await login();
+  conn.bulk2.pollInterval = 50;
+  const input = Array.from({ length: 120 }, (_, i) => ({
+    FirstName: `Pat${i}`,
+    LastName: `Bulk${String(i).padStart(4, '0')}`,
+    Patient_External_Id__c: `CC-JS-${i}`,
+  }));
+  input.push({ FirstName: 'No last name', LastName: null, Patient_External_Id__c: 'CC-JS-X' });
+  const loaded = await conn.bulk2.loadAndWaitForResults({
+    object: 'Contact',
+    operation: 'insert',
+    input,
+    pollTimeout: 20000,
+  });
+  const stream = await conn.bulk2.query("SELECT Id, LastName FROM Contact WHERE LastName LIKE 'Bulk%'", {
+    pollInterval: 50,
+    pollTimeout: 20000,
+  });
+  const records = await new Promise((resolve, reject) => {
+    const out = [];
+    stream.on('record', (r) => out.push(r));
+    stream.on('end', () => resolve(out));
+    stream.on('error', reject);
+  });
+  return {
+    successful: loaded.successfulResults.length,
+    failed: loaded.failedResults,
+    unprocessed: loaded.unprocessedRecords.length,
+    queried: records.length,
+    first: records[0],
+  };
+}
+
+async function collections() {
+  const conn = await login();
   const contacts = conn.sobject('Contact');
   const patients = [1, 2, 3].map((n) => ({
     Patient_External_Id__c: `CC-NODE-${n}`,
@@ -180,7 +222,7 @@ function outputText(response) {
     .join('');
 }
 
-const flows = { collections, tools, responses };
+const flows = { collections, bulk, tools, responses };
 const flow = flows[process.argv[2]];
 if (!flow) {
   console.error(`usage: clients_flow.cjs ${Object.keys(flows).join('|')}`);

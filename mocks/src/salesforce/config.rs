@@ -81,6 +81,9 @@ pub struct SalesforceConfig {
     pub query_page_size: usize,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest CSV upload to a Bulk API 2.0 job, in bytes (Salesforce: 150 MB; the mock
+    /// keeps uploads in memory, so 100 MB).
+    pub max_bulk_upload_bytes: usize,
     /// Connected apps.
     pub apps: Vec<ConnectedApp>,
     /// Users; the first is the integration user that `--env` prints.
@@ -101,6 +104,7 @@ impl Default for SalesforceConfig {
             initial_api_usage: 0,
             query_page_size: 2000,
             max_body_bytes: 8 * 1024 * 1024,
+            max_bulk_upload_bytes: 100 * 1024 * 1024,
             apps: vec![ConnectedApp {
                 name: "crashcart-integration".into(),
                 client_id: "3MVG9crashcart.mock.consumer.key".into(),

@@ -90,6 +90,9 @@ pub const OPERATIONS: &[&str] = &[
     "query",
     "queryAll",
     "search",
+    "bulk.ingest",
+    "bulk.upload",
+    "bulk.query",
     "composite",
     "composite.sobjects",
     "unknown",
@@ -179,6 +182,9 @@ pub(crate) fn classify(method: &Method, path: &str) -> RouteInfo {
                 }
                 ["query"] | ["query", _] => "query",
                 ["search"] | ["parameterizedSearch"] => "search",
+                ["jobs", "ingest", _, "batches"] => "bulk.upload",
+                ["jobs", "ingest", ..] => "bulk.ingest",
+                ["jobs", "query", ..] => "bulk.query",
                 ["queryAll"] | ["queryAll", _] => "queryAll",
                 ["composite"] => "composite",
                 ["composite", "sobjects", o, ..] => {
@@ -268,7 +274,14 @@ pub(crate) async fn track(State(st): State<Arc<SfState>>, req: Request, next: Ne
     // A head past Salesforce's limits is refused by its front servers; the body is not read.
     let (bytes, early) = match HEAD_POLICY.refuse(&parts.method, &parts.uri, &parts.headers) {
         Some(refused) => (Bytes::new(), Some(refused)),
-        None => read_body(&st, body).await,
+        None => {
+            let limit = if route.operation == "bulk.upload" {
+                st.config.max_bulk_upload_bytes
+            } else {
+                st.config.max_body_bytes
+            };
+            read_body(body, limit).await
+        }
     };
     let token = bearer_token(&parts.headers);
     // One look at the session store: who is calling, and is the session live.
@@ -392,17 +405,15 @@ fn jetty_bad_message(status: StatusCode) -> RawAnswer {
 }
 
 /// The body, read under the size limit; past it, or unreadable, the error to answer with.
-async fn read_body(st: &SfState, body: Body) -> (Bytes, Option<Response>) {
-    let collected = http_body_util::Limited::new(body, st.config.max_body_bytes)
-        .collect()
-        .await;
+async fn read_body(body: Body, limit: usize) -> (Bytes, Option<Response>) {
+    let collected = http_body_util::Limited::new(body, limit).collect().await;
     match collected {
         Ok(c) => (c.to_bytes(), None),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            let e = SfError::body_too_large(st.config.max_body_bytes);
+            let e = SfError::body_too_large(limit);
             (Bytes::new(), Some(e.into_response()))
         }
         Err(_) => (
@@ -530,6 +541,9 @@ mod operation_names {
             ("GET", "/services/data/v59.0/query"),
             ("GET", "/services/data/v59.0/queryAll"),
             ("GET", "/services/data/v59.0/search"),
+            ("POST", "/services/data/v59.0/jobs/ingest"),
+            ("PUT", "/services/data/v59.0/jobs/ingest/750/batches"),
+            ("POST", "/services/data/v59.0/jobs/query"),
             ("POST", "/services/data/v59.0/composite"),
             ("POST", "/services/data/v59.0/composite/sobjects"),
             ("GET", "/services/data/v59.0/nothing/here"),

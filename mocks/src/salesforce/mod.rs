@@ -8,12 +8,14 @@
 //! - `rest`: the data API under `/services/data`; `soql`: the query language; `composite`
 //!   (`/composite`) and `collections` (`/composite/sobjects`: create, update, upsert by
 //!   external id, delete, retrieve).
+//! - `bulk`: Bulk API 2.0 ingest and query jobs (CSV, background processing).
 //! - `replication`: `updated`/`deleted` polling windows. `sosl`: search and parameterized search.
 //! - `middleware`: history, fault hook, version/auth/quota gates around every request.
 //! - `control`: the `/__crashcart/` namespace for tooling.
 //! - `errors`: Salesforce-shaped error bodies.
 
 pub mod auth;
+mod bulk;
 mod collections;
 mod composite;
 pub mod config;
@@ -86,6 +88,8 @@ pub(crate) struct SfState {
     pub(crate) org_id: String,
     pub(crate) users: Vec<KnownUser>,
     pub(crate) cursors: Mutex<rest::Cursors>,
+    /// Bulk API 2.0 jobs and their controls.
+    pub(crate) bulk: Mutex<bulk::BulkJobs>,
     pub(crate) stop: StopSignal,
 }
 
@@ -255,6 +259,7 @@ impl MockSalesforceBuilder {
             org_id,
             users,
             cursors: Mutex::new(rest::Cursors::default()),
+            bulk: Mutex::new(bulk::BulkJobs::default()),
             stop: stop_signal,
             history: self.history.unwrap_or_else(History::shared),
             hook,
@@ -486,6 +491,24 @@ impl SalesforceHandle {
             .retired_below
             .store(version as u64, Ordering::Relaxed);
     }
+    /// Bulk API 2.0 jobs stay `InProgress` while `stalled` (a stuck job), and go on when it
+    /// is cleared.
+    pub fn set_bulk_stalled(&self, stalled: bool) {
+        self.state.bulk.lock().stalled = stalled;
+    }
+    /// Every `n`-th record of an ingest job fails with `UNABLE_TO_LOCK_ROW` (`None`: none).
+    pub fn set_bulk_fail_every(&self, n: Option<u64>) {
+        self.state.bulk.lock().fail_every = n;
+    }
+    /// The daily allowance of records Bulk API jobs may process (`None`: Salesforce's
+    /// default of 150,000,000).
+    pub fn set_bulk_record_limit(&self, limit: Option<u64>) {
+        self.state.bulk.lock().record_limit = limit;
+    }
+    /// Records Bulk API jobs have processed today.
+    pub fn bulk_records_today(&self) -> u64 {
+        self.state.bulk.lock().records_today
+    }
     /// Read the org (schema and data) under a lock.
     pub fn with_org<R>(&self, f: impl FnOnce(&Org) -> R) -> R {
         f(&self.state.org.read())
@@ -604,6 +627,9 @@ fn router(state: Arc<SfState>) -> Router {
         .merge(rest::routes())
         .merge(control::routes())
         .fallback(|| async { errors::SfError::not_found() })
+        // The middleware reads every body under the service's own limits (and answers past
+        // them as Salesforce does); axum's default 2 MB cap would cut in first with its own.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state.clone());
     let normalized =
         tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash().layer(inner);

@@ -196,7 +196,14 @@ async fn data_api_root(
     ] {
         body.insert(name.into(), Value::String(format!("{base}/{name}")));
     }
-    for name in ["query", "queryAll", "sobjects", "limits", "composite"] {
+    for name in [
+        "query",
+        "queryAll",
+        "sobjects",
+        "limits",
+        "composite",
+        "jobs",
+    ] {
         body.insert(name.into(), Value::String(format!("{base}/{name}")));
     }
     let _ = st;
@@ -226,6 +233,9 @@ async fn data_api(
         headers: &headers,
         body: &body,
     };
+    if call.segs.first().map(String::as_str) == Some("jobs") {
+        return super::bulk::handle(&st, &ctx, &call);
+    }
     let reply = if call.method == Method::GET || call.method == Method::HEAD {
         let org = st.org.read();
         dispatch_read(&st, &org, &ctx, &call)
