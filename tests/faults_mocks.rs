@@ -795,3 +795,94 @@ async fn clear_all_and_engine_drop_remove_everything() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+impl Rig {
+    /// A Bulk API 2.0 insert of Contacts with these last names, closed; its id.
+    async fn bulk_insert(&self, last_names: &[&str]) -> String {
+        let (s, _, job) = self
+            .sf_call(
+                reqwest::Method::POST,
+                "/jobs/ingest",
+                Some(json!({"object": "Contact", "operation": "insert"})),
+            )
+            .await;
+        assert_eq!(s, 200, "{job}");
+        let id = job["id"].as_str().unwrap().to_string();
+        let csv = format!("LastName\n{}\n", last_names.join("\n"));
+        let put = self
+            .http
+            .put(format!("{}{V}/jobs/ingest/{id}/batches", self.sf.url()))
+            .bearer_auth(&self.token)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201);
+        let close = Some(json!({"state": "UploadComplete"}));
+        self.sf_call(reqwest::Method::PATCH, &format!("/jobs/ingest/{id}"), close)
+            .await;
+        id
+    }
+
+    /// The job's info once its state is one of `states`, or after 10 s.
+    async fn bulk_until(&self, id: &str, states: &[&str]) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, _, info) = self.get(&format!("/jobs/ingest/{id}")).await;
+            let state = info["state"].as_str().unwrap_or("");
+            if states.contains(&state) || tokio::time::Instant::now() > deadline {
+                return info;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn bulk_faults_stall_jobs_fail_records_and_spend_the_allowance() {
+    let rig = Rig::start().await;
+    // A stuck job: InProgress (or not yet started) while the fault lasts, done after.
+    let stuck = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::BulkJobStuck))
+        .unwrap();
+    let id = rig.bulk_insert(&["A", "B"]).await;
+    for _ in 0..3 {
+        let (_, _, info) = rig.get(&format!("/jobs/ingest/{id}")).await;
+        assert!(
+            ["UploadComplete", "InProgress"].contains(&info["state"].as_str().unwrap()),
+            "{info}"
+        );
+    }
+    drop(stuck);
+    assert_eq!(
+        rig.bulk_until(&id, &["JobComplete"]).await["state"],
+        "JobComplete"
+    );
+    // Every second record fails while the fault lasts.
+    let failing = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::BulkRecordsFail { every: 2 }))
+        .unwrap();
+    let id = rig.bulk_insert(&["C", "D", "E", "F"]).await;
+    let info = rig.bulk_until(&id, &["JobComplete"]).await;
+    assert_eq!(info["numberRecordsFailed"], 2, "{info}");
+    drop(failing);
+    // The allowance spent: the job fails; once the fault ends, jobs pass again.
+    let spent = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::BulkLimitSpent))
+        .unwrap();
+    let id = rig.bulk_insert(&["G"]).await;
+    let info = rig.bulk_until(&id, &["Failed", "JobComplete"]).await;
+    assert_eq!(info["state"], "Failed", "{info}");
+    drop(spent);
+    let id = rig.bulk_insert(&["H"]).await;
+    let info = rig.bulk_until(&id, &["Failed", "JobComplete"]).await;
+    assert_eq!(
+        (info["state"].clone(), info["numberRecordsFailed"].clone()),
+        (json!("JobComplete"), json!(0)),
+        "{info}"
+    );
+}

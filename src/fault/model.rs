@@ -312,6 +312,18 @@ pub enum FaultKind {
         #[schemars(with = "String")]
         retry_after: Duration,
     },
+    /// Bulk API 2.0 jobs stay `InProgress` while the fault lasts (a stuck job); they go on
+    /// when it ends.
+    BulkJobStuck,
+    /// Every `every`-th record of a Bulk API 2.0 ingest job fails with UNABLE_TO_LOCK_ROW.
+    BulkRecordsFail {
+        /// Which records fail: every n-th (default 10).
+        #[serde(default = "default_bulk_every")]
+        every: u64,
+    },
+    /// The org's daily allowance of Bulk API records is spent: jobs closed while the fault
+    /// lasts fail with `ExceededQuota`.
+    BulkLimitSpent,
 
     // ---- schema drift ----
     /// A field is renamed (its values move with it).
@@ -467,6 +479,10 @@ fn both() -> Direction {
     Direction::Both
 }
 
+fn default_bulk_every() -> u64 {
+    10
+}
+
 /// The families of fault kinds (see [`super::family`], where each family's behaviour lives).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FamilyName {
@@ -508,7 +524,10 @@ impl FaultKind {
             | Self::RowLock { .. }
             | Self::ConcurrentEdit { .. }
             | Self::LlmSlots { .. }
-            | Self::LlmOverloaded { .. } => F::Governor,
+            | Self::LlmOverloaded { .. }
+            | Self::BulkJobStuck
+            | Self::BulkRecordsFail { .. }
+            | Self::BulkLimitSpent => F::Governor,
             Self::FieldRenamed { .. }
             | Self::FieldRemoved { .. }
             | Self::FieldTypeChanged { .. }
@@ -727,6 +746,9 @@ pub mod kind_names {
         "concurrent_edit",
         "llm_slots",
         "llm_overloaded",
+        "bulk_job_stuck",
+        "bulk_records_fail",
+        "bulk_limit_spent",
     ];
     /// Salesforce schema drift.
     pub const SCHEMA_DRIFT: &[&str] = &[

@@ -51,6 +51,9 @@ impl Family for Governor {
             FaultKind::RowLock { records } => {
                 super::count_within("records", records.len() as u64, 0, 10_000)
             }
+            FaultKind::BulkRecordsFail { every } => {
+                super::count_within("every", *every, 1, 1_000_000)
+            }
             _ => Ok(()),
         }
     }
@@ -84,6 +87,9 @@ impl Family for Governor {
                 slots,
                 queue_depth,
             } => shrink_slots(ctx, model.as_deref(), *slots, *queue_depth).map(Some),
+            FaultKind::BulkJobStuck
+            | FaultKind::BulkRecordsFail { .. }
+            | FaultKind::BulkLimitSpent => bulk_state(ctx, &spec.fault).map(Some),
             _ => Ok(None),
         }
     }
@@ -102,6 +108,11 @@ impl Family for Governor {
                     && req.record.is_some_and(|r| !rule.edited.lock().contains(r))
             }
             FaultKind::LlmOverloaded { .. } => req.dependency == Dependency::Llm,
+            // The Bulk faults change the org's Bulk state; a Bulk request while they last is
+            // what shows they could act.
+            FaultKind::BulkJobStuck
+            | FaultKind::BulkRecordsFail { .. }
+            | FaultKind::BulkLimitSpent => req.operation.starts_with("bulk."),
             _ => true,
         }
     }
@@ -170,6 +181,15 @@ impl Family for Governor {
                 llm,
                 draw.sometimes(),
             ),
+            "bulk_job_stuck" => (FaultKind::BulkJobStuck, sf, always),
+            "bulk_records_fail" => (
+                FaultKind::BulkRecordsFail {
+                    every: draw.fewer(20.0, 2.0) as u64,
+                },
+                sf,
+                always,
+            ),
+            "bulk_limit_spent" => (FaultKind::BulkLimitSpent, sf, always),
             _ => return None,
         })
     }
@@ -237,6 +257,37 @@ fn shrink_slots(
     }))
 }
 
+/// Set a Bulk fault's state on the mock Salesforce; the undo restores what was there.
+fn bulk_state(ctx: &StateCtx<'_>, kind: &FaultKind) -> Result<Undo, FaultError> {
+    let sf = ctx.salesforce()?;
+    Ok(match kind {
+        FaultKind::BulkJobStuck => {
+            sf.set_bulk_stalled(true);
+            Undo::new(Some("bulk-stalled"), |deps| {
+                if let Some(sf) = &deps.salesforce {
+                    sf.set_bulk_stalled(false);
+                }
+            })
+        }
+        FaultKind::BulkRecordsFail { every } => {
+            sf.set_bulk_fail_every(Some(*every));
+            Undo::new(Some("bulk-fail-every"), |deps| {
+                if let Some(sf) = &deps.salesforce {
+                    sf.set_bulk_fail_every(None);
+                }
+            })
+        }
+        _ => {
+            sf.set_bulk_record_limit(Some(sf.bulk_records_today()));
+            Undo::new(Some("bulk-limit"), |deps| {
+                if let Some(sf) = &deps.salesforce {
+                    sf.set_bulk_record_limit(None);
+                }
+            })
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +317,22 @@ mod tests {
                 .unwrap_err(),
             "slots must be at least 1"
         );
+    }
+
+    #[test]
+    fn bulk_faults_count_bulk_requests_only() {
+        let stuck = Rule::for_test(FaultSpec::now(FaultKind::BulkJobStuck));
+        let r = Req::new(http::Method::GET);
+        let bulk = r.info(Dependency::Salesforce, "bulk.ingest", None, None);
+        let rest = r.info(Dependency::Salesforce, "sobject.get", Some("Contact"), None);
+        assert!(Governor.applies(&stuck, &bulk));
+        assert!(
+            !Governor.applies(&stuck, &rest),
+            "a run without Bulk proves nothing"
+        );
+        assert!(Governor
+            .validate(&FaultKind::BulkRecordsFail { every: 0 })
+            .is_err());
     }
 
     #[test]
