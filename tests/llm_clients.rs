@@ -47,6 +47,20 @@ async fn openai_python_works_unmodified() {
         "{out}"
     );
     assert_eq!(chat["finish_reason"], "stop");
+    let several = out["several_prompts"].as_array().unwrap();
+    assert_eq!(several.len(), 2, "one choice per prompt: {out}");
+    assert_eq!(
+        (several[0]["index"].clone(), several[1]["index"].clone()),
+        (json!(0), json!(1))
+    );
+    assert_ne!(
+        several[0]["text"], several[1]["text"],
+        "each prompt its own answer"
+    );
+    assert!(
+        out["request_id"].as_str().unwrap_or("").starts_with("req_"),
+        "the client read x-request-id: {out}"
+    );
     // The stream carries the same text as the whole answer, and the same usage.
     assert_eq!(out["stream"]["content"], chat["content"]);
     assert!(out["stream"]["chunks"].as_u64().unwrap() > 5);
@@ -180,6 +194,21 @@ async fn ollama_python_works_unmodified() {
     assert!(out["structured"]["summary"].is_string() && out["structured"]["priority"].is_i64());
     assert_eq!(out["generate"]["done_reason"], "length");
     assert!(out["generate"]["eval_count"].as_u64().unwrap() <= 3);
+    let g = &out["generate"];
+    assert_eq!(
+        g["context"].as_u64(),
+        Some(g["prompt_eval_count"].as_u64().unwrap() + g["eval_count"].as_u64().unwrap()),
+        "the final context holds the prompt's and the answer's tokens: {g}"
+    );
+    assert!(
+        out["ps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "llama3.1:8b"),
+        "a model used within its keep_alive is loaded: {}",
+        out["ps"]
+    );
     assert_eq!(out["embed"], serde_json::json!({"count": 1, "dim": 768}));
     assert_eq!(out["missing"]["status"], 404);
     assert_eq!(

@@ -279,6 +279,39 @@ async fn a_tool_result_is_answered_in_text() {
 }
 
 #[tokio::test]
+async fn legacy_completions_answer_each_prompt_of_an_array() {
+    let llm = Llm::instant();
+    let body = json!({"model": "instant", "prompt": ["Cough for 2 weeks.", "Sprained ankle.", "Migraine."], "n": 2, "max_tokens": 6});
+    let j = llm.post("/v1/completions", body).await.json();
+    let choices = j["choices"].as_array().unwrap();
+    assert_eq!(choices.len(), 6, "3 prompts × n=2: {j}");
+    for (i, c) in choices.iter().enumerate() {
+        assert_eq!(c["index"], i);
+    }
+    assert_ne!(
+        choices[0]["text"], choices[2]["text"],
+        "prompts answered apart"
+    );
+    let too_many: Vec<String> = (0..65).map(|i| format!("prompt {i}")).collect();
+    let r = llm
+        .post(
+            "/v1/completions",
+            json!({"model": "instant", "prompt": too_many, "n": 2}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["param"], "prompt");
+    // Every answer carries OpenAI's request id.
+    let r = llm
+        .post(
+            "/v1/completions",
+            json!({"model": "instant", "prompt": "x"}),
+        )
+        .await;
+    assert!(r.header("x-request-id").unwrap_or("").starts_with("req_"));
+}
+
+#[tokio::test]
 async fn legacy_completions_whole_and_streamed() {
     let llm = Llm::instant();
     let j = llm

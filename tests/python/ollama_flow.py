@@ -32,7 +32,9 @@ def main():
     r = client.chat(model=a.model, messages=[{"role": "user", "content": NOTE}], format=schema)
     out["structured"] = json.loads(r.message.content)
     g = client.generate(model=a.model, prompt=NOTE, options={"num_predict": 3})
-    out["generate"] = {"response": g.response, "done_reason": g.done_reason, "eval_count": g.eval_count}
+    out["generate"] = {"response": g.response, "done_reason": g.done_reason, "eval_count": g.eval_count,
+                       "prompt_eval_count": g.prompt_eval_count, "context": len(g.context or [])}
+    out["ps"] = [m.model for m in client.ps().models]
     e = client.embed(model="nomic-embed-text", input=["chest pain"])
     out["embed"] = {"count": len(e.embeddings), "dim": len(e.embeddings[0])}
     try:

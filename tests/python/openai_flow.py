@@ -40,6 +40,11 @@ class VisitPrep(BaseModel):
 def flow(client, model):
     out = {}
     r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": NOTE}])
+    out["request_id"] = r._request_id
+    several = client.completions.create(
+        model=model, prompt=["Patient reports chest pain since 3 days.", "She takes metformin 500 mg twice daily."], max_tokens=12
+    )
+    out["several_prompts"] = [{"index": c.index, "text": c.text} for c in several.choices]
     out["chat"] = {
         "content": r.choices[0].message.content,
         "finish_reason": r.choices[0].finish_reason,

@@ -241,14 +241,26 @@ async fn handle(State(st): State<Arc<LlmState>>, req: Request) -> Response {
                 json_ok(&json!(st.history.page_for_query(parts.uri.query())))
             }
             Ok(()) => match serve(&mut ctx, endpoint, &parts.method, &path, &bytes, parsed).await {
-                Served::Streaming(r) => return r,
+                Served::Streaming(r) => return with_request_id(&st, seq, endpoint, r),
                 Served::Done(r) => r,
             },
         },
     };
     finish_record(&mut ctx.pending, &response);
     ctx.pending.finish();
-    response
+    with_request_id(&st, seq, endpoint, response)
+}
+
+/// OpenAI's `x-request-id` on every answer of the `/v1` API (the id a support ticket
+/// quotes; openai-python exposes it as `_request_id`).
+fn with_request_id(st: &LlmState, seq: u64, endpoint: Endpoint, mut r: Response) -> Response {
+    if endpoint.is_openai() {
+        let id = make_id(st, seq, "req_");
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            r.headers_mut().insert("x-request-id", v);
+        }
+    }
+    r
 }
 
 /// The history record of a request as it arrives (status and error code come later).
@@ -624,9 +636,17 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
     if let Some(cap) = ctx.shaping.max_tokens {
         budget = budget.min(cap);
     }
-    let choices: Vec<Choice> = (0..req.n)
-        .map(|i| choice(ctx, &persona, &req, i, budget))
-        .collect();
+    let choices: Vec<Choice> = if req.prompts.is_empty() {
+        (0..req.n)
+            .map(|i| choice(ctx, &persona, &req, i, budget))
+            .collect()
+    } else {
+        (0..req.prompts.len())
+            .map(|p| req.for_prompt(p))
+            .flat_map(|sub| (0..sub.n).map(move |i| (sub.clone(), i)))
+            .map(|(sub, i)| choice(ctx, &persona, &sub, i, budget))
+            .collect()
+    };
     let transcript: String = req
         .messages
         .iter()

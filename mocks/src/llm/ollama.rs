@@ -69,18 +69,18 @@ pub(crate) fn tags(st: &LlmState) -> Response {
     json_ok(&json!({"models": models}))
 }
 
-/// `GET /api/ps`: the models generating right now.
+/// `GET /api/ps`: the models loaded: generating now, or used within their `keep_alive`.
 pub(crate) fn ps(st: &LlmState) -> Response {
     let models: Vec<Value> = st
         .models
         .iter()
-        .filter(|m| m.runtime.load().active > 0)
-        .map(|m| {
+        .filter_map(|m| Some((m, m.runtime.loaded_for()?)))
+        .map(|(m, left)| {
             let mut e = model_entry(st, &m.persona);
             e["size_vram"] = e["size"].clone();
-            e["expires_at"] = json!((st.clock.wall()
-                + chrono::Duration::seconds(m.persona.perf.keep_alive_s as i64))
-            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+            let left = chrono::Duration::from_std(left).unwrap_or_default();
+            e["expires_at"] =
+                json!((st.clock.wall() + left).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
             e
         })
         .collect();
@@ -178,6 +178,22 @@ fn done_fields(v: &mut Value, g: &Generation, t: &Timings) {
     v["prompt_eval_duration"] = json!(ns(t.prompt_eval));
     v["eval_count"] = json!(t.eval_count);
     v["eval_duration"] = json!(ns(t.eval));
+    if g.api == Api::OllamaGenerate {
+        v["context"] = json!(context(g, t.eval_count));
+    }
+}
+
+/// `/api/generate`'s final `context`: the token ids of the prompt and the answer (what a
+/// client sends back as `context` to continue), deterministic for the generation.
+fn context(g: &Generation, answered: u32) -> Vec<u32> {
+    let seed = u64::from_str_radix(&digest(g.id.as_bytes())[..12], 16).unwrap_or(0);
+    (0..u64::from(g.prompt_tokens + answered))
+        .map(|i| {
+            let x =
+                (seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            100 + (x >> 40) as u32 % 32_000
+        })
+        .collect()
 }
 
 /// The whole answer (`stream: false`).

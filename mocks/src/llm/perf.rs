@@ -113,6 +113,19 @@ impl ModelRuntime {
         }
     }
 
+    /// How long the model stays loaded from now: while it generates, and for `keep_alive`
+    /// after its last use (Ollama's `/api/ps`); `None` when it is not loaded.
+    pub fn loaded_for(&self) -> Option<Duration> {
+        let keep_alive = self.perf.lock().keep_alive();
+        if self.active.load(Ordering::SeqCst) > 0 {
+            return Some(keep_alive);
+        }
+        let used = (*self.last_used.lock())?;
+        keep_alive
+            .checked_sub(used.elapsed())
+            .filter(|left| !left.is_zero())
+    }
+
     /// Change the number of slots (a governor fault: "slots shrunk"). Running generations
     /// finish; new ones see the new number.
     pub fn set_slots(&self, slots: usize) {

@@ -103,6 +103,26 @@ pub struct GenRequest {
     /// The Responses API's parameters a response object repeats (`instructions`, `tools`,
     /// `text`, `previous_response_id`, …); `Null` for the other APIs.
     pub echo: Value,
+    /// A legacy completion's prompts when `prompt` is an array of several: one answer (or
+    /// `n`) per prompt, in order. Empty otherwise.
+    pub prompts: Vec<String>,
+}
+
+/// The most choices one request may ask for (prompts × `n`), as OpenAI bounds `n`.
+pub const MAX_CHOICES: usize = 128;
+
+impl GenRequest {
+    /// The request for prompt `p` of a legacy completion with several prompts.
+    pub fn for_prompt(&self, p: usize) -> GenRequest {
+        let mut sub = self.clone();
+        sub.messages = vec![Message {
+            role: "user".into(),
+            content: self.prompts.get(p).cloned().unwrap_or_default(),
+        }];
+        sub.content_key = self.content_key ^ (p as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        sub.prompts = vec![];
+        sub
+    }
 }
 
 /// How a value's type is named in OpenAI's messages.
@@ -358,6 +378,7 @@ pub fn parse_openai_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
     let m = object_of(parsed)?;
     let model = model_of(&m)?;
     let mut messages = vec![];
+    let mut prompts = vec![];
     if chat {
         let v = m.get("messages").ok_or_else(|| missing("messages"))?;
         let arr = v
@@ -385,6 +406,13 @@ pub fn parse_openai_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         }
     } else {
         let v = m.get("prompt").ok_or_else(|| missing("prompt"))?;
+        if let Value::Array(a) = v {
+            prompts = a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+        }
         let prompt = match v {
             Value::String(s) => s.clone(),
             Value::Array(a) => a
@@ -427,6 +455,18 @@ pub fn parse_openai_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         Some(v) => return Err(invalid_type("seed", "an integer", v)),
     }
     let n = opt_uint(&m, "n", 1, 128)?.unwrap_or(1);
+    if prompts.len() < 2 {
+        prompts.clear();
+    } else if prompts.len() * n as usize > MAX_CHOICES {
+        return Err(LlmError::invalid(
+            format!(
+                "Invalid 'prompt': {} prompts with n={n} ask for more than {MAX_CHOICES} choices.",
+                prompts.len()
+            ),
+            Some("prompt"),
+            Some("invalid_value"),
+        ));
+    }
     let stop = stop_list(m.get("stop"), "stop")?;
     if stop.len() > 4 {
         return Err(LlmError::invalid("Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array with length 5 instead.", Some("stop"), Some("array_above_max_length")));
@@ -463,6 +503,7 @@ pub fn parse_openai_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         tool_choice,
         content_key,
         echo: Value::Null,
+        prompts,
     })
 }
 
@@ -553,6 +594,7 @@ pub fn parse_ollama_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         tool_choice,
         content_key,
         echo: Value::Null,
+        prompts: vec![],
     })
 }
 

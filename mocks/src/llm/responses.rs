@@ -183,6 +183,7 @@ pub(crate) fn parse(parsed: ParsedBody, store: &ResponseStore) -> Result<GenRequ
         tool_choice,
         content_key: key,
         echo: echo(&m),
+        prompts: vec![],
     })
 }
 
