@@ -47,6 +47,15 @@ async fn openai_python_works_unmodified() {
         "{out}"
     );
     assert_eq!(chat["finish_reason"], "stop");
+    let lp = &out["logprobs"];
+    assert_eq!(
+        lp["tokens"], lp["text"],
+        "the tokens spell the answer: {lp}"
+    );
+    assert_eq!(
+        (lp["top"].clone(), lp["negative"].clone()),
+        (json!(2), json!(true))
+    );
     let several = out["several_prompts"].as_array().unwrap();
     assert_eq!(several.len(), 2, "one choice per prompt: {out}");
     assert_eq!(

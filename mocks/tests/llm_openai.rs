@@ -312,6 +312,54 @@ async fn legacy_completions_answer_each_prompt_of_an_array() {
 }
 
 #[tokio::test]
+async fn logprobs_whole_and_streamed_in_both_apis() {
+    let llm = Llm::instant();
+    let mut req = chat("instant", NOTE);
+    req["logprobs"] = json!(true);
+    req["top_logprobs"] = json!(3);
+    let whole = llm.post("/v1/chat/completions", req.clone()).await.json();
+    let content = whole["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let spelled: String = content.iter().filter_map(|t| t["token"].as_str()).collect();
+    assert_eq!(
+        spelled,
+        whole["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+    assert_eq!(content[0]["top_logprobs"].as_array().unwrap().len(), 3);
+    req["stream"] = json!(true);
+    let events = llm.post("/v1/chat/completions", req).await.sse();
+    let streamed: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(e).unwrap())
+        .filter_map(|c| c["choices"][0]["logprobs"]["content"].get(0).cloned())
+        .collect();
+    assert_eq!(
+        streamed, content,
+        "the stream carries the same log probabilities"
+    );
+    let bad = llm
+        .post("/v1/chat/completions", json!({"model": "instant", "messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}))
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"]["param"], "top_logprobs");
+    let legacy = llm
+        .post(
+            "/v1/completions",
+            json!({"model": "instant", "prompt": NOTE, "logprobs": 2, "max_tokens": 8}),
+        )
+        .await
+        .json();
+    let lp = &legacy["choices"][0]["logprobs"];
+    assert_eq!(
+        lp["tokens"].as_array().unwrap().len(),
+        lp["token_logprobs"].as_array().unwrap().len()
+    );
+    assert_eq!(lp["text_offset"][0], 0);
+}
+
+#[tokio::test]
 async fn legacy_completions_whole_and_streamed() {
     let llm = Llm::instant();
     let j = llm

@@ -41,6 +41,16 @@ def flow(client, model):
     out = {}
     r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": NOTE}])
     out["request_id"] = r._request_id
+    lp = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": NOTE}], logprobs=True, top_logprobs=2, max_tokens=10
+    )
+    content = lp.choices[0].logprobs.content
+    out["logprobs"] = {
+        "tokens": "".join(t.token for t in content),
+        "text": lp.choices[0].message.content,
+        "top": len(content[0].top_logprobs),
+        "negative": all(t.logprob < 0 for t in content),
+    }
     several = client.completions.create(
         model=model, prompt=["Patient reports chest pain since 3 days.", "She takes metformin 500 mg twice daily."], max_tokens=12
     )

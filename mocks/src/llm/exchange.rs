@@ -585,6 +585,8 @@ pub(crate) struct Generation {
     pub(crate) fingerprint: String,
     /// The Responses API's request parameters its response object repeats.
     pub(crate) echo: Value,
+    /// Log probabilities asked for: alternatives a token.
+    pub(crate) logprobs: Option<u32>,
 }
 
 impl Generation {
@@ -686,6 +688,7 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
         include_usage: req.include_usage,
         fingerprint,
         echo: req.echo.clone(),
+        logprobs: req.logprobs,
     };
     if req.api == Api::OpenAiResponses {
         ctx.state.responses.keep(&req, &gen);

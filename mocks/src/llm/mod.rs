@@ -15,6 +15,7 @@
 pub mod content;
 pub mod errors;
 mod exchange;
+mod logprobs;
 mod ollama;
 mod openai;
 pub mod perf;

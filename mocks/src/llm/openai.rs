@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::exchange::{json_ok, Choice, Frame, Generation};
+use super::logprobs;
 use super::persona::Persona;
 use super::{tokens, LlmState};
 
@@ -58,7 +59,10 @@ pub(crate) fn chat_full(g: &Generation) -> Value {
                 message["content"] = Value::Null;
                 message["tool_calls"] = tool_calls_json(c);
             }
-            json!({"index": i, "message": message, "logprobs": null, "finish_reason": c.finish.as_str()})
+            let lp = (g.logprobs)
+                .filter(|_| c.tool_calls.is_empty())
+                .map_or(Value::Null, |k| logprobs::chat(&key(g, i), &c.text, k));
+            json!({"index": i, "message": message, "logprobs": lp, "finish_reason": c.finish.as_str()})
         })
         .collect();
     json!({
@@ -78,7 +82,12 @@ pub(crate) fn completion_full(g: &Generation) -> Value {
         .choices
         .iter()
         .enumerate()
-        .map(|(i, c)| json!({"text": c.text, "index": i, "logprobs": null, "finish_reason": c.finish.as_str()}))
+        .map(|(i, c)| {
+            let lp = (g.logprobs).map_or(Value::Null, |k| {
+                logprobs::completion(&key(g, i), &c.text, k)
+            });
+            json!({"text": c.text, "index": i, "logprobs": lp, "finish_reason": c.finish.as_str()})
+        })
         .collect();
     json!({
         "id": g.id,
@@ -89,6 +98,12 @@ pub(crate) fn completion_full(g: &Generation) -> Value {
         "choices": choices,
         "usage": usage(g),
     })
+}
+
+/// What a choice's log probabilities are drawn from: the model and the choice (with each
+/// token's text), so the same answer has the same log probabilities.
+fn key(g: &Generation, i: usize) -> String {
+    format!("{}:{i}", g.model)
 }
 
 fn event(v: &Value) -> Bytes {
@@ -189,9 +204,25 @@ pub(crate) fn chat_frames(g: &Generation) -> Vec<Frame> {
                 json!({"role": "assistant", "content": "", "refusal": null}),
                 Value::Null,
             )))));
-            let template = ck.piece_template(|p| choice(i, json!({"content": p}), Value::Null));
-            for piece in tokens::pieces(&c.text) {
-                frames.push(template.frame(piece));
+            match g.logprobs {
+                None => {
+                    let template =
+                        ck.piece_template(|p| choice(i, json!({"content": p}), Value::Null));
+                    for piece in tokens::pieces(&c.text) {
+                        frames.push(template.frame(piece));
+                    }
+                }
+                Some(k) => {
+                    for (t, piece) in tokens::pieces(&c.text).into_iter().enumerate() {
+                        let entry = logprobs::chat_entry(&key(g, i), t, piece, k);
+                        let mut ch = choice(i, json!({"content": piece}), Value::Null);
+                        ch[0]["logprobs"] = json!({"content": [entry], "refusal": null});
+                        frames.push(Frame::Piece {
+                            bytes: event(&ck.chunk(ch)),
+                            tokens: tokens::of_piece(piece),
+                        });
+                    }
+                }
             }
         } else {
             frames.push(Frame::Data(event(&ck.chunk(choice(
@@ -253,10 +284,17 @@ pub(crate) fn completion_frames(g: &Generation) -> Vec<Frame> {
     };
     let mut frames = vec![];
     for (i, c) in g.choices.iter().enumerate() {
-        for piece in tokens::pieces(&c.text) {
+        let all = g
+            .logprobs
+            .map(|k| logprobs::completion(&key(g, i), &c.text, k));
+        for (t, piece) in tokens::pieces(&c.text).into_iter().enumerate() {
+            let lp = all.as_ref().map_or(Value::Null, |a| {
+                let at = |k: &str| json!([a[k][t].clone()]);
+                json!({"tokens": at("tokens"), "token_logprobs": at("token_logprobs"), "top_logprobs": at("top_logprobs"), "text_offset": at("text_offset")})
+            });
             frames.push(Frame::Piece {
                 bytes: event(&ck.chunk(
-                    json!([{"text": piece, "index": i, "logprobs": null, "finish_reason": null}]),
+                    json!([{"text": piece, "index": i, "logprobs": lp, "finish_reason": null}]),
                 )),
                 tokens: tokens::of_piece(piece),
             });

@@ -106,6 +106,9 @@ pub struct GenRequest {
     /// A legacy completion's prompts when `prompt` is an array of several: one answer (or
     /// `n`) per prompt, in order. Empty otherwise.
     pub prompts: Vec<String>,
+    /// Log probabilities asked for, with this many alternatives a token (chat's `logprobs:
+    /// true` with `top_logprobs`, legacy completions' `logprobs: k`); `None`: not asked.
+    pub logprobs: Option<u32>,
 }
 
 /// The most choices one request may ask for (prompts × `n`), as OpenAI bounds `n`.
@@ -368,6 +371,24 @@ const ROLES: [&str; 6] = [
     "function",
 ];
 
+/// `logprobs` (and chat's `top_logprobs`), in OpenAI's words when wrong.
+fn logprobs_of(m: &Map<String, Value>, chat: bool) -> Result<Option<u32>, LlmError> {
+    if !chat {
+        return opt_uint(m, "logprobs", 0, 5);
+    }
+    let asked = match m.get("logprobs") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(invalid_type("logprobs", "a boolean", other)),
+    };
+    let top = opt_uint(m, "top_logprobs", 0, 20)?;
+    match (asked, top) {
+        (false, Some(_)) => Err(LlmError::invalid("Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.", Some("top_logprobs"), Some("invalid_value"))),
+        (false, None) => Ok(None),
+        (true, top) => Ok(Some(top.unwrap_or(0))),
+    }
+}
+
 /// Parse `POST /v1/chat/completions` or `POST /v1/completions`.
 pub fn parse_openai(body: &[u8], chat: bool) -> Result<GenRequest, LlmError> {
     parse_openai_body(serde_json::from_slice(body), chat)
@@ -473,6 +494,7 @@ pub fn parse_openai_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
     }
     let format = response_format(m.get("response_format"))?;
     let (tools, tool_choice) = chat_tools(&m, chat)?;
+    let logprobs = logprobs_of(&m, chat)?;
     let null = Value::Null;
     let get = |k: &str| m.get(k).unwrap_or(&null);
     let content_key = content_key(&[
@@ -504,6 +526,7 @@ pub fn parse_openai_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         content_key,
         echo: Value::Null,
         prompts,
+        logprobs,
     })
 }
 
@@ -595,6 +618,7 @@ pub fn parse_ollama_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         content_key,
         echo: Value::Null,
         prompts: vec![],
+        logprobs: None,
     })
 }
 

@@ -184,6 +184,7 @@ pub(crate) fn parse(parsed: ParsedBody, store: &ResponseStore) -> Result<GenRequ
         content_key: key,
         echo: echo(&m),
         prompts: vec![],
+        logprobs: None,
     })
 }
 
