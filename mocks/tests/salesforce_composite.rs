@@ -267,3 +267,117 @@ async fn collections_retrieve_with_a_body() {
         (400, "EXCEEDED_ID_LIMIT")
     );
 }
+
+#[tokio::test]
+async fn composite_tree_creates_parents_then_children_or_nothing() {
+    let org = Org::start().await;
+    let tree = json!({"records": [{
+        "attributes": {"type": "Account", "referenceId": "clinic"},
+        "Name": "North Clinic",
+        "Contacts": {"records": [
+            {"attributes": {"type": "Contact", "referenceId": "ada"}, "LastName": "Lovelace",
+             "Cases": {"records": [{"attributes": {"type": "Case", "referenceId": "case1"}, "Subject": "Follow-up"}]}},
+            {"attributes": {"type": "Contact", "referenceId": "grace"}, "LastName": "Hopper"}
+        ]}
+    }]});
+    let r = org.post("/composite/tree/Account", tree).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["hasErrors"], false);
+    let results = r.json["results"].as_array().unwrap();
+    let id_of = |reference: &str| {
+        results
+            .iter()
+            .find(|x| x["referenceId"] == reference)
+            .and_then(|x| x["id"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    let (clinic, ada) = (id_of("clinic"), id_of("ada"));
+    assert_eq!(results.len(), 4);
+    let contact = org.get(&format!("/sobjects/Contact/{ada}")).await;
+    assert_eq!(
+        contact.json["AccountId"],
+        clinic.as_str(),
+        "children get the parent's id"
+    );
+    let case = org.get(&format!("/sobjects/Case/{}", id_of("case1"))).await;
+    assert_eq!(case.json["ContactId"], ada.as_str());
+
+    // One bad record: nothing is written, and the answer names it.
+    let bad = json!({"records": [{
+        "attributes": {"type": "Account", "referenceId": "south"}, "Name": "South Clinic",
+        "Contacts": {"records": [{"attributes": {"type": "Contact", "referenceId": "nameless"}, "FirstName": "No last name"}]}
+    }]});
+    let r = org.post("/composite/tree/Account", bad).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.json["hasErrors"], true);
+    assert_eq!(r.json["results"][0]["referenceId"], "nameless");
+    assert_eq!(
+        r.json["results"][0]["errors"][0]["statusCode"],
+        "REQUIRED_FIELD_MISSING"
+    );
+    let accounts = org.query("SELECT COUNT() FROM Account").await;
+    assert_eq!(
+        accounts.json["totalSize"], 1,
+        "the South Clinic was rolled back"
+    );
+    let many: Vec<_> = (0..201)
+        .map(|i| json!({"attributes": {"type": "Account", "referenceId": format!("a{i}")}, "Name": format!("A{i}")}))
+        .collect();
+    let r = org
+        .post("/composite/tree/Account", json!({"records": many}))
+        .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn composite_batch_runs_independent_subrequests() {
+    let org = Org::start().await;
+    let id = org.contact("Batch", "CC-BATCH-1").await;
+    let r = org
+        .post(
+            "/composite/batch",
+            json!({"batchRequests": [
+                {"method": "GET", "url": format!("v59.0/sobjects/Contact/{id}?fields=LastName")},
+                {"method": "PATCH", "url": format!("v59.0/sobjects/Contact/{id}"), "richInput": {"FirstName": "Grace"}},
+                {"method": "GET", "url": "v59.0/sobjects/Contact/003000000000999AAA"},
+                {"method": "GET", "url": "v59.0/query?q=SELECT+Id+FROM+Contact"}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["hasErrors"], true);
+    let res = r.json["results"].as_array().unwrap();
+    assert_eq!(res[0]["statusCode"], 200);
+    assert_eq!(res[0]["result"]["LastName"], "Batch");
+    assert_eq!(res[1]["statusCode"], 204);
+    assert_eq!(res[2]["statusCode"], 404);
+    assert_eq!(
+        res[3]["statusCode"], 200,
+        "runs on after a failure: {}",
+        r.text
+    );
+    let halted = org
+        .post(
+            "/composite/batch",
+            json!({"haltOnError": true, "batchRequests": [
+                {"method": "GET", "url": "v59.0/sobjects/Contact/003000000000999AAA"},
+                {"method": "GET", "url": format!("v59.0/sobjects/Contact/{id}")}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        halted.json["results"][1]["statusCode"], 412,
+        "{}",
+        halted.text
+    );
+    assert_eq!(
+        halted.json["results"][1]["result"][0]["errorCode"],
+        "BATCH_PROCESSING_HALTED"
+    );
+    let after = org.get(&format!("/sobjects/Contact/{id}")).await;
+    assert_eq!(
+        after.json["FirstName"], "Grace",
+        "batch subrequests are not rolled back"
+    );
+}

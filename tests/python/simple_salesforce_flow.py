@@ -74,6 +74,12 @@ def main():
     out["aggregate"] = sf.query(
         "SELECT COUNT(Id) n FROM Contact WHERE CreatedDate = LAST_N_DAYS:1"
     )["records"][0]["n"]
+    tree = {"records": [{"attributes": {"type": "Account", "referenceId": "clinic"}, "Name": "North Clinic",
+                         "Contacts": {"records": [{"attributes": {"type": "Contact", "referenceId": "p1"},
+                                                   "LastName": "Tree"}]}}]}
+    out["tree"] = sf.restful("composite/tree/Account", method="POST", json=tree)
+    batch = {"batchRequests": [{"method": "GET", "url": f"v59.0/sobjects/Contact/{created['id']}?fields=LastName"}]}
+    out["batch"] = sf.restful("composite/batch", method="POST", json=batch)
     out["update_status"] = sf.Contact.update(created["id"], {"FirstName": "Grace"})
     out["after_update"] = sf.Contact.get(created["id"])
     usage = sf.api_usage.get("api-usage")

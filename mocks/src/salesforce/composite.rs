@@ -154,6 +154,60 @@ pub(crate) fn composite(st: &SfState, org: &mut Org, ctx: &AuthCtx, body: Option
     Reply::json(StatusCode::OK, json!({"compositeResponse": out}))
 }
 
+/// Subrequests a batch takes.
+const MAX_BATCH: usize = 25;
+
+/// `POST /composite/batch`: up to 25 independent subrequests (`url` from the version on,
+/// `richInput` the body), each answered `{statusCode, result}`; with `haltOnError`, those
+/// after a failure are not run (412 `BATCH_PROCESSING_HALTED`).
+pub(crate) fn batch(st: &SfState, org: &mut Org, ctx: &AuthCtx, body: Option<&Value>) -> Reply {
+    let Some(subs) = body
+        .and_then(|b| b.get("batchRequests"))
+        .and_then(Value::as_array)
+    else {
+        return SfError::new(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            "batchRequests is required",
+        )
+        .into();
+    };
+    if subs.is_empty() || subs.len() > MAX_BATCH {
+        return SfError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_BATCH_REQUEST",
+            format!("A batch must have between 1 and {MAX_BATCH} subrequests"),
+        )
+        .into();
+    }
+    let halt = body
+        .and_then(|b| b.get("haltOnError"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut failed = false;
+    let mut results = vec![];
+    for sub in subs {
+        if failed && halt {
+            results.push(json!({"statusCode": 412, "result": [{"errorCode": "BATCH_PROCESSING_HALTED", "message": "Batch processing halted per request"}]}));
+            continue;
+        }
+        let url = sub.get("url").and_then(Value::as_str).unwrap_or("");
+        let url = match url.trim_start_matches('/') {
+            u if u.starts_with("services/data/") => format!("/{u}"),
+            u => format!("/services/data/{u}"),
+        };
+        let as_composite =
+            json!({"method": sub.get("method"), "url": url, "body": sub.get("richInput")});
+        let reply = run_sub(st, org, ctx, &as_composite, &HashMap::new());
+        failed |= !reply.is_success();
+        results.push(json!({"statusCode": reply.status.as_u16(), "result": reply.body}));
+    }
+    Reply::json(
+        StatusCode::OK,
+        json!({"hasErrors": failed, "results": results}),
+    )
+}
+
 fn canonical_header(name: &str) -> String {
     match name {
         "location" => "Location".into(),

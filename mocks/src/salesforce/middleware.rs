@@ -94,6 +94,8 @@ pub const OPERATIONS: &[&str] = &[
     "bulk.upload",
     "bulk.query",
     "composite",
+    "composite.batch",
+    "composite.tree",
     "composite.sobjects",
     "unknown",
 ];
@@ -187,6 +189,11 @@ pub(crate) fn classify(method: &Method, path: &str) -> RouteInfo {
                 ["jobs", "query", ..] => "bulk.query",
                 ["queryAll"] | ["queryAll", _] => "queryAll",
                 ["composite"] => "composite",
+                ["composite", "batch"] => "composite.batch",
+                ["composite", "tree", o] => {
+                    info.sobject = Some(o.to_string());
+                    "composite.tree"
+                }
                 ["composite", "sobjects", o, ..] => {
                     info.sobject = Some(o.to_string());
                     "composite.sobjects"
@@ -546,6 +553,8 @@ mod operation_names {
             ("POST", "/services/data/v59.0/jobs/query"),
             ("POST", "/services/data/v59.0/composite"),
             ("POST", "/services/data/v59.0/composite/sobjects"),
+            ("POST", "/services/data/v59.0/composite/batch"),
+            ("POST", "/services/data/v59.0/composite/tree/Account"),
             ("GET", "/services/data/v59.0/nothing/here"),
         ];
         let mut seen = std::collections::BTreeSet::new();

@@ -6,8 +6,8 @@
 //! - `store`, `validate`, `ids`: the org's records and the rules writes must pass.
 //! - `auth`: sessions and refresh tokens; `oauth`, `soap`: the login endpoints.
 //! - `rest`: the data API under `/services/data`; `soql`: the query language; `composite`
-//!   (`/composite`) and `collections` (`/composite/sobjects`: create, update, upsert by
-//!   external id, delete, retrieve).
+//!   (`/composite` and `/composite/batch`), `tree` (`/composite/tree`) and `collections`
+//!   (`/composite/sobjects`: create, update, upsert by external id, delete, retrieve).
 //! - `bulk`: Bulk API 2.0 ingest and query jobs (CSV, background processing).
 //! - `replication`: `updated`/`deleted` polling windows. `sosl`: search and parameterized search.
 //! - `middleware`: history, fault hook, version/auth/quota gates around every request.
@@ -31,6 +31,7 @@ mod soap;
 pub mod soql;
 mod sosl;
 pub mod store;
+mod tree;
 pub mod validate;
 
 use std::net::SocketAddr;
