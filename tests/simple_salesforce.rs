@@ -97,7 +97,10 @@ async fn simple_salesforce_works_unmodified_and_recovers_from_session_expiry() {
     assert_eq!(out["quick_search"], 1);
     assert_eq!(out["tree"]["hasErrors"], false, "{}", out["tree"]);
     assert_eq!(out["tree"]["results"].as_array().map(Vec::len), Some(2));
-    assert_eq!(out["batch"]["results"][0]["result"]["LastName"], "Synthetic");
+    assert_eq!(
+        out["batch"]["results"][0]["result"]["LastName"],
+        "Synthetic"
+    );
     assert_eq!(out["update_status"], 204);
     assert_eq!(out["after_update"]["FirstName"], "Grace");
     assert!(

@@ -223,8 +223,11 @@ impl Tree<'_> {
     }
 }
 
+/// A record's children: relationship name and records.
+type Children = Vec<(String, Vec<Value>)>;
+
 /// A record's fields, and its children by relationship name.
-fn split(rec: &Value) -> (Map<String, Value>, Vec<(String, Vec<Value>)>) {
+fn split(rec: &Value) -> (Map<String, Value>, Children) {
     let mut fields = Map::new();
     let mut children = vec![];
     for (k, v) in rec.as_object().into_iter().flatten() {
