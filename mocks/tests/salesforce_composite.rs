@@ -381,3 +381,44 @@ async fn composite_batch_runs_independent_subrequests() {
         "batch subrequests are not rolled back"
     );
 }
+
+#[tokio::test]
+async fn composite_graph_rolls_back_a_failed_graph_only() {
+    let org = Org::start().await;
+    let r = org
+        .post(
+            "/composite/graph",
+            json!({"graphs": [
+                {"graphId": "good", "compositeRequest": [
+                    {"method": "POST", "url": "/services/data/v59.0/sobjects/Account", "referenceId": "acct", "body": {"Name": "Graph Clinic"}},
+                    {"method": "POST", "url": "/services/data/v59.0/sobjects/Contact", "referenceId": "pat", "body": {"LastName": "Graph", "AccountId": "@{acct.id}"}}
+                ]},
+                {"graphId": "bad", "compositeRequest": [
+                    {"method": "POST", "url": "/services/data/v59.0/sobjects/Account", "referenceId": "acct2", "body": {"Name": "Doomed"}},
+                    {"method": "POST", "url": "/services/data/v59.0/sobjects/Contact", "referenceId": "pat2", "body": {"FirstName": "No last name"}}
+                ]}
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let graphs = r.json["graphs"].as_array().unwrap();
+    assert_eq!(
+        (
+            graphs[0]["graphId"].clone(),
+            graphs[0]["isSuccessful"].clone()
+        ),
+        (json!("good"), json!(true))
+    );
+    assert_eq!(graphs[1]["isSuccessful"], false);
+    let pat = &graphs[0]["graphResponse"]["compositeResponse"][1];
+    assert_eq!(pat["httpStatusCode"], 201, "{pat}");
+    let names = org.query("SELECT Name FROM Account").await;
+    assert_eq!(
+        names.json["totalSize"], 1,
+        "the bad graph left nothing: {}",
+        names.text
+    );
+    assert_eq!(names.json["records"][0]["Name"], "Graph Clinic");
+    let empty = org.post("/composite/graph", json!({"graphs": []})).await;
+    assert_eq!(empty.status, 400);
+}

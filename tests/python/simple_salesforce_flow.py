@@ -80,6 +80,11 @@ def main():
     out["tree"] = sf.restful("composite/tree/Account", method="POST", json=tree)
     batch = {"batchRequests": [{"method": "GET", "url": f"v59.0/sobjects/Contact/{created['id']}?fields=LastName"}]}
     out["batch"] = sf.restful("composite/batch", method="POST", json=batch)
+    graph = {"graphs": [{"graphId": "g1", "compositeRequest": [
+        {"method": "POST", "url": "/services/data/v59.0/sobjects/Account", "referenceId": "a", "body": {"Name": "Graph"}},
+        {"method": "POST", "url": "/services/data/v59.0/sobjects/Contact", "referenceId": "c",
+         "body": {"LastName": "Graphed", "AccountId": "@{a.id}"}}]}]}
+    out["graph"] = sf.restful("composite/graph", method="POST", json=graph)
     out["update_status"] = sf.Contact.update(created["id"], {"FirstName": "Grace"})
     out["after_update"] = sf.Contact.get(created["id"])
     usage = sf.api_usage.get("api-usage")

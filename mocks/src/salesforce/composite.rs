@@ -108,6 +108,19 @@ pub(crate) fn composite(st: &SfState, org: &mut Org, ctx: &AuthCtx, body: Option
         )
         .into();
     }
+    let out = run_composite(st, org, ctx, subs, all_or_none);
+    Reply::json(StatusCode::OK, json!({"compositeResponse": out}))
+}
+
+/// The subrequests of a composite request (or of one graph), in order; with `allOrNone`
+/// the first failure rolls every earlier one back and halts the rest.
+fn run_composite(
+    st: &SfState,
+    org: &mut Org,
+    ctx: &AuthCtx,
+    subs: &[Value],
+    all_or_none: bool,
+) -> Vec<Value> {
     let snapshot = all_or_none.then(|| org.data.clone());
     let mut results: HashMap<String, Value> = HashMap::new();
     let mut out: Vec<Value> = vec![];
@@ -151,7 +164,52 @@ pub(crate) fn composite(st: &SfState, org: &mut Org, ctx: &AuthCtx, body: Option
             entry["referenceId"] = reference;
         }
     }
-    Reply::json(StatusCode::OK, json!({"compositeResponse": out}))
+    out
+}
+
+/// Nodes a graph takes, and graphs a request takes.
+const MAX_GRAPH_NODES: usize = 500;
+const MAX_GRAPHS: usize = 75;
+
+/// `POST /composite/graph`: graphs of up to 500 subrequests, each all or nothing (a failure
+/// rolls its graph back, not the others), answered `{graphs: [{graphId, graphResponse,
+/// isSuccessful}]}`.
+pub(crate) fn graph(st: &SfState, org: &mut Org, ctx: &AuthCtx, body: Option<&Value>) -> Reply {
+    let Some(graphs) = body.and_then(|b| b.get("graphs")).and_then(Value::as_array) else {
+        return SfError::new(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            "graphs is required",
+        )
+        .into();
+    };
+    if graphs.is_empty() || graphs.len() > MAX_GRAPHS {
+        return SfError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_INPUT",
+            format!("A request must have between 1 and {MAX_GRAPHS} graphs"),
+        )
+        .into();
+    }
+    let mut out = vec![];
+    for g in graphs {
+        let id = g.get("graphId").cloned().unwrap_or(Value::Null);
+        let subs = g.get("compositeRequest").and_then(Value::as_array);
+        let Some(subs) = subs.filter(|s| !s.is_empty() && s.len() <= MAX_GRAPH_NODES) else {
+            return SfError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_INPUT",
+                format!("Each graph must have between 1 and {MAX_GRAPH_NODES} nodes"),
+            )
+            .into();
+        };
+        let responses = run_composite(st, org, ctx, subs, true);
+        let ok = responses
+            .iter()
+            .all(|r| r["httpStatusCode"].as_u64().is_some_and(|c| c < 400));
+        out.push(json!({"graphId": id, "graphResponse": {"compositeResponse": responses}, "isSuccessful": ok}));
+    }
+    Reply::json(StatusCode::OK, json!({"graphs": out}))
 }
 
 /// Subrequests a batch takes.

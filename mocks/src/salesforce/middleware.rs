@@ -95,6 +95,7 @@ pub const OPERATIONS: &[&str] = &[
     "bulk.query",
     "composite",
     "composite.batch",
+    "composite.graph",
     "composite.tree",
     "composite.sobjects",
     "unknown",
@@ -190,6 +191,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> RouteInfo {
                 ["queryAll"] | ["queryAll", _] => "queryAll",
                 ["composite"] => "composite",
                 ["composite", "batch"] => "composite.batch",
+                ["composite", "graph"] => "composite.graph",
                 ["composite", "tree", o] => {
                     info.sobject = Some(o.to_string());
                     "composite.tree"
@@ -554,6 +556,7 @@ mod operation_names {
             ("POST", "/services/data/v59.0/composite"),
             ("POST", "/services/data/v59.0/composite/sobjects"),
             ("POST", "/services/data/v59.0/composite/batch"),
+            ("POST", "/services/data/v59.0/composite/graph"),
             ("POST", "/services/data/v59.0/composite/tree/Account"),
             ("GET", "/services/data/v59.0/nothing/here"),
         ];

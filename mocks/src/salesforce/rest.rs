@@ -371,6 +371,7 @@ pub(crate) fn dispatch(st: &SfState, org: &mut Org, ctx: &AuthCtx, call: &Call<'
         }
         ("POST", ["composite"]) => super::composite::composite(st, org, ctx, body.as_ref()),
         ("POST", ["composite", "batch"]) => super::composite::batch(st, org, ctx, body.as_ref()),
+        ("POST", ["composite", "graph"]) => super::composite::graph(st, org, ctx, body.as_ref()),
         ("POST", ["composite", "tree", o]) => super::tree::tree(st, org, ctx, o, body.as_ref()),
         (_, ["composite", "sobjects", ..]) => {
             super::collections::collection(st, org, ctx, call, body.as_ref())
