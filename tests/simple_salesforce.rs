@@ -101,6 +101,11 @@ async fn simple_salesforce_works_unmodified_and_recovers_from_session_expiry() {
         out["batch"]["results"][0]["result"]["LastName"],
         "Synthetic"
     );
+    assert_eq!(
+        out["graph"]["graphs"][0]["isSuccessful"], true,
+        "{}",
+        out["graph"]
+    );
     assert_eq!(out["update_status"], 204);
     assert_eq!(out["after_update"]["FirstName"], "Grace");
     assert!(
