@@ -886,3 +886,90 @@ async fn bulk_faults_stall_jobs_fail_records_and_spend_the_allowance() {
         "{info}"
     );
 }
+
+impl Rig {
+    /// One CometD exchange with the mock's Streaming API.
+    async fn cometd(&self, messages: Value) -> Vec<Value> {
+        let r = self
+            .http
+            .post(format!("{}/cometd/59.0", self.sf.url()))
+            .bearer_auth(&self.token)
+            .json(&messages)
+            .send()
+            .await
+            .unwrap();
+        r.json().await.unwrap()
+    }
+
+    /// A client subscribed to Contact change events, replaying from `replay`; its id and
+    /// the subscribe answer.
+    async fn subscriber(&self, replay: i64) -> (String, Value) {
+        let hs = self
+            .cometd(json!([{"channel": "/meta/handshake", "version": "1.0"}]))
+            .await;
+        let client = hs[0]["clientId"].as_str().unwrap().to_string();
+        let channel = "/data/ContactChangeEvent";
+        let sub = self
+            .cometd(json!([{"channel": "/meta/subscribe", "clientId": client, "subscription": channel, "ext": {"replay": {channel: replay}}}]))
+            .await;
+        (client, sub[0].clone())
+    }
+
+    /// The change events one `/meta/connect` carries, and the connect answer.
+    async fn connect(&self, client: &str) -> (Vec<Value>, Value) {
+        let mut out = self
+            .cometd(json!([{"channel": "/meta/connect", "clientId": client, "connectionType": "long-polling"}]))
+            .await;
+        let answer = out.pop().unwrap();
+        (out, answer)
+    }
+
+    async fn contact(&self, last: &str) {
+        let body = Some(json!({"LastName": last}));
+        let (s, _, _) = self
+            .sf_call(reqwest::Method::POST, "/sobjects/Contact", body)
+            .await;
+        assert_eq!(s, 201);
+    }
+}
+
+#[tokio::test]
+async fn change_event_faults_drop_subscribers_lose_events_and_expire_replays() {
+    let rig = Rig::start().await;
+    let (client, _) = rig.subscriber(-1).await;
+    rig.connect(&client).await;
+    // Events written while the fault lasts are lost; those after it arrive.
+    let dropped = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::EventsDropped))
+        .unwrap();
+    rig.contact("Lost").await;
+    drop(dropped);
+    rig.contact("Kept").await;
+    let (events, _) = rig.connect(&client).await;
+    let names: Vec<&Value> = events
+        .iter()
+        .map(|e| &e["data"]["payload"]["LastName"])
+        .collect();
+    assert_eq!(names, [&json!("Kept")]);
+    assert_eq!(rig.sf.handle().streaming_lost().len(), 1);
+    let first_replay = events[0]["data"]["event"]["replayId"].as_i64().unwrap();
+    // A disconnect: the subscriber is told to handshake again.
+    rig.engine
+        .apply(FaultSpec::now(FaultKind::SubscriberDisconnect))
+        .unwrap()
+        .forget();
+    let (_, answer) = rig.connect(&client).await;
+    assert_eq!(answer["error"], "403::Unknown client", "{answer}");
+    // Retention lapsed: replaying from an old id is refused until the fault ends.
+    let expired = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::ReplayExpired))
+        .unwrap();
+    let (_, refused) = rig.subscriber(first_replay - 1).await;
+    assert_eq!(refused["successful"], false, "{refused}");
+    drop(expired);
+    let (_, accepted) = rig.subscriber(first_replay - 1).await;
+    assert_eq!(accepted["successful"], true, "{accepted}");
+    rig.engine.clear_all();
+}

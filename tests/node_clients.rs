@@ -2,7 +2,8 @@
 //! Collections (`sobject().upsert([records], extIdField)`, `sobject().retrieve([ids])`) and
 //! aggregate SOQL with relative dates and child subqueries (`query`), SOSL (`search`),
 //! replication polling (`updated`), Bulk API 2.0 (`bulk2.loadAndWaitForResults`,
-//! `bulk2.query`), and
+//! `bulk2.query`), Change Data Capture through the Streaming API (`streaming.topic().subscribe`,
+//! a replaying client), and
 //! openai-node's `runTools` agent loop. The packages are the zoo's, installed from its
 //! lockfile by zoo/node-jsforce/setup.sh (Node.js 20 with npm).
 
@@ -127,6 +128,28 @@ async fn jsforce_bulk2_loads_and_queries_unmodified() {
         "{out}"
     );
     assert_eq!(sf.handle().records("Contact").len(), 120);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsforce_streaming_receives_change_events_and_replays_them() {
+    let node = tokio::task::spawn_blocking(node).await.unwrap();
+    let sf = MockSalesforce::builder().seed(6).start().await.unwrap();
+    let env = salesforce_env(&sf.handle().connection_settings());
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = run_json(&node, &flow(), &["streaming"], &envs).await;
+    let live = out["live"].as_array().unwrap();
+    assert_eq!(live[0]["type"], "CREATE", "{out}");
+    assert_eq!(live[0]["ids"][0], out["created"]);
+    assert_eq!(live[1]["type"], "UPDATE");
+    assert_eq!(live[1]["changed"], serde_json::json!(["FirstName"]));
+    assert!(
+        live[1]["replayId"].as_u64() > live[0]["replayId"].as_u64(),
+        "replay ids grow: {out}"
+    );
+    assert_eq!(
+        out["replayed"][0], out["before"],
+        "-2 replays what came before the subscription: {out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -143,6 +143,11 @@ impl StopSignal {
         Self(rx)
     }
 
+    /// True once the server has begun shutting down.
+    pub fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Resolves when the server begins shutting down.
     pub async fn stopped(&self) {
         let mut rx = self.0.clone();

@@ -325,6 +325,17 @@ pub enum FaultKind {
     /// lasts fail with `ExceededQuota`.
     BulkLimitSpent,
 
+    // ---- change events (the Streaming API) ----
+    /// Every Streaming API subscriber is dropped when the fault starts: its next request is
+    /// told to handshake again, and it must resubscribe from the last replay id it saw (or
+    /// lose what changed in between).
+    SubscriberDisconnect,
+    /// Change events are lost while the fault lasts: subscribers see a gap in replay ids.
+    EventsDropped,
+    /// Every change event so far goes past retention when the fault starts: a subscriber
+    /// replaying from one of them is refused and must resync (query what changed).
+    ReplayExpired,
+
     // ---- schema drift ----
     /// A field is renamed (its values move with it).
     FieldRenamed {
@@ -494,6 +505,8 @@ pub enum FamilyName {
     HttpErrors,
     /// Governor limits, contention and overload.
     Governor,
+    /// Change events: Streaming API subscribers dropped, events lost, replay ids expired.
+    ChangeEvents,
     /// Salesforce schema drift.
     SchemaDrift,
     /// LLM output drift.
@@ -528,6 +541,9 @@ impl FaultKind {
             | Self::BulkJobStuck
             | Self::BulkRecordsFail { .. }
             | Self::BulkLimitSpent => F::Governor,
+            Self::SubscriberDisconnect | Self::EventsDropped | Self::ReplayExpired => {
+                F::ChangeEvents
+            }
             Self::FieldRenamed { .. }
             | Self::FieldRemoved { .. }
             | Self::FieldTypeChanged { .. }
@@ -750,6 +766,9 @@ pub mod kind_names {
         "bulk_records_fail",
         "bulk_limit_spent",
     ];
+    /// Change events (the Streaming API).
+    pub const CHANGE_EVENTS: &[&str] =
+        &["subscriber_disconnect", "events_dropped", "replay_expired"];
     /// Salesforce schema drift.
     pub const SCHEMA_DRIFT: &[&str] = &[
         "field_renamed",
@@ -779,11 +798,12 @@ pub mod kind_names {
         "limit_data",
     ];
     /// Every family.
-    pub const FAMILIES: [&[&str]; 7] = [
+    pub const FAMILIES: [&[&str]; 8] = [
         TOKENS,
         LATENCY,
         HTTP,
         GOVERNOR,
+        CHANGE_EVENTS,
         SCHEMA_DRIFT,
         LLM_DRIFT,
         NETWORK,

@@ -5,6 +5,7 @@
 //
 //   node tests/node/clients_flow.cjs collections   (SALESFORCE_* from the environment)
 //   node tests/node/clients_flow.cjs bulk          (the same; Bulk API 2.0 through jsforce's bulk2)
+//   node tests/node/clients_flow.cjs streaming     (the same; change events through jsforce's streaming)
 //   node tests/node/clients_flow.cjs tools         (OPENAI_BASE_URL, OPENAI_API_KEY, MODEL)
 //   node tests/node/clients_flow.cjs responses     (the same; the Responses API, whole and streamed)
 //
@@ -64,6 +65,59 @@ async function bulk() {
     unprocessed: loaded.unprocessedRecords.length,
     queried: records.length,
     first: records[0],
+  };
+}
+
+/**
+ * Subscribe and wait for the server's acknowledgement; then `events` is a promise of the
+ * first `n` messages (rejected after 15 s).
+ */
+async function subscribed(subscribe, n) {
+  let resolve;
+  let reject;
+  const events = new Promise((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  const got = [];
+  const timer = setTimeout(() => reject(new Error(`only ${got.length} of ${n} events`)), 15000);
+  const subscription = subscribe((m) => {
+    got.push(m);
+    if (got.length === n) {
+      clearTimeout(timer);
+      resolve(got);
+    }
+  });
+  await subscription;
+  return { events, subscription };
+}
+
+/** Change Data Capture through jsforce's streaming client (faye, CometD long polling). */
+async function streaming() {
+  const { StreamingExtension } = need('jsforce/lib/api/streaming');
+  const conn = await login();
+  const channel = '/data/ContactChangeEvent';
+  const before = await conn.sobject('Contact').create({ LastName: 'Before', Patient_External_Id__c: 'CC-ST-0' });
+  const live = await subscribed((cb) => conn.streaming.topic(channel).subscribe(cb), 2);
+  const created = await conn.sobject('Contact').create({ LastName: 'Live', Patient_External_Id__c: 'CC-ST-1' });
+  await conn.sobject('Contact').update({ Id: created.id, FirstName: 'Grace' });
+  const events = await live.events;
+  live.subscription.cancel();
+  // A second client replays every retained event from the start (-2).
+  const replayClient = conn.streaming.createClient([new StreamingExtension.Replay(channel, -2)]);
+  const replay = await subscribed((cb) => replayClient.subscribe(channel, cb), 3);
+  const replayed = await replay.events;
+  replayClient.disconnect();
+  return {
+    before: before.id,
+    created: created.id,
+    live: events.map((e) => ({
+      type: e.payload.ChangeEventHeader.changeType,
+      ids: e.payload.ChangeEventHeader.recordIds,
+      replayId: e.event.replayId,
+      changed: e.payload.ChangeEventHeader.changedFields,
+    })),
+    replayed: replayed.map((e) => e.payload.ChangeEventHeader.recordIds[0]),
   };
 }
 
@@ -222,14 +276,15 @@ function outputText(response) {
     .join('');
 }
 
-const flows = { collections, bulk, tools, responses };
+const flows = { collections, bulk, streaming, tools, responses };
 const flow = flows[process.argv[2]];
 if (!flow) {
   console.error(`usage: clients_flow.cjs ${Object.keys(flows).join('|')}`);
   process.exit(2);
 }
 flow().then(
-  (out) => console.log(JSON.stringify(out)),
+  // Exit once written: a streaming client would otherwise keep polling.
+  (out) => process.stdout.write(`${JSON.stringify(out)}\n`, () => process.exit(0)),
   (err) => {
     console.error(err && err.stack ? err.stack : String(err));
     process.exit(1);

@@ -93,6 +93,7 @@ pub const OPERATIONS: &[&str] = &[
     "bulk.ingest",
     "bulk.upload",
     "bulk.query",
+    "streaming",
     "composite",
     "composite.batch",
     "composite.graph",
@@ -129,6 +130,13 @@ pub(crate) fn classify(method: &Method, path: &str) -> RouteInfo {
         ["id", ..] => {
             info.dependency = Some(Dependency::SalesforceAuth);
             info.operation = "identity";
+        }
+        ["cometd", v, ..] => {
+            info.operation = "streaming";
+            match parse_version(&format!("v{v}")) {
+                Some(n) => info.version = Some(n),
+                None => info.bad_version = true,
+            }
         }
         ["__crashcart", ..] => {
             info.dependency = Some(Dependency::Control);
@@ -252,6 +260,15 @@ fn gate(
     let Some(session) = caller.filter(|c| c.live) else {
         return Err(SfError::invalid_session().into_response());
     };
+    let ctx = AuthCtx {
+        user_id: session.user_id.clone(),
+        username: session.username.clone(),
+        version,
+    };
+    // Streaming API requests do not count against the org's API requests.
+    if route.operation == "streaming" {
+        return Ok(Some(ctx));
+    }
     let max = st.api_max.load(Ordering::Relaxed);
     let counted = st
         .api_used
@@ -265,11 +282,7 @@ fn gate(
             .insert("sforce-limit-info", limit_header(st));
         return Err(resp);
     }
-    Ok(Some(AuthCtx {
-        user_id: session.user_id.clone(),
-        username: session.username.clone(),
-        version,
-    }))
+    Ok(Some(ctx))
 }
 
 /// The middleware itself.
@@ -556,6 +569,7 @@ mod operation_names {
             ("POST", "/services/data/v59.0/composite"),
             ("POST", "/services/data/v59.0/composite/sobjects"),
             ("POST", "/services/data/v59.0/composite/batch"),
+            ("POST", "/cometd/59.0"),
             ("POST", "/services/data/v59.0/composite/graph"),
             ("POST", "/services/data/v59.0/composite/tree/Account"),
             ("GET", "/services/data/v59.0/nothing/here"),

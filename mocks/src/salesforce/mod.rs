@@ -8,6 +8,7 @@
 //! - `rest`: the data API under `/services/data`; `soql`: the query language; `composite`
 //!   (`/composite` and `/composite/batch`), `tree` (`/composite/tree`) and `collections`
 //!   (`/composite/sobjects`: create, update, upsert by external id, delete, retrieve).
+//! - `streaming`: the Streaming API (CometD long polling) with Change Data Capture events.
 //! - `bulk`: Bulk API 2.0 ingest and query jobs (CSV, background processing).
 //! - `replication`: `updated`/`deleted` polling windows. `sosl`: search and parameterized search.
 //! - `middleware`: history, fault hook, version/auth/quota gates around every request.
@@ -31,6 +32,7 @@ mod soap;
 pub mod soql;
 mod sosl;
 pub mod store;
+mod streaming;
 mod tree;
 pub mod validate;
 
@@ -91,6 +93,8 @@ pub(crate) struct SfState {
     pub(crate) cursors: Mutex<rest::Cursors>,
     /// Bulk API 2.0 jobs and their controls.
     pub(crate) bulk: Mutex<bulk::BulkJobs>,
+    /// Streaming API clients and their controls.
+    pub(crate) streaming: Mutex<streaming::Streaming>,
     pub(crate) stop: StopSignal,
 }
 
@@ -261,6 +265,7 @@ impl MockSalesforceBuilder {
             users,
             cursors: Mutex::new(rest::Cursors::default()),
             bulk: Mutex::new(bulk::BulkJobs::default()),
+            streaming: Mutex::new(streaming::Streaming::default()),
             stop: stop_signal,
             history: self.history.unwrap_or_else(History::shared),
             hook,
@@ -506,6 +511,41 @@ impl SalesforceHandle {
     pub fn set_bulk_record_limit(&self, limit: Option<u64>) {
         self.state.bulk.lock().record_limit = limit;
     }
+    /// Forget every Streaming API client (a subscriber disconnect): each must handshake
+    /// and subscribe again.
+    pub fn streaming_disconnect_all(&self) {
+        self.state.streaming.lock().disconnect_all();
+    }
+    /// Lose the change events written while `dropping` (subscribers see a gap in replay
+    /// ids).
+    pub fn set_streaming_dropping(&self, dropping: bool) {
+        let newest = self.newest_write();
+        self.state.streaming.lock().set_dropping(dropping, newest);
+    }
+    fn newest_write(&self) -> u64 {
+        self.state
+            .org
+            .read()
+            .data
+            .writes()
+            .last()
+            .map_or(0, |w| w.seq)
+    }
+    /// Put every change event so far past retention (a subscriber replaying from one of
+    /// them is refused and must resync); returns the mark before, for
+    /// [`Self::set_streaming_expired_through`].
+    pub fn streaming_expire_replays(&self) -> u64 {
+        let newest = self.newest_write();
+        std::mem::replace(&mut self.state.streaming.lock().expired_through, newest)
+    }
+    /// Events up to replay id `seq` are past retention (0: only the write log's capacity).
+    pub fn set_streaming_expired_through(&self, seq: u64) {
+        self.state.streaming.lock().expired_through = seq;
+    }
+    /// Replay ids of the change events lost so far (that a subscriber skipped).
+    pub fn streaming_lost(&self) -> Vec<u64> {
+        self.state.streaming.lock().lost.iter().copied().collect()
+    }
     /// Records Bulk API jobs have processed today.
     pub fn bulk_records_today(&self) -> u64 {
         self.state.bulk.lock().records_today
@@ -626,6 +666,7 @@ fn router(state: Arc<SfState>) -> Router {
         .merge(oauth::routes())
         .merge(soap::routes())
         .merge(rest::routes())
+        .merge(streaming::routes())
         .merge(control::routes())
         .fallback(|| async { errors::SfError::not_found() })
         // The middleware reads every body under the service's own limits (and answers past

@@ -8,11 +8,14 @@
 //! - [`http_errors`]: error answers and broken exchanges.
 //! - [`governor`]: quota, concurrent long requests, row locks, concurrent edits, LLM slots and
 //!   overload.
+//! - [`change_events`]: Streaming API subscribers dropped, change events lost, replay ids
+//!   past retention.
 //! - [`schema_drift`]: fields renamed, removed, retyped, required; picklist values; API
 //!   versions.
 //! - [`llm_drift`]: the model's answers drift, are truncated, cut or broken.
 //! - [`network`]: toxics on the chaos proxy (or the simulated network).
 
+pub mod change_events;
 pub mod governor;
 pub mod http_errors;
 pub mod latency;
@@ -301,11 +304,12 @@ pub trait Family: Sync {
 }
 
 /// Every family, for lookups by kind name.
-pub const FAMILIES: [&dyn Family; 7] = [
+pub const FAMILIES: [&dyn Family; 8] = [
     &tokens::Tokens,
     &latency::Latencies,
     &http_errors::HttpErrors,
     &governor::Governor,
+    &change_events::ChangeEvents,
     &schema_drift::SchemaDrift,
     &llm_drift::LlmDrift,
     &network::Network,
@@ -319,6 +323,7 @@ pub fn of(kind: &FaultKind) -> &'static dyn Family {
         F::Latency => &latency::Latencies,
         F::HttpErrors => &http_errors::HttpErrors,
         F::Governor => &governor::Governor,
+        F::ChangeEvents => &change_events::ChangeEvents,
         F::SchemaDrift => &schema_drift::SchemaDrift,
         F::LlmDrift => &llm_drift::LlmDrift,
         F::Network => &network::Network,

@@ -1,0 +1,241 @@
+//! The Streaming API on the wire (CometD long polling): change events for every write with
+//! replay ids, replay from `-2` or an id, and the change-event faults (subscribers dropped,
+//! events lost, replay ids past retention). jsforce's own streaming client is driven in
+//! `tests/node_clients.rs`.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const CHANNEL: &str = "/data/ContactChangeEvent";
+
+/// A CometD client speaking to the mock.
+struct Cometd<'a> {
+    org: &'a Org,
+    client: String,
+}
+
+impl<'a> Cometd<'a> {
+    async fn send(org: &Org, messages: Value) -> Vec<Value> {
+        let r = org
+            .http
+            .post(format!("{}/cometd/59.0", org.base))
+            .bearer_auth(&org.token)
+            .json(&messages)
+            .send()
+            .await
+            .unwrap();
+        let r = read(r).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json.as_array().cloned().unwrap_or_default()
+    }
+
+    async fn handshake(org: &'a Org) -> Cometd<'a> {
+        let out = Self::send(
+            org,
+            json!([{"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["long-polling"], "id": "1"}]),
+        )
+        .await;
+        assert_eq!(out[0]["successful"], true, "{out:?}");
+        let client = out[0]["clientId"].as_str().unwrap().to_string();
+        Cometd { org, client }
+    }
+
+    /// Subscribe, replaying from `replay` when given; the subscribe answer.
+    async fn subscribe(&self, channel: &str, replay: Option<i64>) -> Value {
+        let mut m = json!({"channel": "/meta/subscribe", "clientId": self.client, "subscription": channel, "id": "2"});
+        if let Some(r) = replay {
+            m["ext"] = json!({"replay": {channel: r}});
+        }
+        Self::send(self.org, json!([m])).await.remove(0)
+    }
+
+    /// One `/meta/connect`: the events it carried, then its own answer.
+    async fn connect(&self) -> (Vec<Value>, Value) {
+        let mut out = Self::send(
+            self.org,
+            json!([{"channel": "/meta/connect", "clientId": self.client, "connectionType": "long-polling", "id": "3"}]),
+        )
+        .await;
+        let answer = out.pop().unwrap();
+        assert_eq!(answer["channel"], "/meta/connect");
+        (out, answer)
+    }
+}
+
+fn replay_id(e: &Value) -> u64 {
+    e["data"]["event"]["replayId"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn subscribers_receive_each_change_of_their_object_with_growing_replay_ids() {
+    let org = Org::start().await;
+    let c = Cometd::handshake(&org).await;
+    assert_eq!(c.subscribe(CHANNEL, None).await["successful"], true);
+    let (_, first) = c.connect().await;
+    assert_eq!(
+        first["successful"], true,
+        "the first connect answers at once"
+    );
+    let used = org.sf.handle().api_usage().0;
+    let id = org.contact("Live", "CC-S-1").await;
+    org.post("/sobjects/Account", json!({"Name": "Not a contact"}))
+        .await;
+    org.patch(
+        &format!("/sobjects/Contact/{id}"),
+        json!({"FirstName": "Ada"}),
+    )
+    .await;
+    let (events, answer) = c.connect().await;
+    assert_eq!(answer["successful"], true);
+    assert_eq!(
+        events.len(),
+        2,
+        "the Account is not on this channel: {events:?}"
+    );
+    let header = |i: usize| &events[i]["data"]["payload"]["ChangeEventHeader"];
+    assert_eq!(header(0)["changeType"], "CREATE");
+    assert_eq!(header(0)["recordIds"][0], id.as_str());
+    assert_eq!(events[0]["data"]["payload"]["LastName"], "Live");
+    assert_eq!(header(1)["changeType"], "UPDATE");
+    assert_eq!(header(1)["changedFields"], json!(["FirstName"]));
+    assert!(replay_id(&events[1]) > replay_id(&events[0]));
+    assert_eq!(
+        org.sf.handle().api_usage().0,
+        used + 3,
+        "the three writes count; streaming requests do not"
+    );
+}
+
+#[tokio::test]
+async fn replay_from_an_id_delivers_what_came_after_it_and_minus_two_delivers_all() {
+    let org = Org::start().await;
+    org.contact("One", "CC-S-1").await;
+    org.contact("Two", "CC-S-2").await;
+    let all = Cometd::handshake(&org).await;
+    all.subscribe(CHANNEL, Some(-2)).await;
+    let (events, _) = all.connect().await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    let after_first = Cometd::handshake(&org).await;
+    let r = after_first
+        .subscribe(CHANNEL, Some(replay_id(&events[0]) as i64))
+        .await;
+    assert_eq!(r["successful"], true, "{r}");
+    let (again, _) = after_first.connect().await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(replay_id(&again[0]), replay_id(&events[1]));
+}
+
+#[tokio::test]
+async fn a_dropped_subscriber_is_told_to_handshake_and_resumes_from_its_replay_id() {
+    let org = Org::start().await;
+    let c = Cometd::handshake(&org).await;
+    c.subscribe(CHANNEL, None).await;
+    c.connect().await;
+    org.contact("Before", "CC-S-1").await;
+    let (seen, _) = c.connect().await;
+    org.sf.handle().streaming_disconnect_all();
+    org.contact("During", "CC-S-2").await;
+    let (events, answer) = c.connect().await;
+    assert!(events.is_empty());
+    assert_eq!(answer["successful"], false);
+    assert_eq!(answer["error"], "403::Unknown client");
+    assert_eq!(answer["advice"]["reconnect"], "handshake");
+    // A careful subscriber resubscribes from the last replay id it saw: nothing is lost.
+    let back = Cometd::handshake(&org).await;
+    back.subscribe(CHANNEL, Some(replay_id(&seen[0]) as i64))
+        .await;
+    let (missed, _) = back.connect().await;
+    assert_eq!(missed.len(), 1);
+    assert_eq!(missed[0]["data"]["payload"]["LastName"], "During");
+}
+
+#[tokio::test]
+async fn lost_events_leave_a_gap_in_replay_ids() {
+    let org = Org::start().await;
+    let c = Cometd::handshake(&org).await;
+    c.subscribe(CHANNEL, None).await;
+    c.connect().await;
+    org.sf.handle().set_streaming_dropping(true);
+    org.contact("Lost", "CC-S-1").await;
+    org.sf.handle().set_streaming_dropping(false);
+    org.contact("Kept", "CC-S-2").await;
+    let (kept, _) = c.connect().await;
+    assert_eq!(
+        kept.len(),
+        1,
+        "what was written during the fault is lost: {kept:?}"
+    );
+    assert_eq!(kept[0]["data"]["payload"]["LastName"], "Kept");
+    let lost = org.sf.handle().streaming_lost();
+    assert_eq!(lost.len(), 1);
+    assert_eq!(replay_id(&kept[0]), lost[0] + 1, "the gap is visible");
+    // A replay from before the fault does not bring it back either.
+    let again = Cometd::handshake(&org).await;
+    again.subscribe(CHANNEL, Some(-2)).await;
+    let (all, _) = again.connect().await;
+    assert_eq!(all.len(), 1, "{all:?}");
+}
+
+#[tokio::test]
+async fn a_replay_id_past_retention_is_refused_and_minus_one_still_works() {
+    let org = Org::start().await;
+    org.contact("Old", "CC-S-1").await;
+    let c = Cometd::handshake(&org).await;
+    c.subscribe(CHANNEL, Some(-2)).await;
+    let (old, _) = c.connect().await;
+    org.sf.handle().streaming_expire_replays();
+    let late = Cometd::handshake(&org).await;
+    let r = late
+        .subscribe(CHANNEL, Some(replay_id(&old[0]) as i64 - 1))
+        .await;
+    assert_eq!(r["successful"], false, "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("400::The replayId"),
+        "{r}"
+    );
+    assert_eq!(late.subscribe(CHANNEL, Some(-1)).await["successful"], true);
+    let all = Cometd::handshake(&org).await;
+    all.subscribe(CHANNEL, Some(-2)).await;
+    org.contact("New", "CC-S-2").await;
+    let (events, _) = all.connect().await;
+    assert_eq!(
+        events.len(),
+        1,
+        "-2 replays only what is retained: {events:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_channels_and_objects_and_bad_messages_get_bayeux_errors() {
+    let org = Org::start().await;
+    let c = Cometd::handshake(&org).await;
+    let r = c.subscribe("/topic/Nothing", None).await;
+    assert_eq!(r["successful"], false);
+    assert!(r["error"].as_str().unwrap().starts_with("400::"), "{r}");
+    let r = c.subscribe("/data/Spaceship__ChangeEvent", None).await;
+    assert!(
+        r["error"].as_str().unwrap().contains("does not exist"),
+        "{r}"
+    );
+    let r = Cometd::send(&org, json!("not a message")).await;
+    assert_eq!(r[0]["successful"], false);
+    let r = Cometd::send(
+        &org,
+        json!([{"channel": "/meta/subscribe", "clientId": "nobody", "subscription": CHANNEL}]),
+    )
+    .await;
+    assert_eq!(r[0]["error"], "403::Unknown client");
+    let anonymous = org
+        .http
+        .post(format!("{}/cometd/59.0", org.base))
+        .json(&json!([{"channel": "/meta/handshake"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401, "the Streaming API needs a session");
+}
