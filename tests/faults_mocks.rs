@@ -934,7 +934,7 @@ impl Rig {
 }
 
 #[tokio::test]
-async fn change_event_faults_drop_subscribers_lose_events_and_expire_replays() {
+async fn change_event_faults_drop_subscribers_lose_events_expire_replays_and_spend_publishing() {
     let rig = Rig::start().await;
     let (client, _) = rig.subscriber(-1).await;
     rig.connect(&client).await;
@@ -971,5 +971,23 @@ async fn change_event_faults_drop_subscribers_lose_events_and_expire_replays() {
     drop(expired);
     let (_, accepted) = rig.subscriber(first_replay - 1).await;
     assert_eq!(accepted["successful"], true, "{accepted}");
+    // The hourly publish allowance spent: publishing fails until the fault ends.
+    let spent = rig
+        .engine
+        .apply(FaultSpec::now(FaultKind::PublishLimitSpent))
+        .unwrap();
+    let publish = || {
+        let body = Some(json!({"Reason__c": "rebook"}));
+        rig.sf_call(
+            reqwest::Method::POST,
+            "/sobjects/Appointment_Request__e",
+            body,
+        )
+    };
+    let (status, _, body) = publish().await;
+    assert_eq!(status, 400);
+    assert_eq!(body[0]["errorCode"], "LIMIT_EXCEEDED", "{body}");
+    drop(spent);
+    assert_eq!(publish().await.0, 201);
     rig.engine.clear_all();
 }

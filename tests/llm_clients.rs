@@ -218,6 +218,23 @@ async fn ollama_python_works_unmodified() {
         "a model used within its keep_alive is loaded: {}",
         out["ps"]
     );
+    assert!(
+        out["kept"].as_i64().unwrap() > 2200,
+        "keep_alive -1 keeps it loaded: {out}"
+    );
+    assert_eq!(out["unloaded"], true, "keep_alive 0 unloads it: {out}");
+    let expires = chrono::DateTime::parse_from_rfc3339(out["ten_minutes"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let left = expires - chrono::Utc::now();
+    assert!(
+        left > chrono::Duration::minutes(9) && left <= chrono::Duration::minutes(10),
+        "keep_alive \"10m\": {left}"
+    );
+    assert_eq!(
+        out["bad_keep_alive"],
+        serde_json::json!({"status": 400, "error": "time: invalid duration \"soon\""})
+    );
     assert_eq!(out["embed"], serde_json::json!({"count": 1, "dim": 768}));
     assert_eq!(out["missing"]["status"], 404);
     assert_eq!(

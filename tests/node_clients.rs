@@ -2,8 +2,8 @@
 //! Collections (`sobject().upsert([records], extIdField)`, `sobject().retrieve([ids])`) and
 //! aggregate SOQL with relative dates and child subqueries (`query`), SOSL (`search`),
 //! replication polling (`updated`), Bulk API 2.0 (`bulk2.loadAndWaitForResults`,
-//! `bulk2.query`), Change Data Capture through the Streaming API (`streaming.topic().subscribe`,
-//! a replaying client), and
+//! `bulk2.query`), Change Data Capture and platform events through the Streaming API
+//! (`streaming.topic().subscribe`, a replaying client, `sobject('X__e').create`), and
 //! openai-node's `runTools` agent loop. The packages are the zoo's, installed from its
 //! lockfile by zoo/node-jsforce/setup.sh (Node.js 20 with npm).
 
@@ -149,6 +149,12 @@ async fn jsforce_streaming_receives_change_events_and_replays_them() {
     assert_eq!(
         out["replayed"][0], out["before"],
         "-2 replays what came before the subscription: {out}"
+    );
+    assert_eq!(out["published"]["success"], true, "{out}");
+    assert_eq!(out["alert"]["reason"], "rebook");
+    assert_eq!(
+        out["alert"]["uuid"], out["published"]["uuid"],
+        "the subscriber sees the event the publisher was told of"
     );
 }
 

@@ -239,3 +239,71 @@ async fn unknown_channels_and_objects_and_bad_messages_get_bayeux_errors() {
         .unwrap();
     assert_eq!(anonymous.status(), 401, "the Streaming API needs a session");
 }
+
+const EVENTS: &str = "/event/Appointment_Request__e";
+
+#[tokio::test]
+async fn published_platform_events_reach_their_channel_only_with_their_fields() {
+    let org = Org::start().await;
+    let c = Cometd::handshake(&org).await;
+    assert_eq!(c.subscribe(EVENTS, None).await["successful"], true);
+    let cdc = Cometd::handshake(&org).await;
+    cdc.subscribe("/data/ChangeEvents", None).await;
+    c.connect().await;
+    cdc.connect().await;
+    let r = org
+        .post(
+            "/sobjects/Appointment_Request__e",
+            json!({"Patient_External_Id__c": "CC-9", "Reason__c": "follow-up"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["success"], true);
+    assert_eq!(r.json["errors"][0]["statusCode"], "OPERATION_ENQUEUED");
+    let uuid = r.json["errors"][0]["message"].as_str().unwrap().to_string();
+    assert_eq!(uuid.len(), 36, "{uuid}");
+    org.contact("Change", "CC-S-9").await;
+    let (events, _) = c.connect().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let payload = &events[0]["data"]["payload"];
+    assert_eq!(events[0]["channel"], EVENTS);
+    assert_eq!(payload["Patient_External_Id__c"], "CC-9");
+    assert_eq!(payload["EventUuid"], uuid.as_str());
+    assert!(payload.get("Id").is_none(), "subscribers do not see the id");
+    assert!(payload["CreatedById"].as_str().unwrap().starts_with("005"));
+    let (changes, _) = cdc.connect().await;
+    let objects: Vec<&Value> = changes
+        .iter()
+        .map(|e| &e["data"]["payload"]["ChangeEventHeader"]["entityName"])
+        .collect();
+    assert_eq!(
+        objects,
+        [&json!("Contact")],
+        "CDC does not carry platform events"
+    );
+    let r = c.subscribe("/event/Nothing__e", None).await;
+    assert!(
+        r["error"].as_str().unwrap().contains("does not exist"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn publishing_past_the_hourly_allowance_fails_with_limit_exceeded() {
+    let org = Org::start().await;
+    let publish = || {
+        org.post(
+            "/sobjects/Appointment_Request__e",
+            json!({"Reason__c": "x"}),
+        )
+    };
+    assert_eq!(publish().await.status, 201);
+    let (limit, used) = org.sf.handle().event_publish_usage();
+    assert_eq!((limit, used), (100_000, 1));
+    org.sf.handle().set_event_publish_limit(used);
+    let r = publish().await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.error_code(), "LIMIT_EXCEEDED");
+    org.sf.handle().set_event_publish_limit(limit);
+    assert_eq!(publish().await.status, 201);
+}

@@ -335,6 +335,9 @@ pub enum FaultKind {
     /// Every change event so far goes past retention when the fault starts: a subscriber
     /// replaying from one of them is refused and must resync (query what changed).
     ReplayExpired,
+    /// The hourly allowance of published platform events is spent: each publish while the
+    /// fault lasts fails with `LIMIT_EXCEEDED`.
+    PublishLimitSpent,
 
     // ---- schema drift ----
     /// A field is renamed (its values move with it).
@@ -541,9 +544,10 @@ impl FaultKind {
             | Self::BulkJobStuck
             | Self::BulkRecordsFail { .. }
             | Self::BulkLimitSpent => F::Governor,
-            Self::SubscriberDisconnect | Self::EventsDropped | Self::ReplayExpired => {
-                F::ChangeEvents
-            }
+            Self::SubscriberDisconnect
+            | Self::EventsDropped
+            | Self::ReplayExpired
+            | Self::PublishLimitSpent => F::ChangeEvents,
             Self::FieldRenamed { .. }
             | Self::FieldRemoved { .. }
             | Self::FieldTypeChanged { .. }

@@ -108,7 +108,14 @@ async function streaming() {
   const replay = await subscribed((cb) => replayClient.subscribe(channel, cb), 3);
   const replayed = await replay.events;
   replayClient.disconnect();
+  // A platform event, published by inserting it and received on its /event/ channel.
+  const alerts = await subscribed((cb) => conn.streaming.topic('/event/Appointment_Request__e').subscribe(cb), 1);
+  const published = await conn.sobject('Appointment_Request__e').create({ Patient_External_Id__c: 'CC-ST-1', Reason__c: 'rebook' });
+  const [alert] = await alerts.events;
+  alerts.subscription.cancel();
   return {
+    published: { success: published.success, uuid: published.errors[0] && published.errors[0].message },
+    alert: { reason: alert.payload.Reason__c, uuid: alert.payload.EventUuid, replayId: alert.event.replayId },
     before: before.id,
     created: created.id,
     live: events.map((e) => ({

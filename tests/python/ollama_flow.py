@@ -1,7 +1,8 @@
 """Drive crashcart's mock LLM with ollama-python, unmodified, on Ollama's native API.
 
 A model list, a streamed chat, a chat with a JSON Schema `format`, a generate with
-`num_predict`, an embedding, and the client's error for an unknown model. Prints one JSON
+`num_predict`, the models loaded (`ps`) as requests' own `keep_alive` leave them, an
+embedding, and the client's error for an unknown model. Prints one JSON
 object describing what the client saw.
 """
 
@@ -35,6 +36,20 @@ def main():
     out["generate"] = {"response": g.response, "done_reason": g.done_reason, "eval_count": g.eval_count,
                        "prompt_eval_count": g.prompt_eval_count, "context": len(g.context or [])}
     out["ps"] = [m.model for m in client.ps().models]
+    # A request's own keep_alive: 0 unloads the model after it, -1 keeps it loaded.
+    client.chat(model="meditron:7b", messages=[{"role": "user", "content": "hi"}], keep_alive=-1)
+    forever = [m for m in client.ps().models if m.model == "meditron:7b"]
+    out["kept"] = forever[0].expires_at.year if forever else None
+    client.chat(model="meditron:7b", messages=[{"role": "user", "content": "hi"}], keep_alive=0)
+    out["unloaded"] = "meditron:7b" not in [m.model for m in client.ps().models]
+    client.chat(model="meditron:7b", messages=[{"role": "user", "content": "hi"}], keep_alive="10m")
+    ten = [m for m in client.ps().models if m.model == "meditron:7b"]
+    out["ten_minutes"] = ten[0].expires_at.isoformat() if ten else None
+    try:
+        client.chat(model="meditron:7b", messages=[{"role": "user", "content": "hi"}], keep_alive="soon")
+        out["bad_keep_alive"] = None
+    except ollama.ResponseError as err:
+        out["bad_keep_alive"] = {"status": err.status_code, "error": err.error}
     e = client.embed(model="nomic-embed-text", input=["chest pain"])
     out["embed"] = {"count": len(e.embeddings), "dim": len(e.embeddings[0])}
     try:

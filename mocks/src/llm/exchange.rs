@@ -670,6 +670,7 @@ async fn generate(ctx: &mut Ctx, req: GenRequest) -> Served {
             ))
         }
     };
+    runtime.keep_alive_next(req.keep_alive);
     if let Some(llm) = ctx.pending.record.as_mut().and_then(|r| r.llm.as_mut()) {
         llm.queue_wait_us = slot.queue_wait.as_micros() as u64;
     }

@@ -78,6 +78,8 @@ pub(crate) fn ps(st: &LlmState) -> Response {
         .map(|(m, left)| {
             let mut e = model_entry(st, &m.persona);
             e["size_vram"] = e["size"].clone();
+            // A model kept loaded (negative keep_alive) expires centuries ahead, as Ollama says.
+            let left = left.min(Duration::from_secs(300 * 365 * 86_400));
             let left = chrono::Duration::from_std(left).unwrap_or_default();
             e["expires_at"] =
                 json!((st.clock.wall() + left).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));

@@ -30,6 +30,8 @@ pub struct ModelRuntime {
     waiting: AtomicUsize,
     active: AtomicUsize,
     last_used: Mutex<Option<Instant>>,
+    /// The last request's own `keep_alive` (Ollama), over the profile's.
+    keep_alive: Mutex<Option<Duration>>,
     loading: tokio::sync::Mutex<()>,
 }
 
@@ -95,6 +97,7 @@ impl ModelRuntime {
             waiting: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
             last_used: Mutex::new(None),
+            keep_alive: Mutex::new(None),
             loading: tokio::sync::Mutex::new(()),
         })
     }
@@ -116,7 +119,7 @@ impl ModelRuntime {
     /// How long the model stays loaded from now: while it generates, and for `keep_alive`
     /// after its last use (Ollama's `/api/ps`); `None` when it is not loaded.
     pub fn loaded_for(&self) -> Option<Duration> {
-        let keep_alive = self.perf.lock().keep_alive();
+        let keep_alive = self.keep_alive();
         if self.active.load(Ordering::SeqCst) > 0 {
             return Some(keep_alive);
         }
@@ -124,6 +127,18 @@ impl ModelRuntime {
         keep_alive
             .checked_sub(used.elapsed())
             .filter(|left| !left.is_zero())
+    }
+
+    /// How long the model stays loaded after its last use: the last request's own
+    /// `keep_alive`, or the profile's.
+    pub fn keep_alive(&self) -> Duration {
+        (*self.keep_alive.lock()).unwrap_or_else(|| self.perf.lock().keep_alive())
+    }
+
+    /// The `keep_alive` a request asked for (`None`: the server's default), which holds
+    /// after it until the next request.
+    pub fn keep_alive_next(&self, keep_alive: Option<Duration>) {
+        *self.keep_alive.lock() = keep_alive;
     }
 
     /// Change the number of slots (a governor fault: "slots shrunk"). Running generations
@@ -180,10 +195,8 @@ impl ModelRuntime {
             queue_position: position,
             load: Duration::ZERO,
         };
-        let (cold, keep_alive) = {
-            let p = self.perf.lock();
-            (Duration::from_millis(p.cold_start_ms), p.keep_alive())
-        };
+        let cold = Duration::from_millis(self.perf.lock().cold_start_ms);
+        let keep_alive = self.keep_alive();
         if !cold.is_zero() {
             let _loading = self.loading.lock().await;
             let due = match *self.last_used.lock() {

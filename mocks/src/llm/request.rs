@@ -4,6 +4,8 @@
 //! 'messages'.`, `Invalid type for 'max_tokens': expected an integer, but got a string
 //! instead.`) on `/v1`, Go's JSON decoder's on Ollama's native API.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -109,6 +111,9 @@ pub struct GenRequest {
     /// Log probabilities asked for, with this many alternatives a token (chat's `logprobs:
     /// true` with `top_logprobs`, legacy completions' `logprobs: k`); `None`: not asked.
     pub logprobs: Option<u32>,
+    /// Ollama's `keep_alive`: how long the model stays loaded after this request (`None`:
+    /// the server's default; `Duration::MAX` for a negative value, loaded until unloaded).
+    pub keep_alive: Option<Duration>,
 }
 
 /// The most choices one request may ask for (prompts × `n`), as OpenAI bounds `n`.
@@ -527,6 +532,7 @@ pub fn parse_openai_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         echo: Value::Null,
         prompts,
         logprobs,
+        keep_alive: None,
     })
 }
 
@@ -587,6 +593,7 @@ pub fn parse_ollama_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
     let options = m.get("options").unwrap_or(&null);
     let (max_tokens, stop) = ollama_options(options, strukt)?;
     let format = ollama_format(m.get("format"), strukt)?;
+    let keep_alive = ollama_keep_alive(m.get("keep_alive"))?;
     let (tools, tool_choice) = chat_tools(&m, chat)?;
     let get = |k: &str| m.get(k).unwrap_or(&null);
     let content_key = content_key(&[
@@ -619,7 +626,72 @@ pub fn parse_ollama_body(parsed: ParsedBody, chat: bool) -> Result<GenRequest, L
         echo: Value::Null,
         prompts: vec![],
         logprobs: None,
+        keep_alive,
     })
+}
+
+/// Ollama's `keep_alive` (`api.Duration`): seconds as a number, or a Go duration string
+/// (`"5m"`, `"1h30m"`, `"0"`); negative keeps the model loaded.
+fn ollama_keep_alive(v: Option<&Value>) -> Result<Option<Duration>, LlmError> {
+    let secs = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+        Some(Value::String(s)) => go_duration(s).ok_or_else(|| {
+            LlmError::invalid(
+                format!("time: invalid duration {s:?}"),
+                Some("keep_alive"),
+                None,
+            )
+        })?,
+        Some(other) => {
+            return Err(LlmError::invalid(
+                format!("Unsupported type: '{}'", go_kind(other)),
+                Some("keep_alive"),
+                None,
+            ))
+        }
+    };
+    // Past about a century (or negative), the model stays loaded.
+    Ok(Some(if (0.0..3.0e9).contains(&secs) {
+        Duration::from_secs_f64(secs)
+    } else {
+        Duration::MAX
+    }))
+}
+
+/// A Go duration string in seconds (`time.ParseDuration`): an optional sign, then numbers
+/// each with a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`); `"0"` alone needs none.
+fn go_duration(s: &str) -> Option<f64> {
+    let (negative, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Some(0.0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let is_num = |c: char| c.is_ascii_digit() || c == '.';
+        let end = rest.find(|c: char| !is_num(c)).unwrap_or(rest.len());
+        let n: f64 = rest[..end].parse().ok()?;
+        rest = &rest[end..];
+        let unit_end = rest.find(is_num).unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(if negative { -total } else { total })
 }
 
 /// The body as a JSON object, or Go's decoder's error for `api.<strukt>`.

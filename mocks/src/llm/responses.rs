@@ -185,6 +185,7 @@ pub(crate) fn parse(parsed: ParsedBody, store: &ResponseStore) -> Result<GenRequ
         echo: echo(&m),
         prompts: vec![],
         logprobs: None,
+        keep_alive: None,
     })
 }
 

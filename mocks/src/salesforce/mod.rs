@@ -542,6 +542,15 @@ impl SalesforceHandle {
     pub fn set_streaming_expired_through(&self, seq: u64) {
         self.state.streaming.lock().expired_through = seq;
     }
+    /// The hourly allowance of published platform events, and those published this hour.
+    pub fn event_publish_usage(&self) -> (u64, u64) {
+        self.state.org.read().data.publish_usage()
+    }
+    /// Set the hourly allowance of published platform events (past it, a publish fails
+    /// with `LIMIT_EXCEEDED`).
+    pub fn set_event_publish_limit(&self, limit: u64) {
+        self.state.org.write().data.set_publish_limit(limit);
+    }
     /// Replay ids of the change events lost so far (that a subscriber skipped).
     pub fn streaming_lost(&self) -> Vec<u64> {
         self.state.streaming.lock().lost.iter().copied().collect()

@@ -23,7 +23,7 @@ use super::middleware::{form_value, AuthCtx};
 use super::schema::ObjectDef;
 use super::soql::eval::{execute_on, Outcome};
 use super::soql::parser::parse;
-use super::store::{Actor, Precondition, Record, UpsertOutcome};
+use super::store::{Actor, OrgData, Precondition, Record, UpsertOutcome};
 use super::validate::{validate_body, WriteMode};
 use super::{ids, Org, SfState};
 
@@ -721,16 +721,27 @@ fn create(
     };
     let Org { schema, data } = org;
     match data.create(schema, obj, values, &actor(st, ctx)) {
-        Ok(id) => Reply::json(
-            StatusCode::CREATED,
-            json!({"id": id, "success": true, "errors": []}),
-        )
-        .header(
+        Ok(id) => Reply::json(StatusCode::CREATED, created(data, obj, &id)).header(
             "location",
             format!("/services/data/v{v}/sobjects/{}/{id}", obj.name),
         ),
         Err(e) => e.into(),
     }
+}
+
+/// A create's answer; a published platform event says it was queued, with its `EventUuid`
+/// (as high-volume platform events answer since API 52.0).
+fn created(data: &OrgData, obj: &ObjectDef, id: &str) -> Value {
+    if !obj.platform_event() {
+        return json!({"id": id, "success": true, "errors": []});
+    }
+    let uuid = data
+        .get(&obj.name, id)
+        .map(|r| r.get("EventUuid").clone())
+        .unwrap_or_default();
+    json!({"id": id, "success": true, "errors": [
+        {"statusCode": "OPERATION_ENQUEUED", "message": uuid, "fields": []}
+    ]})
 }
 
 /// Check `If-Match` / `If-Unmodified-Since` against a record. `Ok` names the precondition used.

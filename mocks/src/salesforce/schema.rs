@@ -201,6 +201,12 @@ impl ObjectDef {
         self.name.ends_with("__c")
     }
 
+    /// True for platform events (`__e`): published by inserting them, delivered on
+    /// `/event/{Name}` to subscribers.
+    pub fn platform_event(&self) -> bool {
+        self.name.ends_with("__e")
+    }
+
     fn reindex(&mut self) {
         self.by_name = self
             .fields
@@ -335,6 +341,41 @@ fn system_field(name: &str, ftype: FieldType, reference_to: &[&str]) -> FieldDef
     }
 }
 
+/// The system fields of a new record object.
+fn record_fields(no_owner: bool) -> Vec<FieldDef> {
+    let mut fields = vec![system_field("Id", FieldType::Id, &[])];
+    if !no_owner {
+        fields.push(system_field("OwnerId", FieldType::Reference, &["User"]));
+    }
+    fields.push(system_field("IsDeleted", FieldType::Boolean, &[]));
+    fields.push(system_field("CreatedDate", FieldType::Datetime, &[]));
+    fields.push(system_field("CreatedById", FieldType::Reference, &["User"]));
+    fields.push(system_field("LastModifiedDate", FieldType::Datetime, &[]));
+    fields.push(system_field(
+        "LastModifiedById",
+        FieldType::Reference,
+        &["User"],
+    ));
+    fields.push(system_field("SystemModstamp", FieldType::Datetime, &[]));
+    if let Some(owner) = fields.iter_mut().find(|f| f.name == "OwnerId") {
+        // Owners are reassignable.
+        owner.system = false;
+    }
+    fields
+}
+
+/// The fields every platform event has: `ReplayId` and `EventUuid` are set when it is
+/// published.
+fn platform_event_fields() -> Vec<FieldDef> {
+    vec![
+        system_field("Id", FieldType::Id, &[]),
+        system_field("CreatedDate", FieldType::Datetime, &[]),
+        system_field("CreatedById", FieldType::Reference, &["User"]),
+        system_field("EventUuid", FieldType::String, &[]),
+        system_field("ReplayId", FieldType::String, &[]),
+    ]
+}
+
 impl OrgSchema {
     /// The schema shipped with the mock.
     pub fn default_schema() -> Result<Self, MockError> {
@@ -378,24 +419,11 @@ impl OrgSchema {
                             self.objects[other].name
                         )));
                     }
-                    let mut fields = vec![system_field("Id", FieldType::Id, &[])];
-                    if !raw_obj.no_owner {
-                        fields.push(system_field("OwnerId", FieldType::Reference, &["User"]));
-                    }
-                    fields.push(system_field("IsDeleted", FieldType::Boolean, &[]));
-                    fields.push(system_field("CreatedDate", FieldType::Datetime, &[]));
-                    fields.push(system_field("CreatedById", FieldType::Reference, &["User"]));
-                    fields.push(system_field("LastModifiedDate", FieldType::Datetime, &[]));
-                    fields.push(system_field(
-                        "LastModifiedById",
-                        FieldType::Reference,
-                        &["User"],
-                    ));
-                    fields.push(system_field("SystemModstamp", FieldType::Datetime, &[]));
-                    if let Some(owner) = fields.iter_mut().find(|f| f.name == "OwnerId") {
-                        // Owners are reassignable.
-                        owner.system = false;
-                    }
+                    let fields = if obj_name.ends_with("__e") {
+                        platform_event_fields()
+                    } else {
+                        record_fields(raw_obj.no_owner)
+                    };
                     let mut obj = ObjectDef {
                         label: raw_obj
                             .label

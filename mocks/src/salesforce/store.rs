@@ -48,6 +48,20 @@ impl Record {
     }
 }
 
+/// A platform event's `EventUuid`: deterministic from its id and position.
+fn event_uuid(id: &str, seq: u64) -> String {
+    let d = Sha256::digest(format!("{id}:{seq}").as_bytes());
+    let h: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
 /// What kind of write a [`WriteLog`] entry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -144,7 +158,21 @@ pub struct OrgData {
     writes_logged: u64,
     /// Writes kept at most (the oldest forgotten first).
     write_capacity: usize,
+    /// Platform events published in the current hour, and the hourly allowance.
+    publish: PublishAllowance,
 }
+
+/// Salesforce's hourly allowance of published platform events (100,000 in Enterprise and
+/// Unlimited editions).
+#[derive(Clone, Debug)]
+struct PublishAllowance {
+    limit: u64,
+    hour: i64,
+    used: u64,
+}
+
+/// The hourly allowance of published platform events a new org has.
+pub const HOURLY_PUBLISH_LIMIT: u64 = 100_000;
 
 /// Who writes and when; stamps system fields.
 #[derive(Clone, Debug)]
@@ -172,7 +200,42 @@ impl OrgData {
             writes: Vec::new(),
             writes_logged: 0,
             write_capacity: usize::MAX,
+            publish: PublishAllowance {
+                limit: HOURLY_PUBLISH_LIMIT,
+                hour: 0,
+                used: 0,
+            },
         }
+    }
+
+    /// The hourly allowance of published platform events (a fault spends it by setting it
+    /// to what has been published this hour).
+    pub fn set_publish_limit(&mut self, limit: u64) {
+        self.publish.limit = limit;
+    }
+
+    /// The hourly allowance and the platform events published this hour.
+    pub fn publish_usage(&self) -> (u64, u64) {
+        (self.publish.limit, self.publish.used)
+    }
+
+    /// Count one published platform event against the hour of `now`, or refuse it with
+    /// `LIMIT_EXCEEDED` past the allowance.
+    fn spend_publish(&mut self, now: DateTime<Utc>) -> Result<(), SfError> {
+        let hour = now.timestamp().div_euclid(3600);
+        if hour != self.publish.hour {
+            self.publish.hour = hour;
+            self.publish.used = 0;
+        }
+        if self.publish.used >= self.publish.limit {
+            return Err(SfError::new(
+                StatusCode::BAD_REQUEST,
+                "LIMIT_EXCEEDED",
+                "The number of published platform event messages exceeded the hourly publishing limit",
+            ));
+        }
+        self.publish.used += 1;
+        Ok(())
     }
 
     /// Keep only about the most recent `writes` entries of the write log (between `writes`
@@ -412,6 +475,9 @@ impl OrgData {
             }
         }
         self.check_integrity(schema, obj, &values, None)?;
+        if obj.platform_event() {
+            self.spend_publish(actor.now)?;
+        }
         let id = match id {
             Some(id) => id,
             None => self.allocate_id(obj),
@@ -425,6 +491,11 @@ impl OrgData {
                 "IsDeleted" => Value::Bool(false),
                 "CreatedDate" | "LastModifiedDate" | "SystemModstamp" => Value::String(now.clone()),
                 "CreatedById" | "LastModifiedById" => Value::String(actor.user_id.clone()),
+                // A platform event's position in the stream is its write's sequence number.
+                "ReplayId" if obj.platform_event() => Value::String(self.writes_logged.to_string()),
+                "EventUuid" if obj.platform_event() => {
+                    Value::String(event_uuid(&id, self.writes_logged))
+                }
                 "OwnerId" => values
                     .get("OwnerId")
                     .filter(|v| !v.is_null())

@@ -1,7 +1,8 @@
 //! The Streaming API: CometD (Bayeux 1.0) over long polling at `/cometd/{version}`, as
 //! jsforce's streaming client (faye) speaks it, delivering Change Data Capture events
 //! (`/data/ChangeEvents`, `/data/{Object}ChangeEvent`) for every write to the org — the
-//! workload's and the SUT's own — with replay ids.
+//! workload's and the SUT's own — and published platform events (`/event/{Name}__e`), with
+//! replay ids.
 //!
 //! Events come from the org's write log: the replay id of an event is its write's sequence
 //! number, so retention is the write log's (its capacity). A subscription replays from `-1`
@@ -22,7 +23,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::store::WriteKind;
+use super::store::{WriteKind, WriteLog};
 use super::SfState;
 
 /// Clients kept at once (the oldest is forgotten past it, and must handshake again).
@@ -172,37 +173,70 @@ fn client_of(m: &Value) -> &str {
     m.get("clientId").and_then(Value::as_str).unwrap_or("")
 }
 
-/// The object a change-event channel names: `Some(None)` for every object.
-fn channel_object(channel: &str) -> Option<Option<String>> {
-    if channel == "/data/ChangeEvents" {
-        return Some(None);
+/// What a channel carries.
+#[derive(Debug, PartialEq)]
+enum Channel {
+    /// Change Data Capture: every object's changes (`None`), or one object's.
+    Changes(Option<String>),
+    /// One platform event's published messages (`/event/{Name}__e`).
+    Events(String),
+}
+
+impl Channel {
+    fn parse(channel: &str) -> Option<Channel> {
+        if channel == "/data/ChangeEvents" {
+            return Some(Channel::Changes(None));
+        }
+        if let Some(event) = channel.strip_prefix("/event/") {
+            return event
+                .ends_with("__e")
+                .then(|| Channel::Events(event.to_string()));
+        }
+        let name = channel
+            .strip_prefix("/data/")?
+            .strip_suffix("ChangeEvent")?;
+        let object = match name.strip_suffix("__") {
+            Some(custom) => format!("{custom}__c"),
+            None => name.to_string(),
+        };
+        Some(Channel::Changes(Some(object)))
     }
-    let name = channel
-        .strip_prefix("/data/")?
-        .strip_suffix("ChangeEvent")?;
-    let object = match name.strip_suffix("__") {
-        Some(custom) => format!("{custom}__c"),
-        None => name.to_string(),
-    };
-    Some(Some(object))
+
+    /// The object it names, if one.
+    fn object(&self) -> Option<&str> {
+        match self {
+            Channel::Changes(o) => o.as_deref(),
+            Channel::Events(e) => Some(e),
+        }
+    }
+
+    /// Whether a write is delivered on it.
+    fn carries(&self, w: &WriteLog) -> bool {
+        let event = w.object.ends_with("__e");
+        match self {
+            Channel::Changes(None) => !event,
+            Channel::Changes(Some(o)) => !event && o.eq_ignore_ascii_case(&w.object),
+            Channel::Events(e) => w.kind == WriteKind::Create && e.eq_ignore_ascii_case(&w.object),
+        }
+    }
 }
 
 fn subscribe(st: &SfState, m: &Value, id: &Value) -> Value {
     let client = client_of(m);
     let channel = m.get("subscription").and_then(Value::as_str).unwrap_or("");
     let fail = |error: String| json!({"channel": "/meta/subscribe", "id": id, "clientId": client, "subscription": channel, "successful": false, "error": error});
-    match channel_object(channel) {
-        None => {
-            return fail(format!(
-                "400::The channel {channel} is not a change event channel of this org"
-            ))
-        }
-        Some(Some(obj)) if st.org.read().schema.object(&obj).is_none() => {
-            return fail(format!(
-                "400::The channel {channel} you requested to subscribe to does not exist"
-            ))
-        }
-        _ => {}
+    let Some(parsed) = Channel::parse(channel) else {
+        return fail(format!(
+            "400::The channel {channel} is not a change event or platform event channel of this org"
+        ));
+    };
+    if parsed
+        .object()
+        .is_some_and(|o| st.org.read().schema.object(o).is_none())
+    {
+        return fail(format!(
+            "400::The channel {channel} you requested to subscribe to does not exist"
+        ));
     }
     let replay = m
         .pointer("/ext/replay")
@@ -288,32 +322,54 @@ fn take_events(st: &SfState, client: &str) -> Option<(Vec<Value>, bool)> {
     let first = !std::mem::replace(&mut c.connected, true);
     let mut out = vec![];
     for (channel, after) in c.subscriptions.iter_mut() {
-        let Some(object) = channel_object(channel) else {
+        let Some(parsed) = Channel::parse(channel) else {
             continue;
         };
         let writes = org.data.writes();
         let start = writes.partition_point(|w| w.seq <= *after);
         for w in writes[start..].iter().take(MAX_BATCH) {
             *after = w.seq;
-            if object
-                .as_deref()
-                .is_some_and(|o| !o.eq_ignore_ascii_case(&w.object))
-            {
+            if !parsed.carries(w) {
                 continue;
             }
             if !s.dropped.is_empty() && is_dropped(&s.dropped, w.seq) {
                 lost.push(w.seq);
                 continue;
             }
-            out.push(change_event(&org, channel, w));
+            out.push(match parsed {
+                Channel::Events(_) => platform_event(&org, channel, w),
+                Channel::Changes(_) => change_event(&org, channel, w),
+            });
         }
     }
     s.lost.extend(lost);
     Some((out, first))
 }
 
+/// A published platform event as subscribers receive it: its fields, without its `Id`.
+fn platform_event(org: &super::Org, channel: &str, w: &WriteLog) -> Value {
+    let mut payload = serde_json::Map::new();
+    let mut uuid = Value::Null;
+    if let Some(r) = org.data.get(&w.object, &w.id) {
+        for (k, v) in &r.fields {
+            match k.as_str() {
+                "Id" | "ReplayId" => {}
+                "EventUuid" => {
+                    uuid = v.clone();
+                    payload.insert(k.clone(), v.clone());
+                }
+                _ => {
+                    payload.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    let schema = format!("crashcart-{}", w.object);
+    json!({"channel": channel, "data": {"schema": schema, "payload": payload, "event": {"replayId": w.seq, "EventUuid": uuid}}})
+}
+
 /// A Change Data Capture event for one write.
-fn change_event(org: &super::Org, channel: &str, w: &super::store::WriteLog) -> Value {
+fn change_event(org: &super::Org, channel: &str, w: &WriteLog) -> Value {
     let change = match w.kind {
         WriteKind::Create => "CREATE",
         WriteKind::Update => "UPDATE",

@@ -1,7 +1,8 @@
 //! Change events: the Streaming API's subscribers dropped (they must handshake and
-//! resubscribe), events lost while the fault lasts, and replay ids put past retention (a
-//! subscriber replaying from one must resync). Each acts on the mock Salesforce's state and
-//! counts as fired only when a Streaming API request came while it lasted.
+//! resubscribe), events lost while the fault lasts, replay ids put past retention (a
+//! subscriber replaying from one must resync), and the hourly allowance of published
+//! platform events spent. Each acts on the mock Salesforce's state and counts as fired only
+//! when a request it can act on came while it lasted (a Streaming API request; a publish).
 
 use crashcart_mocks::RequestInfo;
 
@@ -40,13 +41,26 @@ impl Family for ChangeEvents {
                     }
                 }))
             }
+            FaultKind::PublishLimitSpent => {
+                let (limit, used) = sf.event_publish_usage();
+                sf.set_event_publish_limit(used);
+                Some(Undo::new(Some("publish-limit"), move |deps| {
+                    if let Some(sf) = &deps.salesforce {
+                        sf.set_event_publish_limit(limit);
+                    }
+                }))
+            }
             _ => None,
         })
     }
 
-    /// A Streaming API request while the fault lasts is what shows it could act.
-    fn applies(&self, _rule: &Rule, req: &RequestInfo<'_>) -> bool {
-        req.operation == "streaming"
+    /// A request the fault can act on while it lasts is what shows it could: a Streaming API
+    /// request, or for the publish limit a publish (a write to a `__e` object).
+    fn applies(&self, rule: &Rule, req: &RequestInfo<'_>) -> bool {
+        match rule.spec.fault {
+            FaultKind::PublishLimitSpent => req.sobject.is_some_and(|o| o.ends_with("__e")),
+            _ => req.operation == "streaming",
+        }
     }
 
     fn explore(&self, name: &str, _draw: &Draw) -> Option<Drawn> {
@@ -54,6 +68,7 @@ impl Family for ChangeEvents {
             "subscriber_disconnect" => FaultKind::SubscriberDisconnect,
             "events_dropped" => FaultKind::EventsDropped,
             "replay_expired" => FaultKind::ReplayExpired,
+            "publish_limit_spent" => FaultKind::PublishLimitSpent,
             _ => return None,
         };
         Some((kind, Draw::on(DependencyName::Salesforce), Trigger::Always))
