@@ -239,3 +239,78 @@ fn explore_in_real_time_catches_an_external_suts_missing_refresh() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A scenario whose SUT becomes ready only once the other scenario's SUT has started: it can
+/// pass only when both run at the same time.
+fn waits_for(dir: &Path, me: &str, other: &str) -> std::path::PathBuf {
+    let up = |n: &str| dir.join(format!("{n}.up")).display().to_string();
+    let cmd = format!(
+        "touch {me_up}; while [ ! -e {other_up} ]; do sleep 0.02; done; exec python3 -m http.server \"$PORT\" --bind 127.0.0.1 --directory {dir}",
+        me_up = up(me),
+        other_up = up(other),
+        dir = dir.display()
+    );
+    let path = dir.join(format!("{me}.yaml"));
+    let text = format!(
+        r#"
+name: side-{me}
+seed: 3
+duration: 1s
+sut:
+  command: {cmd:?}
+  ready: http://127.0.0.1:${{PORT}}/
+  ready_timeout: 20s
+  grace: 1s
+workload:
+  concurrency: 1
+  operations: [{{name: list, method: GET, path: /}}]
+slos:
+  - {{check: availability, min_success_ratio: 0.9}}
+"#
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn scenarios_of_a_directory_run_side_by_side_and_report_in_their_order() {
+    let dir = std::env::temp_dir().join(format!("crashcart-side-{}", std::process::id()));
+    let scenarios = dir.join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    waits_for(&scenarios, "a", "b");
+    waits_for(&scenarios, "b", "a");
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&scenarios)
+        .args(["--jobs", "2", "--report-dir"])
+        .arg(dir.join("reports"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reports/report.json")).unwrap())
+            .unwrap();
+    let names: Vec<&str> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["side-a", "side-b"], "the scenarios' order");
+    // Each run's console output is one piece: its table never has the other's lines inside.
+    let table = |name: &str| {
+        let start = stdout
+            .find(&format!("scenario {name}"))
+            .expect("a table per run");
+        let len = stdout[start..].find("replay:").expect("the table's end");
+        stdout[start..start + len].to_string()
+    };
+    assert!(!table("side-a").contains("side-b"), "{stdout}");
+    assert!(!table("side-b").contains("side-a"), "{stdout}");
+    assert!(stderr.contains("crashcart run: side-a started"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

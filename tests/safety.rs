@@ -266,9 +266,11 @@ async fn run_until(
     dir: &Path,
     line: &str,
 ) -> (tokio::process::Child, tokio::process::ChildStderr) {
+    // One run at a time: its phases reach the console as they come.
     let mut child = tokio::process::Command::new(BIN)
         .arg("run")
         .arg(file)
+        .args(["--jobs", "1"])
         .arg("--report-dir")
         .arg(dir.join("reports"))
         .stdout(Stdio::null())
@@ -472,6 +474,74 @@ async fn the_first_signal_stops_a_run_of_several_scenarios() {
             .starts_with("not run"),
         "{report}"
     );
+    assert!(gone_within(&tag, Duration::from_secs(10)).await);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// True once a process whose command line holds `tag` runs, polled up to `limit`.
+async fn up_within(tag: &str, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+        if String::from_utf8_lossy(&ps.stdout).contains(tag) {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_signal_stops_scenarios_running_side_by_side() {
+    let dir = tempdir("side");
+    let tag = format!("cc-side-{}", std::process::id());
+    let scenarios = dir.join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    for n in ["a", "b", "c"] {
+        let f = sut_scenario(&dir, &format!("{tag}-{n}"), false, false, "2s");
+        std::fs::rename(&f, scenarios.join(format!("{n}.yaml"))).unwrap();
+    }
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("run")
+        .arg(&scenarios)
+        .args(["--jobs", "2", "--report-dir"])
+        .arg(dir.join("reports"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for n in ["a", "b"] {
+        assert!(
+            up_within(&format!("{tag}-{n}"), Duration::from_secs(30)).await,
+            "the SUT of {n} runs"
+        );
+    }
+    signal(&child, libc::SIGTERM);
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the whole run stops")
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reports/report.json")).unwrap())
+            .unwrap();
+    let aborted: Vec<&str> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["aborted"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(aborted.len(), 3, "{report}");
+    assert!(
+        aborted[..2]
+            .iter()
+            .all(|a| !a.is_empty() && !a.starts_with("not run")),
+        "both running scenarios were stopped: {report}"
+    );
+    assert!(aborted[2].starts_with("not run"), "{report}");
     assert!(gone_within(&tag, Duration::from_secs(10)).await);
     let _ = std::fs::remove_dir_all(&dir);
 }

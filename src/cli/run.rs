@@ -1,6 +1,8 @@
-//! `crashcart run` and `crashcart check`: scenarios run one after the other with the console
-//! and the progress bar listening to each run's events; then the renderings of the reports
-//! (HTML per run, JSON and JUnit for all).
+//! `crashcart run` and `crashcart check`: scenarios run several at once (`--jobs`), each with
+//! its own mocks and ports; one at a time the console and the progress bar follow a run's
+//! events as they come, several at once each run's console output is written in one piece
+//! when it ends. Then the renderings of the reports (HTML per run, JSON and JUnit for all),
+//! in the scenarios' order whatever order they finished in.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use crate::error::Error;
-use crate::report::console::Console;
+use crate::report::console::{Console, GroupedConsole};
 use crate::report::progress::Progress;
 use crate::report::{write_file, RunReport};
 use crate::run::{EventSink, Events, RunOptions, RunOutcome};
@@ -48,6 +50,22 @@ pub struct RunArgs {
     /// (repeatable). The SUT also inherits crashcart's own environment.
     #[arg(long = "sut-env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
     pub sut_env: Vec<(String, String)>,
+    /// Scenarios run at once, each with its own mocks and ports (default: four per core in
+    /// real time, where a run mostly waits; one per core with `--sim`). `--jobs 1` runs them
+    /// one after the other, with the phases of each on the console as they come.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+}
+
+/// The default of `--jobs`: one per core in simulation (it keeps a core busy), four per core
+/// in real time (a run mostly waits on its workload's pace and its faults' schedule).
+fn default_jobs(sim: bool) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if sim {
+        cores
+    } else {
+        cores * 4
+    }
 }
 
 /// `KEY=VALUE` (the key a shell variable name).
@@ -64,9 +82,10 @@ pub fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
-/// `crashcart run`: each scenario in turn, a summary, the reports; the worst exit code wins
-/// (aborted 3 > failed 1 > met 0).
+/// `crashcart run`: the scenarios, `--jobs` at once, a summary, the reports; the worst exit
+/// code wins (aborted 3 > failed 1 > met 0).
 pub async fn run(a: RunArgs) -> Result<i32, Error> {
+    use futures_util::StreamExt as _;
     let opts = RunOptions {
         seed: a.seed,
         report_dir: Some(a.report_dir.clone()),
@@ -76,31 +95,51 @@ pub async fn run(a: RunArgs) -> Result<i32, Error> {
         sut_env: a.sut_env.clone(),
     };
     let scenarios = load_scenarios(&a.path)?;
-    let events = Events::to(vec![
-        Arc::new(Console) as Arc<dyn EventSink>,
-        Arc::new(Progress::new()),
-    ]);
-    let mut reports = vec![];
-    for s in &scenarios {
-        // The first Ctrl-C or SIGTERM stops the whole run: what was not started is not run.
-        if crate::run::shutdown::requested() {
-            reports.push(RunReport::not_run(s));
-            continue;
-        }
-        let outcome = crate::run::run(s, &opts, &events).await?;
-        let single = scenarios.len() == 1;
-        write_html(
-            &outcome,
-            a.html.as_deref().filter(|_| single),
-            &a.report_dir,
-        );
-        reports.push(outcome.report);
-    }
+    let jobs = a
+        .jobs
+        .map_or_else(|| default_jobs(a.sim), usize::from)
+        .clamp(1, scenarios.len().max(1));
+    let single = scenarios.len() == 1;
+    let runs: Vec<Result<RunReport, Error>> = futures_util::stream::iter(&scenarios)
+        .map(|s| run_one(s, &opts, &a, single, jobs > 1))
+        .buffered(jobs)
+        .collect()
+        .await;
+    let reports = runs.into_iter().collect::<Result<Vec<_>, _>>()?;
     if reports.len() > 1 {
         outln!("\n{}", summary(&reports));
     }
     write_reports(&reports, &a)?;
     Ok(worst_exit_code(&reports))
+}
+
+/// One scenario's run and its HTML page; not started once a Ctrl-C or SIGTERM came (the
+/// first signal stops the whole run). `grouped`: other runs go on at the same time.
+async fn run_one(
+    s: &Scenario,
+    opts: &RunOptions,
+    a: &RunArgs,
+    single: bool,
+    grouped: bool,
+) -> Result<RunReport, Error> {
+    if crate::run::shutdown::requested() {
+        return Ok(RunReport::not_run(s));
+    }
+    let events = if grouped {
+        Events::to(vec![Arc::new(GroupedConsole::new()) as Arc<dyn EventSink>])
+    } else {
+        Events::to(vec![
+            Arc::new(Console) as Arc<dyn EventSink>,
+            Arc::new(Progress::new()),
+        ])
+    };
+    let outcome = crate::run::run(s, opts, &events).await?;
+    write_html(
+        &outcome,
+        a.html.as_deref().filter(|_| single),
+        &a.report_dir,
+    );
+    Ok(outcome.report)
 }
 
 /// The HTML page of one run, at `path` or in the report dir; said on the console when

@@ -75,25 +75,81 @@ pub struct Console;
 
 impl EventSink for Console {
     fn event(&self, event: &RunEvent) {
-        match event {
-            RunEvent::RunStarted {
-                scenario,
-                file,
-                seed,
-                ..
-            } => {
-                errln!("crashcart run: {} ({})", p(scenario), p(file));
-                errln!("  seed {seed}");
-            }
-            RunEvent::PhaseStarted { phase } => errln!("  {}", phase.label()),
-            RunEvent::SutSettings { settings } => {
-                errln!("  configure the SUT with:");
-                for (k, v) in settings {
-                    errln!("    {k}={}", p(v));
-                }
-            }
-            RunEvent::RunFinished(report) => out!("{}", report.console()),
-            _ => {}
+        for (stream, text) in render(event) {
+            write(stream, &text);
         }
+    }
+}
+
+/// The console for one of several runs at once: a line when the run starts, then what
+/// [`Console`] prints, held until the run finishes and written in one piece, so runs side by
+/// side never interleave.
+#[derive(Debug, Default)]
+pub struct GroupedConsole {
+    held: parking_lot::Mutex<Vec<(Stream, String)>>,
+}
+
+impl GroupedConsole {
+    /// A console for one run.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl EventSink for GroupedConsole {
+    fn event(&self, event: &RunEvent) {
+        if let RunEvent::RunStarted { scenario, .. } = event {
+            errln!("crashcart run: {} started", p(scenario));
+        }
+        let mut held = self.held.lock();
+        held.extend(render(event));
+        if matches!(event, RunEvent::RunFinished(_)) {
+            for (stream, text) in held.drain(..) {
+                write(stream, &text);
+            }
+        }
+    }
+}
+
+/// Which console stream a text goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// What the run is doing (stderr).
+    Progress,
+    /// The results (stdout).
+    Results,
+}
+
+fn write(stream: Stream, text: &str) {
+    match stream {
+        Stream::Progress => errout!("{text}"),
+        Stream::Results => out!("{text}"),
+    }
+}
+
+/// What the console shows for an event.
+fn render(event: &RunEvent) -> Vec<(Stream, String)> {
+    let progress = |t: String| (Stream::Progress, t);
+    match event {
+        RunEvent::RunStarted {
+            scenario,
+            file,
+            seed,
+            ..
+        } => vec![progress(format!(
+            "crashcart run: {} ({})\n  seed {seed}\n",
+            p(scenario),
+            p(file)
+        ))],
+        RunEvent::PhaseStarted { phase } => vec![progress(format!("  {}\n", phase.label()))],
+        RunEvent::SutSettings { settings } => {
+            let mut t = "  configure the SUT with:\n".to_string();
+            for (k, v) in settings {
+                t.push_str(&format!("    {k}={}\n", p(v)));
+            }
+            vec![progress(t)]
+        }
+        RunEvent::RunFinished(report) => vec![(Stream::Results, report.console())],
+        _ => vec![],
     }
 }
