@@ -158,11 +158,10 @@ async fn jsforce_streaming_receives_change_events_and_replays_them() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openai_node_run_tools_ends_once_the_tool_has_answered() {
-    let node = tokio::task::spawn_blocking(node).await.unwrap();
+/// A zero-delay mock LLM seeded `seed`, and what the flow's `mode` printed against it.
+async fn openai_node(node: &Path, seed: u64, mode: &str) -> (MockLlm, serde_json::Value) {
     let llm = MockLlm::builder()
-        .seed(5)
+        .seed(seed)
         .zero_delay()
         .start()
         .await
@@ -173,7 +172,14 @@ async fn openai_node_run_tools_ends_once_the_tool_has_answered() {
         ("OPENAI_API_KEY", &s.api_key),
         ("MODEL", "llama3.1:8b"),
     ];
-    let out = run_json(&node, &flow(), &["tools"], &envs).await;
+    let out = run_json(node, &flow(), &[mode], &envs).await;
+    (llm, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_node_run_tools_ends_once_the_tool_has_answered() {
+    let node = tokio::task::spawn_blocking(node).await.unwrap();
+    let (llm, out) = openai_node(&node, 5, "tools").await;
     assert_eq!(out["calls"], 1, "the tool ran once: {out}");
     assert_eq!(
         out["roles"],
@@ -196,19 +202,7 @@ async fn openai_node_run_tools_ends_once_the_tool_has_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_node_responses_api_works_unmodified() {
     let node = tokio::task::spawn_blocking(node).await.unwrap();
-    let llm = MockLlm::builder()
-        .seed(2)
-        .zero_delay()
-        .start()
-        .await
-        .unwrap();
-    let s = llm.handle().connection_settings();
-    let envs = [
-        ("OPENAI_BASE_URL", s.openai_base_url.as_str()),
-        ("OPENAI_API_KEY", &s.api_key),
-        ("MODEL", "llama3.1:8b"),
-    ];
-    let out = run_json(&node, &flow(), &["responses"], &envs).await;
+    let (_llm, out) = openai_node(&node, 2, "responses").await;
     assert_eq!(out["whole"]["status"], "completed", "{out}");
     assert!(out["whole"]["text"].as_str().unwrap().len() > 10, "{out}");
     let events = out["stream"]["events"].as_array().unwrap();

@@ -402,9 +402,7 @@ async fn a_second_signal_during_cleanup_kills_a_sut_that_ignores_sigterm_at_once
         .expect("crashcart ends long before the SUT's 10 m grace")
         .unwrap();
     assert_eq!(status.code(), Some(3));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reports/report.json")).unwrap())
-            .unwrap();
+    let report = report_of(&dir);
     assert!(
         report[0]["aborted"]
             .as_str()
@@ -463,9 +461,7 @@ async fn the_first_signal_stops_a_run_of_several_scenarios() {
         .expect("the whole run stops")
         .unwrap();
     assert_eq!(status.code(), Some(3));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reports/report.json")).unwrap())
-            .unwrap();
+    let report = report_of(&dir);
     assert_eq!(report.as_array().unwrap().len(), 2, "{report}");
     assert!(
         report[1]["aborted"]
@@ -476,6 +472,12 @@ async fn the_first_signal_stops_a_run_of_several_scenarios() {
     );
     assert!(gone_within(&tag, Duration::from_secs(10)).await);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The run's `report.json` under `dir/reports`.
+fn report_of(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("reports/report.json")).unwrap())
+        .unwrap()
 }
 
 /// True once a process whose command line holds `tag` runs, polled up to `limit`.
@@ -525,9 +527,7 @@ async fn the_first_signal_stops_scenarios_running_side_by_side() {
         .expect("the whole run stops")
         .unwrap();
     assert_eq!(status.code(), Some(3));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reports/report.json")).unwrap())
-            .unwrap();
+    let report = report_of(&dir);
     let aborted: Vec<&str> = report
         .as_array()
         .unwrap()

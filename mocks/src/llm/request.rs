@@ -335,19 +335,18 @@ fn tools_of(m: &Map<String, Value>) -> Result<(Vec<Tool>, ToolChoice), LlmError>
     }
     let choice = match m.get("tool_choice") {
         None | Some(Value::Null) => ToolChoice::Auto,
-        Some(Value::String(s)) => match s.as_str() {
-            "none" => ToolChoice::None,
-            "auto" => ToolChoice::Auto,
-            "required" => ToolChoice::Required,
-            other => return Err(LlmError::invalid(format!("Invalid value: '{other}'. Supported values are: 'none', 'auto', and 'required'."), Some("tool_choice"), Some("invalid_value"))),
-        },
+        Some(Value::String(s)) => tool_choice_mode(s)?,
         Some(v) => {
             let name = v
                 .pointer("/function/name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| missing("tool_choice.function.name"))?;
             if !tools.iter().any(|t| t.name == name) {
-                return Err(LlmError::invalid(format!("Invalid value for 'tool_choice': tool '{name}' not found in 'tools'."), Some("tool_choice"), Some("invalid_value")));
+                return Err(LlmError::invalid(
+                    format!("Invalid value for 'tool_choice': tool '{name}' not found in 'tools'."),
+                    Some("tool_choice"),
+                    Some("invalid_value"),
+                ));
             }
             ToolChoice::Named(name.to_string())
         }
@@ -692,6 +691,24 @@ fn go_duration(s: &str) -> Option<f64> {
         rest = &rest[unit_end..];
     }
     Some(if negative { -total } else { total })
+}
+
+/// `tool_choice` given as a string (both OpenAI APIs): `none`, `auto` or `required`.
+pub(crate) fn tool_choice_mode(s: &str) -> Result<ToolChoice, LlmError> {
+    Ok(match s {
+        "none" => ToolChoice::None,
+        "auto" => ToolChoice::Auto,
+        "required" => ToolChoice::Required,
+        other => {
+            return Err(LlmError::invalid(
+                format!(
+                "Invalid value: '{other}'. Supported values are: 'none', 'auto', and 'required'."
+            ),
+                Some("tool_choice"),
+                Some("invalid_value"),
+            ))
+        }
+    })
 }
 
 /// The body as a JSON object, or Go's decoder's error for `api.<strukt>`.

@@ -18,7 +18,7 @@ use super::errors::{ErrorKind, LlmError};
 use super::exchange::{Frame, Generation};
 use super::request::{
     check_number, content_key, content_text, invalid_type, missing, model_of, object_of, opt_uint,
-    Api, GenRequest, Message, OutputFormat, ParsedBody, Tool, ToolChoice,
+    tool_choice_mode, Api, GenRequest, Message, OutputFormat, ParsedBody, Tool, ToolChoice,
 };
 use super::tokens;
 
@@ -327,17 +327,16 @@ fn tools_of(m: &Map<String, Value>) -> Result<(Vec<Tool>, ToolChoice), LlmError>
     }
     let choice = match m.get("tool_choice") {
         None | Some(Value::Null) => ToolChoice::Auto,
-        Some(Value::String(s)) => match s.as_str() {
-            "none" => ToolChoice::None,
-            "auto" => ToolChoice::Auto,
-            "required" => ToolChoice::Required,
-            other => return Err(LlmError::invalid(format!("Invalid value: '{other}'. Supported values are: 'none', 'auto', and 'required'."), Some("tool_choice"), Some("invalid_value"))),
-        },
+        Some(Value::String(s)) => tool_choice_mode(s)?,
         Some(v) => {
             let name = (v.get("name").and_then(Value::as_str))
                 .ok_or_else(|| missing("tool_choice.name"))?;
             if !tools.iter().any(|t| t.name == name) {
-                return Err(LlmError::invalid(format!("Tool choice '{name}' not found in 'tools' parameter."), Some("tool_choice"), Some("invalid_value")));
+                return Err(LlmError::invalid(
+                    format!("Tool choice '{name}' not found in 'tools' parameter."),
+                    Some("tool_choice"),
+                    Some("invalid_value"),
+                ));
             }
             ToolChoice::Named(name.to_string())
         }
