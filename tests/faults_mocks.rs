@@ -949,7 +949,7 @@ async fn change_event_faults_drop_subscribers_lose_events_expire_replays_and_spe
     let (events, _) = rig.connect(&client).await;
     let names: Vec<&Value> = events
         .iter()
-        .map(|e| &e["data"]["payload"]["LastName"])
+        .map(|e| &e["data"]["payload"]["Name"]["LastName"])
         .collect();
     assert_eq!(names, [&json!("Kept")]);
     assert_eq!(rig.sf.handle().streaming_lost().len(), 1);

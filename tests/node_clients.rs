@@ -141,7 +141,10 @@ async fn jsforce_streaming_receives_change_events_and_replays_them() {
     assert_eq!(live[0]["type"], "CREATE", "{out}");
     assert_eq!(live[0]["ids"][0], out["created"]);
     assert_eq!(live[1]["type"], "UPDATE");
-    assert_eq!(live[1]["changed"], serde_json::json!(["FirstName"]));
+    assert_eq!(
+        live[1]["changed"],
+        serde_json::json!(["Name.FirstName", "LastModifiedDate"])
+    );
     assert!(
         live[1]["replayId"].as_u64() > live[0]["replayId"].as_u64(),
         "replay ids grow: {out}"

@@ -97,9 +97,21 @@ async fn subscribers_receive_each_change_of_their_object_with_growing_replay_ids
     let header = |i: usize| &events[i]["data"]["payload"]["ChangeEventHeader"];
     assert_eq!(header(0)["changeType"], "CREATE");
     assert_eq!(header(0)["recordIds"][0], id.as_str());
-    assert_eq!(events[0]["data"]["payload"]["LastName"], "Live");
+    assert_eq!(events[0]["data"]["payload"]["Name"]["LastName"], "Live");
     assert_eq!(header(1)["changeType"], "UPDATE");
-    assert_eq!(header(1)["changedFields"], json!(["FirstName"]));
+    assert_eq!(
+        header(1)["changedFields"],
+        json!(["Name.FirstName", "LastModifiedDate"])
+    );
+    assert!(
+        header(0)["commitTimestamp"].as_i64().unwrap() > 1_600_000_000_000,
+        "epoch ms"
+    );
+    assert!(header(0)["commitUser"].as_str().unwrap().starts_with("005"));
+    assert!(events[0]["data"]["payload"]["CreatedDate"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
     assert!(replay_id(&events[1]) > replay_id(&events[0]));
     assert_eq!(
         org.sf.handle().api_usage().0,
@@ -148,7 +160,7 @@ async fn a_dropped_subscriber_is_told_to_handshake_and_resumes_from_its_replay_i
         .await;
     let (missed, _) = back.connect().await;
     assert_eq!(missed.len(), 1);
-    assert_eq!(missed[0]["data"]["payload"]["LastName"], "During");
+    assert_eq!(missed[0]["data"]["payload"]["Name"]["LastName"], "During");
 }
 
 #[tokio::test]
@@ -167,7 +179,7 @@ async fn lost_events_leave_a_gap_in_replay_ids() {
         1,
         "what was written during the fault is lost: {kept:?}"
     );
-    assert_eq!(kept[0]["data"]["payload"]["LastName"], "Kept");
+    assert_eq!(kept[0]["data"]["payload"]["Name"]["LastName"], "Kept");
     let lost = org.sf.handle().streaming_lost();
     assert_eq!(lost.len(), 1);
     assert_eq!(replay_id(&kept[0]), lost[0] + 1, "the gap is visible");
@@ -222,22 +234,87 @@ async fn unknown_channels_and_objects_and_bad_messages_get_bayeux_errors() {
         r["error"].as_str().unwrap().contains("does not exist"),
         "{r}"
     );
-    let r = Cometd::send(&org, json!("not a message")).await;
-    assert_eq!(r[0]["successful"], false);
     let r = Cometd::send(
         &org,
         json!([{"channel": "/meta/subscribe", "clientId": "nobody", "subscription": CHANNEL}]),
     )
     .await;
     assert_eq!(r[0]["error"], "403::Unknown client");
-    let anonymous = org
-        .http
-        .post(format!("{}/cometd/59.0", org.base))
-        .json(&json!([{"channel": "/meta/handshake"}]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(anonymous.status(), 401, "the Streaming API needs a session");
+    let raw = |body: String, token: Option<&str>| {
+        let mut rb = org
+            .http
+            .post(format!("{}/cometd/59.0", org.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        async move { read(rb.send().await.unwrap()).await }
+    };
+    let anonymous = raw(
+        json!([{"channel": "/meta/handshake", "id": "7"}]).to_string(),
+        None,
+    )
+    .await;
+    assert_eq!(anonymous.status, 401, "the Streaming API needs a session");
+    assert_eq!(
+        anonymous.json[0]["id"], "7",
+        "answered in Bayeux: {}",
+        anonymous.text
+    );
+    assert_eq!(anonymous.json[0]["error"], "403::Handshake denied");
+    assert_eq!(
+        anonymous.json[0]["ext"]["sfdc"]["failureReason"],
+        "401::Authentication invalid"
+    );
+    assert_eq!(anonymous.json[0]["advice"]["reconnect"], "none");
+    let garbage = raw("not a message".into(), Some(&org.token)).await;
+    assert_eq!(garbage.status, 400);
+    assert_eq!(garbage.json[0]["successful"], false);
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({"channel": "/meta/handshake"}))
+        .collect();
+    let flood = raw(Value::Array(many).to_string(), Some(&org.token)).await;
+    assert_eq!(flood.status, 400, "{}", flood.text);
+    let r = c.subscribe("/data/contactChangeEvent", None).await;
+    assert!(
+        r["error"].as_str().unwrap().contains("does not exist"),
+        "channel names are case-sensitive: {r}"
+    );
+    let r = c.subscribe("data/ContactChangeEvent", None).await;
+    assert!(r["error"].as_str().unwrap().contains("leading '/'"), "{r}");
+    let mut m =
+        json!({"channel": "/meta/subscribe", "clientId": c.client, "subscription": CHANNEL});
+    m["ext"] = json!({"replay": {CHANNEL: "12"}});
+    let r = Cometd::send(&org, json!([m])).await;
+    assert!(
+        r[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("400::The replayId"),
+        "a replay id that is not a number: {r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_create_carries_the_values_it_wrote_not_later_ones() {
+    let org = Org::start().await;
+    let id = org.contact("First", "CC-S-1").await;
+    org.patch(
+        &format!("/sobjects/Contact/{id}"),
+        json!({"LastName": "Second"}),
+    )
+    .await;
+    let c = Cometd::handshake(&org).await;
+    c.subscribe(CHANNEL, Some(-2)).await;
+    let (events, _) = c.connect().await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["data"]["payload"]["Name"]["LastName"], "First");
+    assert_eq!(events[1]["data"]["payload"]["Name"]["LastName"], "Second");
+    assert!(
+        replay_id(&events[0]) >= 1,
+        "replay ids start at 1 (clients ignore 0)"
+    );
 }
 
 const EVENTS: &str = "/event/Appointment_Request__e";
@@ -268,7 +345,11 @@ async fn published_platform_events_reach_their_channel_only_with_their_fields() 
     let payload = &events[0]["data"]["payload"];
     assert_eq!(events[0]["channel"], EVENTS);
     assert_eq!(payload["Patient_External_Id__c"], "CC-9");
-    assert_eq!(payload["EventUuid"], uuid.as_str());
+    assert_eq!(events[0]["data"]["event"]["EventUuid"], uuid.as_str());
+    assert!(
+        payload.get("EventUuid").is_none(),
+        "the uuid is in `event`, not the payload"
+    );
     assert!(payload.get("Id").is_none(), "subscribers do not see the id");
     assert!(payload["CreatedById"].as_str().unwrap().starts_with("005"));
     let (changes, _) = cdc.connect().await;

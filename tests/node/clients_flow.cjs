@@ -115,7 +115,7 @@ async function streaming() {
   alerts.subscription.cancel();
   return {
     published: { success: published.success, uuid: published.errors[0] && published.errors[0].message },
-    alert: { reason: alert.payload.Reason__c, uuid: alert.payload.EventUuid, replayId: alert.event.replayId },
+    alert: { reason: alert.payload.Reason__c, uuid: alert.event.EventUuid, replayId: alert.event.replayId },
     before: before.id,
     created: created.id,
     live: events.map((e) => ({

@@ -258,6 +258,10 @@ fn gate(
         return Err(SfError::not_found().into_response());
     }
     let Some(session) = caller.filter(|c| c.live) else {
+        // The Streaming API answers a bad session in Bayeux messages (its handler does).
+        if route.operation == "streaming" {
+            return Ok(None);
+        }
         return Err(SfError::invalid_session().into_response());
     };
     let ctx = AuthCtx {

@@ -522,6 +522,7 @@ impl SalesforceHandle {
         let newest = self.newest_write();
         self.state.streaming.lock().set_dropping(dropping, newest);
     }
+    /// The replay id of the newest write (its sequence number plus one; 0 for none).
     fn newest_write(&self) -> u64 {
         self.state
             .org
@@ -529,7 +530,7 @@ impl SalesforceHandle {
             .data
             .writes()
             .last()
-            .map_or(0, |w| w.seq)
+            .map_or(0, |w| w.seq + 1)
     }
     /// Put every change event so far past retention (a subscriber replaying from one of
     /// them is refused and must resync); returns the mark before, for
@@ -538,9 +539,9 @@ impl SalesforceHandle {
         let newest = self.newest_write();
         std::mem::replace(&mut self.state.streaming.lock().expired_through, newest)
     }
-    /// Events up to replay id `seq` are past retention (0: only the write log's capacity).
-    pub fn set_streaming_expired_through(&self, seq: u64) {
-        self.state.streaming.lock().expired_through = seq;
+    /// Events up to `replay_id` are past retention (0: only the write log's capacity).
+    pub fn set_streaming_expired_through(&self, replay_id: u64) {
+        self.state.streaming.lock().expired_through = replay_id;
     }
     /// The hourly allowance of published platform events, and those published this hour.
     pub fn event_publish_usage(&self) -> (u64, u64) {
@@ -551,7 +552,7 @@ impl SalesforceHandle {
     pub fn set_event_publish_limit(&self, limit: u64) {
         self.state.org.write().data.set_publish_limit(limit);
     }
-    /// Replay ids of the change events lost so far (that a subscriber skipped).
+    /// Replay ids of the events lost so far (that a subscriber skipped; at most 100,000).
     pub fn streaming_lost(&self) -> Vec<u64> {
         self.state.streaming.lock().lost.iter().copied().collect()
     }

@@ -107,6 +107,17 @@ pub struct WriteLog {
     pub precondition: Precondition,
     /// Username of the writer.
     pub user: Option<String>,
+    /// User id of the writer (for change events' `commitUser`).
+    #[serde(skip)]
+    pub user_id: String,
+    /// Wall time of the write, milliseconds since the epoch (change events' `commitTimestamp`).
+    #[serde(skip)]
+    pub at_ms: i64,
+    /// The values as this write left them, for change events (never in reports: they may
+    /// hold PHI): every non-null field of a created record; the fields an update set, with
+    /// `LastModifiedDate`; nothing for a delete.
+    #[serde(skip)]
+    pub values: Map<String, Value>,
 }
 
 /// Result of an upsert by external id.
@@ -492,7 +503,9 @@ impl OrgData {
                 "CreatedDate" | "LastModifiedDate" | "SystemModstamp" => Value::String(now.clone()),
                 "CreatedById" | "LastModifiedById" => Value::String(actor.user_id.clone()),
                 // A platform event's position in the stream is its write's sequence number.
-                "ReplayId" if obj.platform_event() => Value::String(self.writes_logged.to_string()),
+                "ReplayId" if obj.platform_event() => {
+                    Value::String((self.writes_logged + 1).to_string())
+                }
                 "EventUuid" if obj.platform_event() => {
                     Value::String(event_uuid(&id, self.writes_logged))
                 }
@@ -552,6 +565,7 @@ impl OrgData {
     ) {
         let seq = self.writes_logged;
         self.writes_logged += 1;
+        let values = self.written_values(obj, id, kind, &fields);
         self.writes.push(WriteLog {
             seq,
             at_us: actor.at_us,
@@ -562,8 +576,39 @@ impl OrgData {
             prior_version,
             precondition,
             user: actor.username.clone(),
+            user_id: actor.user_id.clone(),
+            at_ms: actor.now.timestamp_millis(),
+            values,
         });
         self.trim_writes();
+    }
+
+    /// The values a write left (see [`WriteLog::values`]).
+    fn written_values(
+        &self,
+        obj: &ObjectDef,
+        id: &str,
+        kind: WriteKind,
+        fields: &[String],
+    ) -> Map<String, Value> {
+        let Some(r) = self.get(&obj.name, id) else {
+            return Map::new();
+        };
+        match kind {
+            WriteKind::Create => r
+                .fields
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            WriteKind::Update => fields
+                .iter()
+                .map(String::as_str)
+                .chain(["LastModifiedDate"])
+                .map(|f| (f.to_string(), r.get(f).clone()))
+                .collect(),
+            WriteKind::Delete => Map::new(),
+        }
     }
 
     /// Update a live record with a validated body.
