@@ -5,7 +5,7 @@
 //! record runs through the same dispatcher as a single request, on the org locked once for
 //! the whole call; with `allOrNone` one failure rolls every record back.
 
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use super::errors::SfError;
@@ -218,7 +218,6 @@ fn run_items(
     all_or_none: bool,
     items: Vec<CollectionItem>,
 ) -> Reply {
-    let empty = HeaderMap::new();
     let snapshot = all_or_none.then(|| org.data.clone());
     let mut out = vec![];
     let mut any_failed = false;
@@ -226,13 +225,7 @@ fn run_items(
         let (reply, id) = match item {
             Err(refused) => (Reply::from(refused), None),
             Ok((method, segs, body, id)) => {
-                let call = Call {
-                    method,
-                    segs,
-                    query: None,
-                    headers: &empty,
-                    body: &body,
-                };
+                let call = Call::internal(method, segs, &body);
                 (dispatch(st, org, ctx, &call), id)
             }
         };
@@ -356,19 +349,16 @@ fn retrieve_ids(
     ids: Vec<String>,
     fields: &str,
 ) -> Reply {
-    let empty = HeaderMap::new();
     let query = format!(
         "fields={}",
         percent_encoding::utf8_percent_encode(fields, percent_encoding::NON_ALPHANUMERIC)
     );
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
+        let segs = vec!["sobjects".into(), obj.to_string(), id];
         let call = Call {
-            method: Method::GET,
-            segs: vec!["sobjects".into(), obj.to_string(), id],
             query: Some(query.clone()),
-            headers: &empty,
-            body: &[],
+            ..Call::internal(Method::GET, segs, &[])
         };
         let reply = dispatch_read(st, org, ctx, &call);
         if reply.status == StatusCode::BAD_REQUEST {

@@ -162,6 +162,22 @@ pub(crate) struct Call<'a> {
     pub(crate) body: &'a [u8],
 }
 
+/// No headers: what the mock's own calls (Bulk rows, collections, trees) carry.
+static NO_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
+
+impl<'a> Call<'a> {
+    /// A call the mock makes itself on a caller's behalf: no query, no headers.
+    pub(crate) fn internal(method: Method, segs: Vec<String>, body: &'a [u8]) -> Self {
+        Call {
+            method,
+            segs,
+            query: None,
+            headers: &NO_HEADERS,
+            body,
+        }
+    }
+}
+
 async fn data_api_root(
     State(st): State<Arc<SfState>>,
     method: Method,

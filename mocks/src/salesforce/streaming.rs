@@ -428,8 +428,10 @@ fn take_events(st: &SfState, ctx: &AuthCtx, client: &str) -> Option<(Vec<Value>,
     let mut guard = st.streaming.lock();
     let s = &mut *guard;
     let mut lost = vec![];
-    let dropped = s.dropped.clone();
-    let c = s.client(client, &ctx.user_id)?;
+    s.client(client, &ctx.user_id)?;
+    let (Some(c), dropped) = (s.clients.get_mut(client), &s.dropped) else {
+        return None;
+    };
     let first = !std::mem::replace(&mut c.connected, true);
     let mut out = vec![];
     let writes = org.data.writes();
@@ -446,7 +448,7 @@ fn take_events(st: &SfState, ctx: &AuthCtx, client: &str) -> Option<(Vec<Value>,
             if !parsed.carries(w) {
                 continue;
             }
-            if is_dropped(&dropped, replay_id(w)) {
+            if is_dropped(dropped, replay_id(w)) {
                 lost.push(replay_id(w));
                 continue;
             }

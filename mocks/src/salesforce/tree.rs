@@ -4,7 +4,7 @@
 //! `201 {hasErrors: false, results: [{referenceId, id}]}`, or `400 {hasErrors: true,
 //! results: [{referenceId, errors}]}` with nothing written.
 
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::errors::SfError;
@@ -195,14 +195,8 @@ impl Tree<'_> {
         values: Map<String, Value>,
     ) -> Option<String> {
         let body = serde_json::to_vec(&values).unwrap_or_default();
-        let empty = HeaderMap::new();
-        let call = Call {
-            method: Method::POST,
-            segs: vec!["sobjects".into(), object.to_string()],
-            query: None,
-            headers: &empty,
-            body: &body,
-        };
+        let segs = vec!["sobjects".into(), object.to_string()];
+        let call = Call::internal(Method::POST, segs, &body);
         let reply = dispatch(self.st, org, self.ctx, &call);
         let body = reply.body.unwrap_or(Value::Null);
         if reply.status.is_success() {

@@ -149,7 +149,6 @@ fn process_chunk(
     out: &mut Outcomes,
 ) {
     let mut org = st.org.write();
-    let empty = http::HeaderMap::new();
     for (k, row) in chunk.iter().enumerate() {
         let count = (first + k + 1) as u64;
         let injected = work
@@ -163,14 +162,12 @@ fn process_chunk(
             ))
         } else {
             let (method, segs, body) = row_request(work, obj, header, row);
-            let call = Call {
-                method,
-                segs,
-                query: None,
-                headers: &empty,
-                body: &body,
-            };
-            dispatch(st, &mut org, &work.ctx, &call)
+            dispatch(
+                st,
+                &mut org,
+                &work.ctx,
+                &Call::internal(method, segs, &body),
+            )
         };
         out.record(work, header, row, &reply);
     }
