@@ -21,6 +21,10 @@ use crashcart::reference::Defects;
 use crashcart::scenario::Scenario;
 use criterion::{criterion_group, Criterion, Throughput};
 
+/// The allocator the `crashcart` binary uses, so the figures are the CLI's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CASES: u32 = 32;
 
 fn dir() -> PathBuf {

@@ -17,6 +17,10 @@ use crashcart::run::{run_simulated, RunOptions, RunOutcome};
 use crashcart::scenario::Scenario;
 use criterion::{criterion_group, Criterion};
 
+/// The allocator the `crashcart` binary uses, so the figures are the CLI's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SYNC_LOAD: &str = r#"
 name: sim-sync-load
 duration: 10s

@@ -138,25 +138,27 @@ fn final_state(sf: &SalesforceHandle, objects: &BTreeSet<String>) -> FinalState 
     for o in objects {
         state.records.insert(o.clone(), sf.records(o));
     }
-    for w in sf.writes() {
-        if w.kind == WriteKind::Delete {
-            state.deleted_at.insert(w.id.clone(), w.at_us);
-        }
-        state.writes.push(RecordWrite {
-            at_us: w.at_us,
-            object: w.object,
-            id: w.id,
-            kind: match w.kind {
-                WriteKind::Create => "create",
-                WriteKind::Update => "update",
-                WriteKind::Delete => "delete",
+    sf.with_writes(|writes| {
+        for w in writes {
+            if w.kind == WriteKind::Delete {
+                state.deleted_at.insert(w.id.clone(), w.at_us);
             }
-            .into(),
-            fields: w.fields,
-            user: w.user,
-            conditional: w.precondition != Precondition::None,
-        });
-    }
+            state.writes.push(RecordWrite {
+                at_us: w.at_us,
+                object: w.object.clone(),
+                id: w.id.clone(),
+                kind: match w.kind {
+                    WriteKind::Create => "create",
+                    WriteKind::Update => "update",
+                    WriteKind::Delete => "delete",
+                }
+                .into(),
+                fields: w.fields.clone(),
+                user: w.user.clone(),
+                conditional: w.precondition != Precondition::None,
+            });
+        }
+    });
     state
 }
 

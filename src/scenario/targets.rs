@@ -101,13 +101,12 @@ impl Names {
         self.org.object(name).or_else(|| {
             self.org
                 .objects()
-                .iter()
                 .find(|o| o.name.eq_ignore_ascii_case(name))
         })
     }
 
     fn object_names(&self) -> Vec<&str> {
-        self.org.objects().iter().map(|o| o.name.as_str()).collect()
+        self.org.objects().map(|o| o.name.as_str()).collect()
     }
 
     /// An sObject the org has, or why not.

@@ -137,12 +137,17 @@ impl Default for PersonaSet {
 }
 
 impl PersonaSet {
-    /// The personas shipped in `mocks/data/llm/personas.yaml`.
+    /// The personas shipped in `mocks/data/llm/personas.yaml` (parsed once per process).
     pub fn builtin() -> Self {
-        let mut s = Self { models: vec![] };
-        s.merge_yaml(DEFAULT_PERSONAS_YAML, Path::new("<built-in personas.yaml>"))
-            .expect("the built-in personas file is valid (tested)");
-        s
+        static BUILT_IN: std::sync::OnceLock<PersonaSet> = std::sync::OnceLock::new();
+        BUILT_IN
+            .get_or_init(|| {
+                let mut s = Self { models: vec![] };
+                s.merge_yaml(DEFAULT_PERSONAS_YAML, Path::new("<built-in personas.yaml>"))
+                    .expect("the built-in personas file is valid (tested)");
+                s
+            })
+            .clone()
     }
 
     /// Merge a personas file: entries with a known name replace it, others are added.

@@ -52,7 +52,6 @@ async fn state(State(st): State<Arc<SfState>>) -> Response {
     let counts: serde_json::Map<String, Value> = org
         .schema
         .objects()
-        .iter()
         .map(|o| (o.name.clone(), json!(org.data.live_count(&o.name))))
         .collect();
     let body = json!({

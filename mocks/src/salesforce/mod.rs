@@ -661,7 +661,12 @@ impl SalesforceHandle {
 
     /// The write log (server-side truth for consistency checks).
     pub fn writes(&self) -> Vec<WriteLog> {
-        self.state.org.read().data.writes().to_vec()
+        self.with_writes(<[WriteLog]>::to_vec)
+    }
+    /// Read the write log in place (no copy of the values each write left), under the org's
+    /// read lock: `f` should not call back into the mock.
+    pub fn with_writes<R>(&self, f: impl FnOnce(&[WriteLog]) -> R) -> R {
+        f(self.state.org.read().data.writes())
     }
     /// The mock's clock.
     pub fn clock(&self) -> Clock {

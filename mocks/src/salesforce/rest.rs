@@ -402,7 +402,7 @@ pub(crate) fn dispatch(st: &SfState, org: &mut Org, ctx: &AuthCtx, call: &Call<'
 }
 
 fn with_object(org: &mut Org, name: &str, f: impl FnOnce(&mut Org, &ObjectDef) -> Reply) -> Reply {
-    match org.schema.object(name).cloned() {
+    match org.schema.object_shared(name) {
         None => SfError::not_found().into(),
         Some(obj) => f(org, &obj),
     }
@@ -522,12 +522,7 @@ fn object_summary(obj: &ObjectDef, v: &str) -> Value {
 }
 
 fn sobjects_list(org: &Org, v: &str) -> Reply {
-    let list: Vec<Value> = org
-        .schema
-        .objects()
-        .iter()
-        .map(|o| object_summary(o, v))
-        .collect();
+    let list: Vec<Value> = org.schema.objects().map(|o| object_summary(o, v)).collect();
     Reply::json(
         StatusCode::OK,
         json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": list}),
@@ -579,7 +574,6 @@ fn describe(org: &Org, obj: &ObjectDef, v: &str) -> Reply {
     let children: Vec<Value> = org
         .schema
         .objects()
-        .iter()
         .flat_map(|child| {
             let named = &named;
             child

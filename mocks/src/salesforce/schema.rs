@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 
@@ -243,7 +244,9 @@ impl ObjectDef {
 /// The org's schema.
 #[derive(Clone, Debug, Default)]
 pub struct OrgSchema {
-    objects: Vec<ObjectDef>,
+    /// Shared, so a request can hold its object's definition while it changes the org
+    /// (copied on write by [`OrgSchema::object_mut`]).
+    objects: Vec<Arc<ObjectDef>>,
     by_name: HashMap<String, usize>,
     by_prefix: HashMap<String, usize>,
 }
@@ -378,10 +381,22 @@ fn platform_event_fields() -> Vec<FieldDef> {
 
 impl OrgSchema {
     /// The schema shipped with the mock.
+    /// Parsed once per process: every mock (and every simulated run) starts from a copy.
     pub fn default_schema() -> Result<Self, MockError> {
-        let mut s = Self::default();
-        s.merge_yaml(DEFAULT_SCHEMA_YAML, Path::new("<built-in schema.yaml>"))?;
-        Ok(s)
+        static BUILT_IN: OnceLock<Result<OrgSchema, String>> = OnceLock::new();
+        let origin = Path::new("<built-in schema.yaml>");
+        BUILT_IN
+            .get_or_init(|| {
+                let mut s = Self::default();
+                s.merge_yaml(DEFAULT_SCHEMA_YAML, origin)
+                    .map(|()| s)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|message| MockError::Invalid {
+                path: origin.to_path_buf(),
+                message,
+            })
     }
 
     /// Merge a schema file (YAML or JSON; JSON is YAML) into this schema.
@@ -440,7 +455,7 @@ impl OrgSchema {
                         by_exact: HashMap::new(),
                     };
                     obj.reindex();
-                    self.objects.push(obj);
+                    self.objects.push(Arc::new(obj));
                     let i = self.objects.len() - 1;
                     self.by_name.insert(obj_name.to_ascii_lowercase(), i);
                     self.by_prefix.insert(prefix, i);
@@ -454,7 +469,7 @@ impl OrgSchema {
                 }
                 let def = build_field(&field_name, raw_field)
                     .map_err(|m| invalid(format!("{at}: {m}")))?;
-                let obj = &mut self.objects[idx];
+                let obj = Arc::make_mut(&mut self.objects[idx]);
                 if obj
                     .field(&field_name)
                     .is_some_and(|f| f.system && f.name != "OwnerId")
@@ -501,24 +516,32 @@ impl OrgSchema {
     pub fn object(&self, name: &str) -> Option<&ObjectDef> {
         self.by_name
             .get(&name.to_ascii_lowercase())
-            .map(|&i| &self.objects[i])
+            .map(|&i| &*self.objects[i])
     }
 
-    /// Mutable access to an object (for drift).
+    /// An object by API name, shared: a handle that outlives a borrow of the schema (no copy
+    /// of its fields).
+    pub fn object_shared(&self, name: &str) -> Option<Arc<ObjectDef>> {
+        self.by_name
+            .get(&name.to_ascii_lowercase())
+            .map(|&i| Arc::clone(&self.objects[i]))
+    }
+
+    /// Mutable access to an object (for drift); copies it first if a request still holds it.
     pub fn object_mut(&mut self, name: &str) -> Option<&mut ObjectDef> {
         self.by_name
             .get(&name.to_ascii_lowercase())
-            .map(|&i| &mut self.objects[i])
+            .map(|&i| Arc::make_mut(&mut self.objects[i]))
     }
 
     /// Find the object owning an id, by its key prefix.
     pub fn object_for_id(&self, id: &str) -> Option<&ObjectDef> {
-        self.by_prefix.get(id.get(..3)?).map(|&i| &self.objects[i])
+        self.by_prefix.get(id.get(..3)?).map(|&i| &*self.objects[i])
     }
 
     /// All objects, in definition order.
-    pub fn objects(&self) -> &[ObjectDef] {
-        &self.objects
+    pub fn objects(&self) -> impl ExactSizeIterator<Item = &ObjectDef> + '_ {
+        self.objects.iter().map(|o| &**o)
     }
 
     /// The child relationships of an object, as a parent's describe lists them and a child

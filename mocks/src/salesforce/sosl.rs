@@ -423,7 +423,6 @@ fn searchable(obj: &ObjectDef, r: &Record, scope: Scope) -> String {
 fn default_returning(schema: &OrgSchema) -> Vec<Returning> {
     schema
         .objects()
-        .iter()
         .filter(|o| o.fields.iter().any(|f| f.ftype.is_text()))
         .map(|o| Returning {
             object: o.name.clone(),

@@ -119,7 +119,7 @@ async fn run_ingest(st: &SfState, id: &str) {
     if !within_allowance(st, id, rows.len() as u64) {
         return;
     }
-    let Some(obj) = st.org.read().schema.object(&work.object).cloned() else {
+    let Some(obj) = st.org.read().schema.object_shared(&work.object) else {
         return fail(
             st,
             id,
