@@ -136,6 +136,7 @@ fn history() -> Vec<Event> {
                 latency_us: None,
                 error: None,
                 trace_id: None,
+                captured: Default::default(),
             }));
             events.push(Event::op(OpEvent {
                 at_us: t + 400,
@@ -147,6 +148,7 @@ fn history() -> Vec<Event> {
                 latency_us: Some(400),
                 error: None,
                 trace_id: None,
+                captured: Default::default(),
             }));
             op += 1;
         }
@@ -260,13 +262,18 @@ fn operations() -> Vec<RawOperation> {
         name: "book".into(),
         weight: 1,
         method: "POST".into(),
-        path: "/appointments".into(),
+        path: Some("/appointments".into()),
         body: None,
+        expect: None,
+        steps: vec![],
         effects: vec![RawEffect {
             object: "Event".into(),
             matches: [("Booking_Key__c".to_string(), "{{key}}".to_string())].into(),
             count: 1,
             on_failure: Default::default(),
+            within: None,
+            written: vec![],
+            max_writes: None,
         }],
     }]
 }

@@ -211,6 +211,7 @@ mod tests {
             latency_us: None,
             error: None,
             trace_id: None,
+            captured: Default::default(),
         }));
         events.push(op(50, 6000, Phase::Ok, 100));
         let r = availability(&Timeline::merge(events), &slo);

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{secs, FinalState, RecordWrite, SloResult};
 use crate::scenario::domain::{ConsistencySlo, DoubleBooking, Effect, OnFailure, Operation};
-use crate::scenario::template;
+use crate::scenario::template::{self, Lookup};
 use crate::timeline::{OpEvent, Phase, Timeline};
 
 fn live<'a>(state: &'a FinalState, object: &str) -> impl Iterator<Item = &'a Value> + 'a {
@@ -40,6 +40,7 @@ pub fn consistency(
     let by_name: BTreeMap<&str, &Operation> =
         operations.iter().map(|o| (o.name.as_str(), o)).collect();
     let mut checked = 0;
+    let mut times = EventualTimes::default();
     for o in t.ops().filter(|o| o.phase != Phase::Invoke) {
         let Some(spec) = by_name.get(o.name.as_str()) else {
             continue;
@@ -49,10 +50,14 @@ pub fn consistency(
         }
         checked += 1;
         let values = template::values(seed, o.op);
+        let values = (&values, &o.captured);
         if let (Phase::Fail, Some(limit)) = (o.phase, slo.compensate_within) {
             compensation_times(o, spec, &values, state, limit, &mut res);
         }
         effects_left(o, spec, &values, state, &mut res);
+        if o.phase == Phase::Ok {
+            eventual(o, spec, &values, state, &mut times, &mut res);
+        }
     }
     orphans(state, &mut res);
     if let Some(db) = &slo.double_booking {
@@ -65,14 +70,142 @@ pub fn consistency(
         return res.skip("no operation with declared effects completed");
     }
     res.measured = format!(
-        "{checked} operations checked against the final state, {} problem(s)",
-        res.evidence.len()
+        "{checked} operations checked against the final state, {} problem(s){}",
+        res.evidence.len(),
+        times.summary()
     );
     res
 }
 
+/// How long eventual effects took, and how many could not be judged.
+#[derive(Default)]
+struct EventualTimes {
+    /// Time from each operation's end to its effect, µs (met in time or not).
+    took: Vec<u64>,
+    /// Effects not seen whose time was not up when the state was read.
+    unjudged: usize,
+}
+
+impl EventualTimes {
+    fn summary(&self) -> String {
+        let mut out = String::new();
+        if !self.took.is_empty() {
+            let mut t = self.took.clone();
+            t.sort_unstable();
+            out = format!(
+                "; eventual effects written after p50 {}, max {} ({} seen)",
+                secs(t[t.len() / 2]),
+                secs(t[t.len() - 1]),
+                t.len()
+            );
+        }
+        if self.unjudged > 0 {
+            out.push_str(&format!(
+                "; {} eventual effect(s) not judged: the run ended before their time was up",
+                self.unjudged
+            ));
+        }
+        out
+    }
+}
+
+/// A write the SUT made (every writer's when the SUT's user is unknown).
+fn by_sut(state: &FinalState, w: &RecordWrite) -> bool {
+    state.sut_user.is_none() || state.sut_user == w.user
+}
+
+/// Eventual effects of a successful operation: the SUT's write to each matching record
+/// within the effect's time (each `written` field set by one of its writes), and at most
+/// `max_writes` writes by the SUT to it from the operation's start on.
+fn eventual(
+    o: &OpEvent,
+    spec: &Operation,
+    values: &impl Lookup,
+    state: &FinalState,
+    times: &mut EventualTimes,
+    res: &mut SloResult,
+) {
+    let invoked = o.at_us.saturating_sub(o.latency_us.unwrap_or(0));
+    let head = format!("op {} {} ({})", o.op, o.name, o.key);
+    for e in spec
+        .effects
+        .iter()
+        .filter(|e| e.within.is_some() || e.max_writes.is_some())
+    {
+        let fields = rendered(e, values);
+        let ids: Vec<&str> = live(state, &e.object)
+            .filter(|r| matches(r, &fields))
+            .filter_map(|r| r["Id"].as_str())
+            .collect();
+        for id in ids {
+            let writes: Vec<&RecordWrite> = state
+                .writes
+                .iter()
+                .filter(|w| w.id == id && w.at_us >= invoked && by_sut(state, w))
+                .collect();
+            if let Some(max) = e.max_writes {
+                if writes.len() > max as usize {
+                    res.fail(format!(
+                        "{head}: the SUT wrote {} {id} {} times (at most {max}), from {} to {}",
+                        e.object,
+                        writes.len(),
+                        secs(writes[0].at_us),
+                        secs(writes[writes.len() - 1].at_us)
+                    ));
+                }
+            }
+            let Some(within) = e.within else { continue };
+            let limit = within.as_micros() as u64;
+            let first = |f: Option<&String>| {
+                writes
+                    .iter()
+                    .find(|w| f.is_none_or(|f| w.fields.contains(f)))
+                    .map(|w| w.at_us)
+            };
+            let at: Option<u64> = if e.written.is_empty() {
+                first(None)
+            } else {
+                e.written
+                    .iter()
+                    .map(|f| first(Some(f)))
+                    .collect::<Option<Vec<u64>>>()
+                    .map(|v| v.into_iter().max().unwrap_or(0))
+            };
+            let what = if e.written.is_empty() {
+                format!("{} {id}", e.object)
+            } else {
+                format!("{}.{} of {id}", e.object, e.written.join(", "))
+            };
+            match at {
+                Some(at) => {
+                    let took = at.saturating_sub(o.at_us);
+                    times.took.push(took);
+                    if took > limit {
+                        res.fail(format!(
+                            "{head}: {what} written by the SUT only {} after the operation (within {})",
+                            secs(took),
+                            secs(limit)
+                        ));
+                    }
+                }
+                None if state.read_at_us.is_some_and(|r| r < o.at_us + limit) => {
+                    times.unjudged += 1
+                }
+                None => res.fail(format!(
+                    "{head}: {what} never written by the SUT (within {}; the state was read {} after the operation)",
+                    secs(limit),
+                    state
+                        .read_at_us
+                        .map(|r| secs(r.saturating_sub(o.at_us)))
+                        .unwrap_or_else(|| "long".into())
+                )),
+            }
+        }
+    }
+}
+
 /// An effect's identifying fields, filled for one operation.
-fn rendered(e: &Effect, values: &BTreeMap<&'static str, String>) -> BTreeMap<String, String> {
+fn rendered(e: &Effect, values: &impl Lookup) -> BTreeMap<String, String> {
     e.matches
         .iter()
         .map(|(k, v)| (k.clone(), template::render(v, values)))
@@ -83,7 +216,7 @@ fn rendered(e: &Effect, values: &BTreeMap<&'static str, String>) -> BTreeMap<Str
 fn compensation_times(
     o: &OpEvent,
     spec: &Operation,
-    values: &BTreeMap<&'static str, String>,
+    values: &impl Lookup,
     state: &FinalState,
     limit: std::time::Duration,
     res: &mut SloResult,
@@ -125,7 +258,7 @@ fn compensation_times(
 fn effects_left(
     o: &OpEvent,
     spec: &Operation,
-    values: &BTreeMap<&'static str, String>,
+    values: &impl Lookup,
     state: &FinalState,
     res: &mut SloResult,
 ) {
@@ -279,15 +412,14 @@ mod tests {
         let ops = vec![Operation {
             name: "book".into(),
             weight: 1,
-            method: http::Method::POST,
-            path: "/appointments".into(),
-            body: None,
+            steps: vec![],
             effects: vec![
                 Effect {
                     object: "Event".into(),
                     matches: [("Booking_Key__c".to_string(), "{{key}}".to_string())].into(),
                     count: 1,
                     on_failure: OnFailure::Absent,
+                    ..Effect::default()
                 },
                 Effect {
                     object: "Contact".into(),
@@ -298,6 +430,7 @@ mod tests {
                     .into(),
                     count: 1,
                     on_failure: OnFailure::Absent,
+                    ..Effect::default()
                 },
             ],
         }];
@@ -380,9 +513,7 @@ mod compensation_tests {
         let ops = vec![Operation {
             name: "book".into(),
             weight: 1,
-            method: http::Method::POST,
-            path: "/appointments".into(),
-            body: None,
+            steps: vec![],
             effects: vec![Effect {
                 object: "Contact".into(),
                 matches: [(
@@ -392,6 +523,7 @@ mod compensation_tests {
                 .into(),
                 count: 1,
                 on_failure: OnFailure::Absent,
+                ..Effect::default()
             }],
         }];
         let slo = ConsistencySlo {
@@ -409,6 +541,7 @@ mod compensation_tests {
             latency_us: Some(10),
             error: None,
             trace_id: None,
+            captured: Default::default(),
         })]);
         let state = |deleted_at_us: u64| {
             FinalState {
@@ -416,6 +549,7 @@ mod compensation_tests {
             deleted_at: [("003A".to_string(), deleted_at_us)].into(),
             writes: vec![],
             sut_user: None,
+            read_at_us: None,
         }
         };
         assert_eq!(
@@ -485,13 +619,12 @@ mod declared_tests {
             matches: [(field.to_string(), value.to_string())].into(),
             count: 1,
             on_failure,
+            ..Effect::default()
         };
         vec![Operation {
             name: "book".into(),
             weight: 1,
-            method: http::Method::POST,
-            path: "/appointments".into(),
-            body: None,
+            steps: vec![],
             effects: vec![
                 effect("Event", "Booking_Key__c", "{{key}}", OnFailure::Absent),
                 effect(

@@ -91,6 +91,10 @@ pub struct FinalState {
     /// writer's when unknown).
     #[serde(default)]
     pub sut_user: Option<String>,
+    /// When the state was read (monotonic µs on the run's clock): an eventual effect whose
+    /// time was not up by then is not judged. Unknown (`None`): every deadline has passed.
+    #[serde(default)]
+    pub read_at_us: Option<u64>,
 }
 
 /// One write the org accepted.

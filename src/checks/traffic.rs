@@ -288,6 +288,7 @@ pub(crate) mod tests {
             latency_us: Some(latency_ms * 1000),
             error: None,
             trace_id: None,
+            captured: Default::default(),
         })
     }
 

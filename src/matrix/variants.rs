@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::scenario::raw::RawSut;
-use crate::scenario::{Scenario, SutKind};
+use crate::scenario::{Readiness, Scenario, SutKind};
 
 /// One build of the integration.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -82,8 +82,18 @@ pub fn load(path: &Path) -> Result<Variants, Error> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let bad = |m: &str| Error::InvalidInput(format!("{}: {m}", path.display()));
-    let (Some(command), Some(ready)) = (&raw.sut.command, &raw.sut.ready) else {
-        return Err(bad("sut needs a `command` and its `ready` URL"));
+    let Some(command) = &raw.sut.command else {
+        return Err(bad("sut needs a `command`"));
+    };
+    let ready = match (&raw.sut.ready, &raw.sut.ready_log) {
+        (Some(u), None) => Readiness::Url(u.clone()),
+        (None, Some(l)) if regex::Regex::new(l).is_ok() => Readiness::Log(l.clone()),
+        (None, Some(_)) => return Err(bad("sut.ready_log is not a regular expression")),
+        _ => {
+            return Err(bad(
+                "sut needs its `ready` URL or a `ready_log` line (one of them)",
+            ))
+        }
     };
     if raw.broken.contains_key("correct") {
         return Err(bad(
@@ -100,7 +110,7 @@ pub fn load(path: &Path) -> Result<Variants, Error> {
         sut: SutKind::Command {
             command: command.clone(),
             cwd,
-            ready: ready.clone(),
+            ready,
         },
         raw: sut_raw,
         correct: raw.correct,

@@ -64,7 +64,7 @@ pub async fn clean_up(
         .unwrap_or_default();
     let state = env
         .salesforce_handle()
-        .map(|sf| final_state(sf, &objects(s)))
+        .map(|sf| final_state(sf, &objects(s), rec.now_us()))
         .unwrap_or_default();
     let mut events = rec.take();
     events.extend(env.engine.events().into_iter().map(Event::fault));
@@ -130,9 +130,10 @@ fn objects(s: &Scenario) -> BTreeSet<String> {
 
 /// The org's records (of `objects`), deletions and accepted writes, as the checkers read
 /// them.
-fn final_state(sf: &SalesforceHandle, objects: &BTreeSet<String>) -> FinalState {
+fn final_state(sf: &SalesforceHandle, objects: &BTreeSet<String>, now_us: u64) -> FinalState {
     let mut state = FinalState {
         sut_user: Some(sf.connection_settings().username.clone()),
+        read_at_us: Some(now_us),
         ..FinalState::default()
     };
     for o in objects {

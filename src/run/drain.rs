@@ -1,7 +1,8 @@
 //! Phase 5, drain: after the workload, with every fault cleared and no new operation, the SUT
 //! keeps running so that what it does in the background (compensations retried, queued
 //! writes) can finish before the final state is judged. The drain ends once the mocks have
-//! seen no request for `quiet`, or after `max`.
+//! seen no request for `quiet` (but not before the longest eventual effect's `within`), or
+//! after `max`.
 
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub async fn drain(env: &Environment, rec: &Recorder, d: Drain) -> Option<String
         return None;
     }
     let started = Instant::now();
-    let until = started + d.max;
+    let until = started + d.max.max(d.min);
     let mut last = traffic(env);
     let mut quiet_since = started;
     let quiet = loop {
@@ -45,7 +46,7 @@ pub async fn drain(env: &Environment, rec: &Recorder, d: Drain) -> Option<String
         if now >= until {
             break false;
         }
-        if now >= quiet_since + d.quiet {
+        if now >= quiet_since + d.quiet && now >= started + d.min {
             break true;
         }
         tokio::select! {

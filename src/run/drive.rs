@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::environment::Environment;
 use super::recorder::Recorder;
 use super::start::StartedSut;
+use super::step::StepContext;
 use super::workload::Driver;
 use crate::fault::schedule::Played;
 use crate::scenario::Scenario;
@@ -88,7 +89,14 @@ pub async fn drive(
             }
         }
     };
-    let driver = Driver::new(&sut.base, seed, rec.clone(), sut.transport.clone());
+    let ctx = StepContext {
+        base: sut.base.clone(),
+        transport: sut.transport.clone(),
+        org: env.salesforce_handle().cloned(),
+        command: sut.command_env.clone(),
+        recorder: rec.clone(),
+    };
+    let driver = Driver::new(ctx, seed, rec.clone());
     let workload = driver.run(&s.workload, until);
     tokio::pin!(workload);
     let mut watch = AbortWatch {

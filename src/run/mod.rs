@@ -25,6 +25,7 @@ pub mod prepare;
 pub mod recorder;
 pub mod shutdown;
 pub mod start;
+pub mod step;
 pub mod sut;
 pub mod workload;
 

@@ -8,12 +8,13 @@ use super::environment::Environment;
 use super::event::RunEvent;
 use super::prepare::Prepared;
 use super::recorder::Recorder;
-use super::sut::{free_port, wait_ready, SutProcess};
+use super::step::CommandEnv;
+use super::sut::{free_port, wait_ready, wait_ready_line, SutProcess};
 use super::RunOptions;
 use crate::error::Error;
 use crate::reference::{Reference, RunningReference, Settings};
 use crate::scenario::raw::Command;
-use crate::scenario::{Scenario, SutKind};
+use crate::scenario::{Readiness, Scenario, SutKind};
 use crate::transport::Transport;
 
 /// The reference integration's host in simulation.
@@ -33,6 +34,8 @@ pub struct StartedSut {
     pub reference: Option<RunningReference>,
     /// Why it is not ready (the run is aborted), if it is not.
     pub not_ready: Option<String>,
+    /// What the workload's command steps run with: the contract's environment.
+    pub command_env: Arc<CommandEnv>,
 }
 
 impl StartedSut {
@@ -44,6 +47,7 @@ impl StartedSut {
             process: None,
             reference: None,
             not_ready: None,
+            command_env: Arc::default(),
         }
     }
 }
@@ -82,7 +86,20 @@ pub async fn start_sut(
     rec: &Recorder,
 ) -> Result<StartedSut, Error> {
     let (mut settings, secrets) = contract(env);
-    match prepared.sut(s) {
+    let command_env = |cwd: &std::path::Path, settings: &[(String, String)], secrets: &[String]| {
+        Arc::new(CommandEnv {
+            cwd: cwd.to_path_buf(),
+            env: settings.to_vec(),
+            secrets: secrets.to_vec(),
+        })
+    };
+    let scenario_dir = s
+        .file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let started = match prepared.sut(s) {
         SutKind::Command {
             command,
             cwd,
@@ -93,20 +110,33 @@ pub async fn start_sut(
             settings.push(("CRASHCART_SEED".into(), prepared.seed.to_string()));
             settings.extend(s.raw.sut.env.iter().map(|(k, v)| (k.clone(), v.clone())));
             settings.extend(opts.sut_env.iter().cloned());
-            let url = ready.replace("${PORT}", &port.to_string());
-            let mut started = start_command(s, command, cwd, &url, &settings, secrets, rec).await?;
+            let ready = match ready {
+                Readiness::Url(u) => Readiness::Url(u.replace("${PORT}", &port.to_string())),
+                log => log.clone(),
+            };
+            let for_steps = command_env(cwd, &settings, &secrets);
+            let mut started =
+                start_command(s, command, cwd, &ready, &settings, secrets, rec).await?;
             started.base = format!("http://127.0.0.1:{port}");
-            Ok(started)
+            started.command_env = for_steps;
+            started
         }
         SutKind::Url(u) => {
+            let for_steps = command_env(&scenario_dir, &settings, &secrets);
             rec.events().emit(RunEvent::SutSettings { settings });
-            Ok(StartedSut::at(u.clone()))
+            StartedSut {
+                command_env: for_steps,
+                ..StartedSut::at(u.clone())
+            }
         }
         SutKind::Reference => {
             settings.push(("CRASHCART_SEED".into(), prepared.seed.to_string()));
-            start_reference(opts, prepared, env, &settings, rec).await
+            let mut started = start_reference(opts, prepared, env, &settings, rec).await?;
+            started.command_env = command_env(&scenario_dir, &settings, &secrets);
+            started
         }
-    }
+    };
+    Ok(started)
 }
 
 /// A command, in its own process group, with the contract's environment; waited for on its
@@ -115,18 +145,34 @@ async fn start_command(
     s: &Scenario,
     command: &Command,
     cwd: &std::path::Path,
-    ready_url: &str,
+    ready: &Readiness,
     settings: &[(String, String)],
     secrets: Vec<String>,
     rec: &Recorder,
 ) -> Result<StartedSut, Error> {
-    let mut p = SutProcess::start(command, cwd, settings, secrets, rec)?;
+    let pattern = match ready {
+        Readiness::Log(l) => Some(
+            regex::Regex::new(l).map_err(|e| Error::InvalidInput(format!("sut.ready_log: {e}")))?,
+        ),
+        Readiness::Url(_) => None,
+    };
+    let mut p = SutProcess::start(command, cwd, settings, secrets, rec, pattern)?;
+    let waited = async {
+        match ready {
+            Readiness::Url(u) => wait_ready(u, s.ready_timeout, &mut p).await,
+            Readiness::Log(l) => wait_ready_line(l, s.ready_timeout, &mut p).await,
+        }
+    };
     let not_ready = tokio::select! {
-        r = wait_ready(ready_url, s.ready_timeout, &mut p) => r.err().map(|e| format!("SUT not ready: {e}")),
+        r = waited => r.err().map(|e| format!("SUT not ready: {e}")),
         _ = super::shutdown::signal() => Some("interrupted".into()),
     };
+    let ready_url = match ready {
+        Readiness::Url(u) => Some(u.clone()),
+        Readiness::Log(_) => None,
+    };
     Ok(StartedSut {
-        ready_url: Some(ready_url.to_string()),
+        ready_url,
         process: Some(p),
         not_ready,
         ..StartedSut::at(String::new())

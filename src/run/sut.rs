@@ -4,6 +4,7 @@
 //! readiness polled on an HTTP URL; stopped with SIGTERM to the whole group, then SIGKILL.
 
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -18,6 +19,8 @@ use crate::timeline::scrub;
 pub struct SutProcess {
     child: Child,
     pgid: i32,
+    /// Set once a line of its output matched the readiness pattern (when it has one).
+    ready_line: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// A free TCP port on loopback for the SUT to listen on.
@@ -35,13 +38,15 @@ pub fn free_port() -> Result<u16, Error> {
 }
 
 impl SutProcess {
-    /// Start the command; its stdout and stderr lines go to `log`.
+    /// Start the command; its stdout and stderr lines go to the recorder, and the first
+    /// (scrubbed) line matching `ready_line`, if given, marks it ready.
     pub fn start(
         command: &raw::Command,
         cwd: &std::path::Path,
         env: &[(String, String)],
         secrets: Vec<String>,
         recorder: &Recorder,
+        ready_line: Option<regex::Regex>,
     ) -> Result<Self, Error> {
         let argv: Vec<String> = match command {
             raw::Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
@@ -85,6 +90,9 @@ impl SutProcess {
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| not_started(&e))?;
         let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+        let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
+        let ready_tx = Arc::new(ready_tx);
+        let pattern = ready_line.map(Arc::new);
         for (name, stream) in [
             (
                 "stdout",
@@ -104,14 +112,24 @@ impl SutProcess {
             let Some(stream) = stream else { continue };
             let recorder = recorder.clone();
             let secrets = secrets.clone();
+            let (pattern, ready_tx) = (pattern.clone(), ready_tx.clone());
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    recorder.sut_log(name, scrub(&line, &secrets));
+                    let line = scrub(&line, &secrets);
+                    if pattern.as_ref().is_some_and(|p| p.is_match(&line)) {
+                        ready_tx.send_replace(true);
+                    }
+                    recorder.sut_log(name, line);
                 }
             });
         }
-        Ok(Self { child, pgid })
+        let ready_line = pattern.is_some().then_some(ready_rx);
+        Ok(Self {
+            child,
+            pgid,
+            ready_line,
+        })
     }
 
     /// True while the process runs.
@@ -169,6 +187,41 @@ fn findable(program: &str, cwd: &std::path::Path) -> bool {
     }
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+/// Wait until the SUT prints a line matching its readiness pattern, for at most `timeout`.
+pub async fn wait_ready_line(
+    pattern: &str,
+    timeout: Duration,
+    sut: &mut SutProcess,
+) -> Result<(), String> {
+    let Some(mut rx) = sut.ready_line.clone() else {
+        return Err("no readiness pattern".into());
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if *rx.borrow_and_update() {
+            return Ok(());
+        }
+        if !sut.is_running() {
+            return Err("the SUT exited before it was ready".into());
+        }
+        // Woken by a matching line, or every 100 ms to see whether the SUT still runs.
+        let tick = tokio::time::Instant::now() + Duration::from_millis(100);
+        tokio::select! {
+            r = rx.changed() => if r.is_err() {
+                // Its output is closed: no line can come; wait out the tick all the same.
+                tokio::time::sleep_until(tick.min(deadline)).await;
+            },
+            _ = tokio::time::sleep_until(tick.min(deadline)) => {}
+        }
+        if tokio::time::Instant::now() >= deadline && !*rx.borrow() {
+            return Err(format!(
+                "no line of its output matched {pattern:?} within {}",
+                humantime::format_duration(timeout)
+            ));
+        }
+    }
 }
 
 /// Wait until `url` answers 2xx, polling every 100 ms, for at most `timeout`.

@@ -1,7 +1,9 @@
-//! The workload: HTTP operations sent to the SUT, open loop at a rate or closed loop at a
-//! concurrency, each with a unique key and seeded synthetic data, recorded like a Jepsen
-//! history (invoke, then ok / fail / info).
+//! The workload: operations (each a sequence of steps: requests to the SUT, org actions,
+//! commands) started open loop at a rate or closed loop at a concurrency, each with a unique
+//! key and seeded synthetic data, recorded like a Jepsen history (invoke, then ok / fail /
+//! info, with the reason and what its steps captured).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,34 +14,32 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
 use super::recorder::Recorder;
+use super::step::{run_step, StepContext, StepEnd};
 use crate::scenario::domain::{Operation, Pace, Workload};
 use crate::scenario::template;
 use crate::timeline::{trace, OpEvent, Phase};
-use crate::transport::{HttpRequest, Transport, TransportError};
 
 /// Where the workload goes and how it records.
 #[derive(Clone)]
 pub struct Driver {
-    /// Base URL of the SUT (no trailing slash).
-    pub base: String,
+    /// Where steps act: the SUT, the mock org, commands.
+    pub ctx: StepContext,
     /// The run's seed.
     pub seed: u64,
     /// Where operations are recorded.
     pub recorder: Recorder,
-    /// How requests reach the SUT (sockets, or in-process in simulation).
-    pub transport: Transport,
     counter: Arc<AtomicU64>,
     picker: Arc<Mutex<ChaCha8Rng>>,
 }
 
 impl Driver {
-    /// A driver for a SUT at `base`.
-    pub fn new(base: &str, seed: u64, recorder: Recorder, transport: Transport) -> Self {
+    /// A driver whose steps act through `ctx`.
+    pub fn new(mut ctx: StepContext, seed: u64, recorder: Recorder) -> Self {
+        ctx.base = ctx.base.trim_end_matches('/').to_string();
         Self {
-            base: base.trim_end_matches('/').to_string(),
+            ctx,
             seed,
             recorder,
-            transport,
             counter: Arc::new(AtomicU64::new(0)),
             picker: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0x5eed))),
         }
@@ -61,18 +61,17 @@ impl Driver {
         &ops[0]
     }
 
-    /// Run one operation to its end.
+    /// Run one operation to its end: its steps in order, within the operation's timeout;
+    /// the first step that fails ends it as `fail`, one with no answer as `info`.
     pub async fn one(&self, op: &Operation, timeout: Duration) {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let values = template::values(self.seed, n);
         let key = values["key"].clone();
-        let path = template::render(&op.path, &values);
-        let mut req = HttpRequest::new(op.method.clone(), format!("{}{path}", self.base))
-            .header("x-crashcart-op", key.as_str())
-            .header("traceparent", &trace::traceparent(self.seed, n));
-        if let Some(b) = &op.body {
-            req = req.json(&template::render_json(b, &values));
-        }
+        let traceparent = trace::traceparent(self.seed, n);
+        let headers = [
+            ("x-crashcart-op", key.as_str()),
+            ("traceparent", traceparent.as_str()),
+        ];
         let invoked = self.now();
         self.recorder.op(OpEvent {
             at_us: invoked,
@@ -84,13 +83,38 @@ impl Driver {
             latency_us: None,
             error: None,
             trace_id: Some(trace::trace_id(self.seed, n)),
+            captured: Default::default(),
         });
-        // The whole body is read: an answer cut short is an unknown outcome.
-        let (phase, status, error) = match self.transport.send(req, Some(timeout)).await {
-            Ok(r) if (200..300).contains(&r.status) => (Phase::Ok, Some(r.status), None),
-            Ok(r) => (Phase::Fail, Some(r.status), None),
-            Err(TransportError::Timeout) => (Phase::Info, None, Some("timeout".into())),
-            Err(e) => (Phase::Info, None, Some(e.to_string())),
+        let deadline = Instant::now() + timeout;
+        let mut vars = BTreeMap::new();
+        let mut end = StepEnd::Ok { status: 0 };
+        for step in &op.steps {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // The whole answer is read: one cut short is an unknown outcome.
+            end = if left.is_zero() {
+                StepEnd::Info {
+                    reason: format!("{}: timeout", step.name),
+                }
+            } else {
+                run_step(step, &self.ctx, &mut vars, &values, &headers, left).await
+            };
+            if !matches!(end, StepEnd::Ok { .. }) {
+                break;
+            }
+        }
+        // A one-request operation's timeout reads as before: `timeout`, not `NAME: timeout`.
+        let single = op.steps.len() == 1;
+        let strip = |r: String| match single {
+            true => r
+                .strip_prefix(&format!("{}: ", op.steps[0].name))
+                .map(str::to_string)
+                .unwrap_or(r),
+            false => r,
+        };
+        let (phase, status, error) = match end {
+            StepEnd::Ok { status } => (Phase::Ok, Some(status), None),
+            StepEnd::Fail { status, reason } => (Phase::Fail, status, Some(strip(reason))),
+            StepEnd::Info { reason } => (Phase::Info, None, Some(strip(reason))),
         };
         let done = self.now();
         self.recorder.op(OpEvent {
@@ -103,6 +127,7 @@ impl Driver {
             latency_us: Some(done - invoked),
             error,
             trace_id: None,
+            captured: vars,
         });
     }
 

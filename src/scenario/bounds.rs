@@ -25,6 +25,9 @@ pub const MAX_OPERATIONS: usize = 1_000;
 /// A problem: key path and message.
 pub type Found = (String, String);
 
+/// At most this many steps an operation.
+pub const MAX_STEPS: u64 = 64;
+
 fn human(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
@@ -135,7 +138,25 @@ pub fn check(raw: &RawScenario) -> Vec<Found> {
                 10_000,
                 &mut out,
             );
+            let at = format!("workload.operations[{i}].effects[{j}]");
+            opt_duration(&format!("{at}.within"), e.within, MS, DAY, &mut out);
+            if let Some(n) = e.max_writes {
+                count(
+                    &format!("{at}.max_writes"),
+                    u64::from(n),
+                    1,
+                    1_000_000,
+                    &mut out,
+                );
+            }
         }
+        count(
+            &format!("workload.operations[{i}].steps"),
+            op.steps.len() as u64,
+            0,
+            MAX_STEPS,
+            &mut out,
+        );
     }
     opt_duration(
         "abort.unhealthy_for",

@@ -9,6 +9,7 @@ use crate::fault::DependencyName;
 
 pub use super::raw::OnFailure;
 use super::raw::{RawDoubleBooking, RawDrain, RawEffect, RawOperation, RawSlo, RawWorkload};
+use super::step::Step;
 
 /// The per-operation timeout when a workload gives none.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,18 +49,14 @@ pub struct Operation {
     pub name: String,
     /// Relative weight when picking.
     pub weight: u32,
-    /// HTTP method.
-    pub method: http::Method,
-    /// Path template on the SUT.
-    pub path: String,
-    /// JSON body template.
-    pub body: Option<serde_json::Value>,
+    /// Its steps, in order (one request for a one-request operation).
+    pub steps: Vec<Step>,
     /// What a successful operation leaves in Salesforce.
     pub effects: Vec<Effect>,
 }
 
 /// A record an operation is expected to leave.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Effect {
     /// The sObject.
     pub object: String,
@@ -69,6 +66,12 @@ pub struct Effect {
     pub count: u32,
     /// What a failed operation leaves of it.
     pub on_failure: OnFailure,
+    /// An eventual effect: the SUT writes it within this long after the operation succeeded.
+    pub within: Option<Duration>,
+    /// With `within`: the fields the SUT's write sets (empty: any write to the record).
+    pub written: Vec<String>,
+    /// At most this many writes by the SUT to the record after the operation.
+    pub max_writes: Option<u32>,
 }
 
 /// A checked SLO, defaults applied.
@@ -191,12 +194,16 @@ pub struct Drain {
     pub quiet: Duration,
     /// Longest drain (zero: none).
     pub max: Duration,
+    /// Shortest drain, silence or not: the longest time an eventual effect is given
+    /// (`within`), so the last operation's effect has its time before the state is read.
+    pub min: Duration,
 }
 
 /// The drain when a scenario says nothing: up to 10 s, ended by 1 s of silence.
 pub const DEFAULT_DRAIN: Drain = Drain {
     quiet: Duration::from_secs(1),
     max: Duration::from_secs(10),
+    min: Duration::ZERO,
 };
 
 impl Drain {
@@ -206,6 +213,16 @@ impl Drain {
         Self {
             quiet: r.quiet.unwrap_or(DEFAULT_DRAIN.quiet),
             max: r.max.unwrap_or(DEFAULT_DRAIN.max),
+            min: Duration::ZERO,
+        }
+    }
+
+    /// This drain, lasting at least `min` (and so at most no less).
+    pub fn at_least(self, min: Duration) -> Self {
+        Self {
+            max: self.max.max(min),
+            min,
+            ..self
         }
     }
 }
@@ -344,15 +361,12 @@ impl Workload {
 }
 
 impl Operation {
-    /// The domain value of a raw operation that validation accepted (a bad method, which
-    /// validation refuses, falls back to POST).
+    /// The domain value of a raw operation that validation accepted.
     pub fn from_raw(raw: &RawOperation) -> Self {
         Self {
             name: raw.name.clone(),
             weight: raw.weight,
-            method: http::Method::from_bytes(raw.method.as_bytes()).unwrap_or(http::Method::POST),
-            path: raw.path.clone(),
-            body: raw.body.clone(),
+            steps: super::step::steps_of(raw),
             effects: raw.effects.iter().map(Effect::from_raw).collect(),
         }
     }
@@ -366,6 +380,9 @@ impl Effect {
             matches: raw.matches.clone(),
             count: raw.count,
             on_failure: raw.on_failure,
+            within: raw.within,
+            written: raw.written.clone(),
+            max_writes: raw.max_writes,
         }
     }
 }

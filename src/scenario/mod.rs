@@ -9,6 +9,8 @@
 //!   what the runner and the checkers read.
 //! - [`targets`]: what the scenario's mocks answer to (sObjects, fields, models, operations),
 //!   so a fault target or an effect that cannot match is refused, with the closest name.
+//! - [`step`]: an operation's steps (a request to the SUT, an org action as a clinician, a
+//!   command), their expectations and captures, and their validation.
 //! - [`template`]: `{{…}}` placeholders and the seeded synthetic patient data they draw on.
 //! - [`plan`]: the resolved timeline of a scenario (`crashcart plan`).
 
@@ -16,11 +18,12 @@ pub mod bounds;
 pub mod domain;
 pub mod plan;
 pub mod raw;
+pub mod step;
 pub mod targets;
 pub mod template;
 pub mod validate;
 
-pub use validate::{load, Problem, Scenario, ScenarioError, SutKind};
+pub use validate::{load, Problem, Readiness, Scenario, ScenarioError, SutKind};
 
 /// The JSON Schema of scenario files.
 pub fn json_schema() -> serde_json::Value {

@@ -112,7 +112,32 @@ pub fn plan(s: &Scenario, seed: u64) -> Plan {
         .workload
         .operations
         .iter()
-        .map(|o| format!("{} {} {} (weight {})", o.name, o.method, o.path, o.weight))
+        .map(|o| {
+            let steps: Vec<String> = super::step::steps_of(o)
+                .iter()
+                .map(|s| s.describe())
+                .collect();
+            let eventual: Vec<String> = o
+                .effects
+                .iter()
+                .filter_map(|e| {
+                    e.within.map(|t| {
+                        format!(
+                            "; then {} written by the SUT within {}",
+                            e.object,
+                            humantime::format_duration(t)
+                        )
+                    })
+                })
+                .collect();
+            format!(
+                "{} {} (weight {}){}",
+                o.name,
+                steps.join(" → "),
+                o.weight,
+                eventual.concat()
+            )
+        })
         .collect();
     let workload = match (raw.workload.rate, raw.workload.concurrency) {
         (Some(r), _) => format!(

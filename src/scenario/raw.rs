@@ -147,6 +147,10 @@ pub struct RawSut {
     /// Readiness URL: answers 2xx when the SUT is ready (`${PORT}` is replaced).
     #[serde(default)]
     pub ready: Option<String>,
+    /// Readiness by a log line instead of a URL (a worker with no HTTP port): a regular
+    /// expression the SUT's stdout or stderr matches once it is ready.
+    #[serde(default)]
+    pub ready_log: Option<String>,
     /// How long to wait for readiness.
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "Option<String>")]
@@ -209,17 +213,141 @@ pub struct RawOperation {
     /// Relative weight when picking.
     #[serde(default = "one")]
     pub weight: u32,
-    /// HTTP method.
+    /// HTTP method (a one-request operation; `steps` for more).
     #[serde(default = "post")]
     pub method: String,
     /// Path on the SUT; templates like `{{key}}` and `{{patient.external_id}}` are filled.
-    pub path: String,
+    /// Give `path` (one request) or `steps`, not both.
+    #[serde(default)]
+    pub path: Option<String>,
     /// JSON body, templated the same way.
     #[serde(default)]
     pub body: Option<serde_json::Value>,
+    /// What the one request must answer (default: a 2xx status).
+    #[serde(default)]
+    pub expect: Option<RawExpect>,
+    /// The operation as a sequence of steps, run in order; the first that fails or whose
+    /// expectation is unmet ends the operation as `fail`, a timeout as `info`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<RawStep>,
     /// What a successful operation leaves in Salesforce (for the consistency SLO).
     #[serde(default)]
     pub effects: Vec<RawEffect>,
+}
+
+/// One step of an operation: a request to the SUT (`path`), an action on the mock org as
+/// one of its users (`org`), or a command (`run`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// Its name in reasons and reports (default `step N`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// HTTP method of a request to the SUT (default POST).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Path on the SUT, templated (captures of earlier steps included: `{{booking_id}}`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// JSON body of the request, templated.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+    /// Extra request headers, values templated.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// An action on the mock org as one of its users (a clinician creating a Case): how a
+    /// polling or event-driven SUT is driven.
+    #[serde(default)]
+    pub org: Option<RawOrgAction>,
+    /// A command to run (a batch job's `--once`), with the SUT contract's environment; exit
+    /// status 0 is success.
+    #[serde(default)]
+    pub run: Option<Command>,
+    /// What the step must answer (default: a 2xx status, exit status 0).
+    #[serde(default)]
+    pub expect: Option<RawExpect>,
+    /// Values taken from the answer into variables for later steps and the effects:
+    /// `{booking_id: /id}` (a JSON pointer) or `{etag: {header: ETag}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capture: BTreeMap<String, RawCapture>,
+}
+
+/// Where a captured value comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawCapture {
+    /// A JSON pointer into the answer's body (`/id`, `/records/0/Id`).
+    Pointer(String),
+    /// A pointer or a header, spelled out.
+    From(RawCaptureFrom),
+}
+
+/// A capture spelled out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCaptureFrom {
+    /// A JSON pointer into the body.
+    #[serde(default)]
+    pub pointer: Option<String>,
+    /// A response header (any case).
+    #[serde(default)]
+    pub header: Option<String>,
+}
+
+/// An action on the mock org, as one of its users. The answer is the REST API's: `{"id":
+/// …, "success": true, "errors": []}` for a create, so `capture: {case_id: /id}` works.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrgAction {
+    /// The org user acting (default `dr.adams@crashcart.test`, a physician).
+    #[serde(default, rename = "as")]
+    pub user: Option<String>,
+    /// Create a record of this sObject.
+    #[serde(default)]
+    pub create: Option<String>,
+    /// Update a record of this sObject (`id` names it).
+    #[serde(default)]
+    pub update: Option<String>,
+    /// Delete a record of this sObject (`id` names it).
+    #[serde(default)]
+    pub delete: Option<String>,
+    /// The record's id, templated (`{{case_id}}`).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Field values, string values templated.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, serde_json::Value>,
+}
+
+/// What a step must answer: the first unmet expectation fails the operation, with the
+/// reason in its history and the report.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpect {
+    /// Accepted statuses (default any 2xx; for a command, exit statuses, default 0).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<u16>,
+    /// Checks on the JSON body, by JSON pointer: `{"/status": {equals: booked}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub body: BTreeMap<String, RawValueCheck>,
+    /// Checks on response headers, by name (any case).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, RawValueCheck>,
+}
+
+/// A check on one value; give one or more.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawValueCheck {
+    /// Equal to this JSON value (templated when a string; a header compares as text).
+    #[serde(default)]
+    pub equals: Option<serde_json::Value>,
+    /// Present (`true`) or absent (`false`).
+    #[serde(default)]
+    pub exists: Option<bool>,
+    /// A string matching this regular expression.
+    #[serde(default)]
+    pub matches: Option<String>,
 }
 
 fn one() -> u32 {
@@ -259,6 +387,23 @@ pub struct RawEffect {
     /// What a failed operation leaves of it (default `absent`: rolled back).
     #[serde(default, skip_serializing_if = "is_default")]
     pub on_failure: OnFailure,
+    /// An eventual effect: the SUT writes it within this long after the operation succeeded
+    /// (a summary a poller writes back), judged from the org's write log; its time is
+    /// reported.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub within: Option<Duration>,
+    /// With `within`: the fields the SUT's write must set (default: any write to the record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub written: Vec<String>,
+    /// At most this many writes by the SUT to the record after the operation (`1`: exactly
+    /// once, not re-done on every poll).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_writes: Option<u32>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {

@@ -110,6 +110,15 @@ impl Names {
     }
 
     /// An sObject the org has, or why not.
+    /// An sObject, or one of its fields, that the org has; else why not, with the closest
+    /// name.
+    pub fn known(&self, object: &str, field: Option<&str>) -> Result<(), String> {
+        match field {
+            Some(f) => self.known_field(object, f),
+            None => self.known_object(object).map(|_| ()),
+        }
+    }
+
     fn known_object(&self, name: &str) -> Result<&ObjectDef, String> {
         self.object(name).ok_or_else(|| {
             format!(

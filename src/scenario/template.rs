@@ -79,17 +79,55 @@ fn placeholders(text: &str) -> Vec<&str> {
 
 /// Problems with a template's placeholders (unknown variables, unclosed braces).
 pub fn check(text: &str) -> Vec<String> {
+    check_with(text, &[])
+}
+
+/// [`check`], with `extra` variables known too (what earlier steps captured).
+pub fn check_with(text: &str, extra: &[&str]) -> Vec<String> {
     placeholders(text)
         .into_iter()
         .filter_map(|p| match p {
             "{{" => Some("a `{{` is never closed".to_string()),
-            v if VARIABLES.contains(&v) => None,
-            v => Some(format!(
-                "unknown template variable {{{{{v}}}}} (known: {})",
-                VARIABLES.join(", ")
-            )),
+            v if VARIABLES.contains(&v) || extra.contains(&v) => None,
+            v => {
+                let captured = if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("; captured before this point: {}", extra.join(", "))
+                };
+                Some(format!(
+                    "unknown template variable {{{{{v}}}}} (known: {}{captured})",
+                    VARIABLES.join(", ")
+                ))
+            }
         })
         .collect()
+}
+
+/// Where a template finds its variables' values.
+pub trait Lookup {
+    /// The value of `name`, if it has one.
+    fn lookup(&self, name: &str) -> Option<&str>;
+}
+
+impl Lookup for BTreeMap<&'static str, String> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
+    }
+}
+
+impl Lookup for BTreeMap<String, String> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
+    }
+}
+
+/// An operation's values and what its steps captured (captures never shadow the built-ins:
+/// validation refuses those names).
+impl<A: Lookup, B: Lookup> Lookup for (&A, &B) {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.0.lookup(name).or_else(|| self.1.lookup(name))
+    }
 }
 
 /// Appointment slots: 30-minute slots from 08:00 to 17:30 on days 1–28 of every month from
@@ -170,7 +208,7 @@ pub fn values(seed: u64, n: u64) -> BTreeMap<&'static str, String> {
 }
 
 /// Fill a template (unknown placeholders are left as they are; `check` refuses them first).
-pub fn render(text: &str, values: &BTreeMap<&'static str, String>) -> String {
+pub fn render(text: &str, values: &impl Lookup) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("{{") {
@@ -179,7 +217,7 @@ pub fn render(text: &str, values: &BTreeMap<&'static str, String>) -> String {
         match after.find("}}") {
             Some(j) => {
                 let name = after[..j].trim();
-                match values.get(name) {
+                match values.lookup(name) {
                     Some(v) => out.push_str(v),
                     None => out.push_str(&rest[i..i + 4 + j]),
                 }
@@ -196,10 +234,7 @@ pub fn render(text: &str, values: &BTreeMap<&'static str, String>) -> String {
 }
 
 /// Fill every string of a JSON value.
-pub fn render_json(
-    v: &serde_json::Value,
-    values: &BTreeMap<&'static str, String>,
-) -> serde_json::Value {
+pub fn render_json(v: &serde_json::Value, values: &impl Lookup) -> serde_json::Value {
     match v {
         serde_json::Value::String(s) => serde_json::Value::String(render(s, values)),
         serde_json::Value::Array(a) => a.iter().map(|x| render_json(x, values)).collect(),

@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::fault::engine::check_spec;
 
 use super::domain::{Drain, Slo, Workload};
-use super::raw::{Command, RawOperation, RawScenario, RawSlo};
+use super::raw::{Command, OnFailure, RawOperation, RawScenario, RawSlo};
+use super::step;
 use super::targets::Names;
 use super::template;
 
@@ -58,13 +59,22 @@ pub enum SutKind {
         command: Command,
         /// Its working directory.
         cwd: PathBuf,
-        /// The readiness URL (with `${PORT}`).
-        ready: String,
+        /// How it says it is ready.
+        ready: Readiness,
     },
     /// An already running system.
     Url(String),
     /// The built-in reference integration.
     Reference,
+}
+
+/// How a started SUT says it is ready.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Readiness {
+    /// A URL (with `${PORT}`) that answers 2xx.
+    Url(String),
+    /// A line of its output matching this regular expression (checked valid).
+    Log(String),
 }
 
 /// A checked scenario.
@@ -149,6 +159,7 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
     let names = check_mocks(&raw, &dir, &mut c);
     let sut = check_sut(&raw, &dir, &mut c);
     check_workload(&raw, names.as_ref(), &mut c);
+    check_drain_covers_effects(&raw, &mut c);
     check_faults(&raw, names.as_ref(), &mut c);
     check_slos(&raw, names.as_ref(), &mut c);
     if let Some(r) = raw.abort.error_ratio_above {
@@ -175,9 +186,36 @@ pub fn check(raw: RawScenario, file: &Path) -> Result<Scenario, ScenarioError> {
         sut,
         workload: Workload::from_raw(&raw.workload),
         slos: raw.slos.iter().map(Slo::from_raw).collect(),
-        drain: Drain::from_raw(raw.drain.as_ref()),
+        drain: Drain::from_raw(raw.drain.as_ref()).at_least(longest_within(&raw)),
         raw,
     })
+}
+
+/// The longest time any eventual effect is given (`within`); zero when none is.
+fn longest_within(raw: &RawScenario) -> Duration {
+    raw.workload
+        .operations
+        .iter()
+        .flat_map(|o| o.effects.iter().filter_map(|e| e.within))
+        .max()
+        .unwrap_or_default()
+}
+
+/// An explicit drain must give the eventual effects their time.
+fn check_drain_covers_effects(raw: &RawScenario, c: &mut Collector) {
+    let longest = longest_within(raw);
+    if let Some(max) = raw.drain.as_ref().and_then(|d| d.max) {
+        if max < longest {
+            c.add(
+                "drain.max",
+                format!(
+                    "{} is shorter than an eventual effect's `within` ({}): the last operations' effects would be judged before their time is up",
+                    humantime::format_duration(max),
+                    humantime::format_duration(longest)
+                ),
+            );
+        }
+    }
 }
 
 /// The mocks' files and settings; what the mocks answer to, when their files can be read.
@@ -260,16 +298,33 @@ fn check_sut(raw: &RawScenario, dir: &Path, c: &mut Collector) -> SutKind {
         {
             c.add("sut.command", "must not be empty");
         }
-        if s.ready.is_none() {
-            c.add(
-                "sut.ready",
-                "a started SUT needs a readiness URL (e.g. http://127.0.0.1:${PORT}/health)",
-            );
-        }
+        let ready = match (&s.ready, &s.ready_log) {
+            (Some(_), Some(_)) => {
+                c.add(
+                    "sut.ready_log",
+                    "give `ready` (a URL) or `ready_log`, not both",
+                );
+                Readiness::Url(String::new())
+            }
+            (Some(u), None) => Readiness::Url(u.clone()),
+            (None, Some(l)) => {
+                if let Err(e) = regex::Regex::new(l) {
+                    c.add("sut.ready_log", format!("not a regular expression: {e}"));
+                }
+                Readiness::Log(l.clone())
+            }
+            (None, None) => {
+                c.add(
+                    "sut.ready",
+                    "a started SUT needs a readiness URL (e.g. http://127.0.0.1:${PORT}/health) or a `ready_log` line",
+                );
+                Readiness::Url(String::new())
+            }
+        };
         SutKind::Command {
             command: cmd.clone(),
             cwd: dir.join(s.cwd.clone().unwrap_or_default()),
-            ready: s.ready.clone().unwrap_or_default(),
+            ready,
         }
     } else if let Some(u) = &s.url {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -328,42 +383,58 @@ fn check_workload(raw: &RawScenario, names: Option<&Names>, c: &mut Collector) {
     }
 }
 
-/// One operation: weight, method, path and body templates, effects.
+/// One operation: weight, its steps (requests, org actions, commands; their templates,
+/// expectations and captures), effects.
 fn check_operation(op: &RawOperation, at: &str, names: Option<&Names>, c: &mut Collector) {
     if op.weight == 0 {
         c.add(format!("{at}.weight"), "must be at least 1");
     }
-    if http::Method::from_bytes(op.method.as_bytes()).is_err() {
-        c.add(
-            format!("{at}.method"),
-            format!("not an HTTP method: {:?}", op.method),
-        );
+    let users: Vec<String> = crashcart_mocks::salesforce::SalesforceConfig::default()
+        .users
+        .iter()
+        .map(|u| u.username.clone())
+        .collect();
+    let known = |object: &str, field: Option<&str>| match names {
+        Some(n) => n.known(object, field),
+        None => Ok(()),
+    };
+    for (key, m) in step::check_steps(op, &users, &known) {
+        c.add(format!("{at}.{key}"), m);
     }
-    if !op.path.starts_with('/') {
-        c.add(format!("{at}.path"), "must start with /");
-    }
-    for e in template::check(&op.path) {
-        c.add(format!("{at}.path"), e);
-    }
-    if let Some(b) = &op.body {
-        for e in template::check(&b.to_string()) {
-            c.add(format!("{at}.body"), e);
-        }
-    }
+    let captured = step::captured_vars(op);
+    let extra: Vec<&str> = captured.iter().map(String::as_str).collect();
     for (j, eff) in op.effects.iter().enumerate() {
+        let at = format!("{at}.effects[{j}]");
         if eff.matches.is_empty() {
             c.add(
-                format!("{at}.effects[{j}].match"),
+                format!("{at}.match"),
                 "at least one field identifies the record",
             );
         }
         for (k, v) in &eff.matches {
-            for e in template::check(v) {
-                c.add(format!("{at}.effects[{j}].match.{k}"), e);
+            for e in template::check_with(v, &extra) {
+                c.add(format!("{at}.match.{k}"), e);
             }
         }
         for (key, m) in names.map(|n| n.effect_problems(eff)).unwrap_or_default() {
-            c.add(format!("{at}.effects[{j}].{key}"), m);
+            c.add(format!("{at}.{key}"), m);
+        }
+        if !eff.written.is_empty() && eff.within.is_none() {
+            c.add(
+                format!("{at}.written"),
+                "names what an eventual effect writes: give `within` too",
+            );
+        }
+        for f in &eff.written {
+            if let Err(m) = known(&eff.object, Some(f)) {
+                c.add(format!("{at}.written"), m);
+            }
+        }
+        if eff.within.is_some() && eff.on_failure != OnFailure::Absent {
+            c.add(
+                format!("{at}.on_failure"),
+                "an eventual effect is judged after a success only",
+            );
         }
     }
 }

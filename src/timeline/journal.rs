@@ -192,6 +192,7 @@ mod tests {
             latency_us: None,
             error: None,
             trace_id: None,
+            captured: Default::default(),
         }));
         w.write(&Line::SutLog(&SutLine {
             at_us: 3,

@@ -14,6 +14,7 @@ pub mod trace;
 pub use call::{Call, Interner, Sym, Tag};
 pub use redact::scrub;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crashcart_mocks::{Dependency, RequestRecord};
@@ -54,13 +55,16 @@ pub struct OpEvent {
     /// Time since invoke, microseconds (completions only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
-    /// What went wrong, for `info`.
+    /// What went wrong: for `info`, the error; for `fail`, the first unmet expectation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The operation's W3C trace id (on its invoke): dependency calls carrying it were made
     /// for this operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// What its steps captured (completions only): the ids later steps and the effects use.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub captured: BTreeMap<String, String>,
 }
 
 /// One event of the timeline.

@@ -637,6 +637,32 @@ impl SalesforceHandle {
             },
         )
     }
+    /// Create a record as a user of the org (a clinician opening a Case), validated like a
+    /// REST create; its id.
+    pub fn create_as(
+        &self,
+        object: &str,
+        body: Value,
+        username: &str,
+    ) -> Result<String, errors::SfError> {
+        self.write_as(
+            object,
+            &body,
+            validate::WriteMode::Create,
+            Some(username),
+            |data, schema, obj, values, actor| data.create(schema, obj, values, actor),
+        )
+    }
+    /// Delete a record as a user of the org.
+    pub fn delete_as(&self, object: &str, id: &str, username: &str) -> Result<(), errors::SfError> {
+        self.write_as(
+            object,
+            &Value::Object(Default::default()),
+            validate::WriteMode::Update,
+            Some(username),
+            |data, _, obj, _, actor| data.delete(obj, id, actor),
+        )
+    }
     /// Every record of an object, live and deleted, rendered as the REST API would.
     pub fn records(&self, object: &str) -> Vec<Value> {
         let org = self.state.org.read();

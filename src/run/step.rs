@@ -1,0 +1,531 @@
+//! One step of a workload operation, run: a request to the SUT, a write to the mock org as
+//! one of its users, or a command with the SUT contract's environment; then its answer held
+//! against the step's expectations, and its captures taken.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crashcart_mocks::SalesforceHandle;
+use http::HeaderMap;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::recorder::Recorder;
+use crate::scenario::raw::Command;
+use crate::scenario::step::{Action, CaptureFrom, Expect, OrgAction, OrgWrite, Step, ValueCheck};
+use crate::scenario::template::{self, Lookup};
+use crate::timeline::scrub;
+use crate::transport::{HttpRequest, Transport, TransportError};
+
+/// What a command step runs with: the SUT contract's environment and the SUT's directory.
+#[derive(Clone, Debug, Default)]
+pub struct CommandEnv {
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Environment variables (the contract's, `sut.env`, `--sut-env`).
+    pub env: Vec<(String, String)>,
+    /// Values scrubbed from its output.
+    pub secrets: Vec<String>,
+}
+
+/// Where steps act.
+#[derive(Clone)]
+pub struct StepContext {
+    /// Base URL of the SUT.
+    pub base: String,
+    /// How requests reach it.
+    pub transport: Transport,
+    /// The mock org, for org actions.
+    pub org: Option<SalesforceHandle>,
+    /// For command steps.
+    pub command: Arc<CommandEnv>,
+    /// Where command output goes.
+    pub recorder: Recorder,
+}
+
+/// How a step ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepEnd {
+    /// Answered as expected.
+    Ok {
+        /// Its status (HTTP status, or exit status of a command).
+        status: u16,
+    },
+    /// Answered, but not as expected.
+    Fail {
+        /// Its status.
+        status: Option<u16>,
+        /// The first unmet expectation.
+        reason: String,
+    },
+    /// No answer: timeout or connection error (outcome unknown).
+    Info {
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// An answer to hold against expectations.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Value,
+}
+
+/// Run a step within `timeout`; what it captured goes into `vars`.
+pub async fn run_step(
+    step: &Step,
+    ctx: &StepContext,
+    vars: &mut BTreeMap<String, String>,
+    values: &BTreeMap<&'static str, String>,
+    op_headers: &[(&str, &str)],
+    timeout: Duration,
+) -> StepEnd {
+    let answer = {
+        let lookup = (values, &*vars);
+        match &step.action {
+            Action::Request {
+                method,
+                path,
+                body,
+                headers,
+            } => {
+                let path = template::render(path, &lookup);
+                let mut req = HttpRequest::new(method.clone(), format!("{}{path}", ctx.base));
+                for (k, v) in op_headers {
+                    req = req.header(k, v);
+                }
+                for (k, v) in headers {
+                    req = req.header(k, &template::render(v, &lookup));
+                }
+                if let Some(b) = body {
+                    req = req.json(&template::render_json(b, &lookup));
+                }
+                match ctx.transport.send(req, Some(timeout)).await {
+                    Ok(r) => Answer {
+                        status: r.status,
+                        body: r.json(),
+                        headers: r.headers,
+                    },
+                    Err(TransportError::Timeout) => {
+                        return StepEnd::Info {
+                            reason: format!("{}: timeout", step.name),
+                        }
+                    }
+                    Err(e) => {
+                        return StepEnd::Info {
+                            reason: format!("{}: {e}", step.name),
+                        }
+                    }
+                }
+            }
+            Action::Org(a) => org_action(a, ctx.org.as_ref(), &lookup),
+            Action::Run(c) => {
+                return match run_command(c, ctx, timeout).await {
+                    Ok(code) => judge_exit(&step.name, &step.expect, code),
+                    Err(reason) => StepEnd::Info {
+                        reason: format!("{}: {reason}", step.name),
+                    },
+                }
+            }
+        }
+    };
+    let lookup = (values, &*vars);
+    if let Err(reason) = judge(&step.expect, &answer, &lookup) {
+        return StepEnd::Fail {
+            status: Some(answer.status),
+            reason: format!("{}: {reason}", step.name),
+        };
+    }
+    for c in &step.captures {
+        match capture(&c.from, &answer) {
+            Some(v) => {
+                vars.insert(c.var.clone(), v);
+            }
+            None => {
+                return StepEnd::Fail {
+                    status: Some(answer.status),
+                    reason: format!(
+                        "{}: nothing to capture into {} ({})",
+                        step.name,
+                        c.var,
+                        match &c.from {
+                            CaptureFrom::Pointer(p) => format!("no {p} in the body"),
+                            CaptureFrom::Header(h) => format!("no {h} header"),
+                        }
+                    ),
+                }
+            }
+        }
+    }
+    StepEnd::Ok {
+        status: answer.status,
+    }
+}
+
+/// An org write as one of its users, answered as the REST API answers it.
+fn org_action(a: &OrgAction, org: Option<&SalesforceHandle>, lookup: &impl Lookup) -> Answer {
+    let answer = |status: u16, body: Value| Answer {
+        status,
+        headers: HeaderMap::new(),
+        body,
+    };
+    let Some(org) = org else {
+        return answer(
+            503,
+            json!([{"errorCode": "NO_MOCK_ORG", "message": "the scenario runs no mock Salesforce"}]),
+        );
+    };
+    let fields = template::render_json(
+        &Value::Object(a.fields.clone().into_iter().collect()),
+        lookup,
+    );
+    let id = a.id.as_deref().map(|i| template::render(i, lookup));
+    let done = match (a.write, id) {
+        (OrgWrite::Create, _) => org
+            .create_as(&a.object, fields, &a.user)
+            .map(|id| answer(201, json!({"id": id, "success": true, "errors": []}))),
+        (OrgWrite::Update, Some(id)) => org
+            .update_as(&a.object, &id, fields, &a.user)
+            .map(|()| answer(204, Value::Null)),
+        (OrgWrite::Delete, Some(id)) => org
+            .delete_as(&a.object, &id, &a.user)
+            .map(|()| answer(204, Value::Null)),
+        (_, None) => Ok(answer(
+            400,
+            json!([{"errorCode": "MISSING_ID", "message": "no record id"}]),
+        )),
+    };
+    done.unwrap_or_else(|e| answer(e.status.as_u16(), json!([e.to_json()])))
+}
+
+/// Run a command to its end (killed, with its process group, past `timeout`); its exit
+/// status, or why it has none.
+async fn run_command(c: &Command, ctx: &StepContext, timeout: Duration) -> Result<u16, String> {
+    let argv: Vec<String> = match c {
+        Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+        Command::Argv(v) => v.clone(),
+    };
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .current_dir(&ctx.command.cwd)
+        .envs(
+            ctx.command
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {:?}: {e}", argv[0]))?;
+    let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    let mut readers = vec![];
+    for (name, stream) in [
+        (
+            "stdout",
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ),
+        (
+            "stderr",
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        ),
+    ] {
+        let Some(stream) = stream else { continue };
+        let (rec, secrets) = (ctx.recorder.clone(), ctx.command.secrets.clone());
+        readers.push(tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                rec.sut_log(name, scrub(&line, &secrets));
+            }
+        }));
+    }
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => {
+            if pgid > 0 {
+                // SAFETY: signalling the process group created for this command.
+                unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            }
+            let _ = child.wait().await;
+            return Err("timeout".into());
+        }
+    };
+    if pgid > 0 {
+        // Stragglers of its group (a child it left behind) end with it.
+        // SAFETY: as above.
+        unsafe { libc::killpg(pgid, libc::SIGKILL) };
+    }
+    for r in readers {
+        let _ = tokio::time::timeout(Duration::from_secs(1), r).await;
+    }
+    match status.code() {
+        Some(code) => Ok(code as u16),
+        None => Err("killed by a signal".into()),
+    }
+}
+
+fn judge_exit(name: &str, e: &Expect, code: u16) -> StepEnd {
+    let ok = if e.status.is_empty() {
+        code == 0
+    } else {
+        e.status.contains(&code)
+    };
+    if ok {
+        StepEnd::Ok { status: code }
+    } else {
+        StepEnd::Fail {
+            status: Some(code),
+            reason: format!(
+                "{name}: exit status {code}, expected {}",
+                wanted(&e.status, "0")
+            ),
+        }
+    }
+}
+
+fn wanted(status: &[u16], default: &str) -> String {
+    if status.is_empty() {
+        return default.to_string();
+    }
+    let s: Vec<String> = status.iter().map(u16::to_string).collect();
+    s.join(" or ")
+}
+
+/// The first unmet expectation, in words.
+fn judge(e: &Expect, a: &Answer, lookup: &impl Lookup) -> Result<(), String> {
+    let status_ok = if e.status.is_empty() {
+        (200..300).contains(&a.status)
+    } else {
+        e.status.contains(&a.status)
+    };
+    if !status_ok {
+        return Err(format!(
+            "status {}, expected {}",
+            a.status,
+            wanted(&e.status, "2xx")
+        ));
+    }
+    for (p, check) in &e.body {
+        let v = a.body.pointer(p);
+        judge_value(check, v, lookup).map_err(|m| format!("body {p} {m}"))?;
+    }
+    for (h, check) in &e.headers {
+        let v = a
+            .headers
+            .get(h.as_str())
+            .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()));
+        judge_value(check, v.as_ref(), lookup).map_err(|m| format!("header {h} {m}"))?;
+    }
+    Ok(())
+}
+
+fn judge_value(c: &ValueCheck, v: Option<&Value>, lookup: &impl Lookup) -> Result<(), String> {
+    match (c.exists, v) {
+        (Some(true), None) => return Err("is absent, expected present".into()),
+        (Some(false), Some(v)) => return Err(format!("is {}, expected absent", shown(v))),
+        _ => {}
+    }
+    if let Some(want) = &c.equals {
+        let want = template::render_json(want, lookup);
+        let same = match (v, &want) {
+            (Some(v), w) if v == w => true,
+            // A header, or a number written as text: compared as text.
+            (Some(Value::String(s)), w) if !w.is_string() => {
+                let text = w.to_string();
+                *s == text
+            }
+            _ => false,
+        };
+        if !same {
+            return Err(match v {
+                Some(v) => format!("is {}, expected {}", shown(v), shown(&want)),
+                None => format!("is absent, expected {}", shown(&want)),
+            });
+        }
+    }
+    if let Some(p) = &c.matches {
+        let text = match v {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(other) => {
+                return Err(format!(
+                    "is {}, expected text matching /{}/",
+                    shown(other),
+                    p.0
+                ))
+            }
+            None => return Err(format!("is absent, expected text matching /{}/", p.0)),
+        };
+        if !p.0.is_match(&text) {
+            return Err(format!(
+                "is {}, expected text matching /{}/",
+                shown(&Value::String(text)),
+                p.0
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A value as a reason shows it: numbers, booleans and short identifier-like strings (ids,
+/// statuses, codes) as they are; other text only by its length, since an answer may carry
+/// patient data and reasons reach the reports.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s)
+            if s.len() <= 40
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.:-/".contains(c)) =>
+        {
+            format!("{s:?}")
+        }
+        Value::String(s) => format!("a text of {} characters", s.chars().count()),
+        Value::Array(a) => format!("an array of {}", a.len()),
+        Value::Object(_) => "an object".into(),
+        other => other.to_string(),
+    }
+}
+
+fn capture(from: &CaptureFrom, a: &Answer) -> Option<String> {
+    match from {
+        CaptureFrom::Pointer(p) => match a.body.pointer(p)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        },
+        CaptureFrom::Header(h) => a
+            .headers
+            .get(h.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::step::Pattern;
+
+    fn answer(status: u16, body: Value) -> Answer {
+        let mut headers = HeaderMap::new();
+        headers.insert("etag", "\"v1\"".parse().unwrap());
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn check(equals: Option<Value>, exists: Option<bool>, matches: Option<&str>) -> ValueCheck {
+        ValueCheck {
+            equals,
+            exists,
+            matches: matches.map(|m| Pattern(regex::Regex::new(m).unwrap())),
+        }
+    }
+
+    fn vals() -> BTreeMap<&'static str, String> {
+        template::values(1, 0)
+    }
+
+    #[test]
+    fn the_default_expectation_is_a_2xx() {
+        let e = Expect::default();
+        assert!(judge(&e, &answer(201, Value::Null), &vals()).is_ok());
+        let why = judge(&e, &answer(409, Value::Null), &vals()).unwrap_err();
+        assert_eq!(why, "status 409, expected 2xx");
+    }
+
+    #[test]
+    fn body_and_header_checks_give_the_first_unmet_one() {
+        let e = Expect {
+            status: vec![201],
+            body: vec![
+                ("/status".into(), check(Some(json!("booked")), None, None)),
+                ("/id".into(), check(None, None, Some("^00U"))),
+                ("/gone".into(), check(None, Some(false), None)),
+            ],
+            headers: vec![("etag".into(), check(None, Some(true), None))],
+        };
+        let good = answer(201, json!({"status": "booked", "id": "00U000000000001AAA"}));
+        assert!(judge(&e, &good, &vals()).is_ok());
+        let bad = answer(201, json!({"status": "pending", "id": "00U1"}));
+        assert_eq!(
+            judge(&e, &bad, &vals()).unwrap_err(),
+            r#"body /status is "pending", expected "booked""#
+        );
+        let bad = answer(201, json!({"status": "booked", "id": "a0X1"}));
+        assert!(judge(&e, &bad, &vals()).unwrap_err().contains("/id"));
+        let bad = answer(201, json!({"status": "booked", "id": "00U1", "gone": 1}));
+        assert!(judge(&e, &bad, &vals())
+            .unwrap_err()
+            .contains("expected absent"));
+    }
+
+    #[test]
+    fn equals_is_templated_and_patient_text_is_never_quoted() {
+        let v = vals();
+        let key = v["key"].clone();
+        let e = Expect {
+            body: vec![("/key".into(), check(Some(json!("{{key}}")), None, None))],
+            ..Expect::default()
+        };
+        assert!(judge(&e, &answer(200, json!({"key": key})), &v).is_ok());
+        let why = judge(
+            &e,
+            &answer(200, json!({"key": "Ada Lovelace, born 1815, asthma"})),
+            &v,
+        )
+        .unwrap_err();
+        assert!(why.contains("a text of 31 characters"), "{why}");
+        assert!(!why.contains("Lovelace"));
+    }
+
+    #[test]
+    fn captures_read_pointers_and_headers() {
+        let a = answer(201, json!({"id": "00U1", "n": 3, "none": null}));
+        assert_eq!(
+            capture(&CaptureFrom::Pointer("/id".into()), &a).as_deref(),
+            Some("00U1")
+        );
+        assert_eq!(
+            capture(&CaptureFrom::Pointer("/n".into()), &a).as_deref(),
+            Some("3")
+        );
+        assert_eq!(capture(&CaptureFrom::Pointer("/none".into()), &a), None);
+        assert_eq!(
+            capture(&CaptureFrom::Header("etag".into()), &a).as_deref(),
+            Some("\"v1\"")
+        );
+    }
+
+    #[test]
+    fn a_command_is_judged_by_its_exit_status() {
+        let e = Expect::default();
+        assert_eq!(judge_exit("job", &e, 0), StepEnd::Ok { status: 0 });
+        assert!(
+            matches!(judge_exit("job", &e, 3), StepEnd::Fail { reason, .. } if reason == "job: exit status 3, expected 0")
+        );
+        let e = Expect {
+            status: vec![0, 2],
+            ..Expect::default()
+        };
+        assert_eq!(judge_exit("job", &e, 2), StepEnd::Ok { status: 2 });
+    }
+}
