@@ -11,14 +11,74 @@ const BIN: &str = env!("CARGO_BIN_EXE_crashcart");
 
 fn shipped() -> Vec<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut v: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .chain(std::fs::read_dir(dir.join("tune")).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .chain(
+            std::fs::read_dir(&examples)
+                .unwrap()
+                .map(|e| e.unwrap().path().join("scenario.yaml"))
+                .filter(|p| p.is_file()),
+        )
         .collect();
     v.sort();
     v
+}
+
+const BAD_STEPS: &str = r#"
+duration: 5s
+sut: {url: http://127.0.0.1:8080}
+workload:
+  rate: 1
+  operations:
+    - name: flow
+      steps:
+        - {path: "/a/{{booking_id}}", capture: {id: "id"}}
+        - {run: [./job, --once], capture: {n: /n}}
+        - {org: {create: Case, as: nobody@crashcart.test, fields: {Subjekt: x}}}
+        - {org: {update: Kase, id: "{{id}}", fields: {Subject: x}}}
+        - {path: /b, expect: {status: [700], body: {"/x": {matches: "("}}}}
+      effects:
+        - {object: Case, match: {Id: "{{case_id}}"}, written: [AI_Summary__c]}
+        - {object: Case, match: {Id: "{{id}}"}, within: 20s, written: [Summary]}
+drain: {max: 5s}
+faults:
+  - {fault: {kind: expire_tokens}}
+slos:
+  - check: consistency
+"#;
+
+#[test]
+fn step_problems_are_located_down_to_the_capture_and_the_pointer() {
+    let e = scenario::validate::parse(BAD_STEPS, Path::new("steps.yaml")).unwrap_err();
+    let at: Vec<&str> = e.problems.iter().map(|p| p.at.as_str()).collect();
+    let op = "workload.operations[0]";
+    for want in [
+        "steps[0].path",       // {{booking_id}} is captured nowhere before
+        "steps[0].capture.id", // not a JSON pointer
+        "steps[1].capture.n",  // a command answers nothing to capture
+        "steps[2].org.as",     // no such user
+        "steps[2].org.fields.Subjekt",
+        "steps[3].org.update",    // no such sObject
+        "steps[4].expect.status", // not an HTTP status
+        "steps[4].expect.body./x.matches",
+        "effects[0].match.Id", // case_id is captured by no step
+        "effects[0].written",  // written without within
+        "effects[1].written",  // no such field
+    ] {
+        let key = format!("{op}.{want}");
+        assert!(at.contains(&key.as_str()), "{key} missing from {at:#?}");
+    }
+    assert!(
+        at.contains(&"drain.max"),
+        "a drain shorter than `within`: {at:#?}"
+    );
+    let text = e.to_string();
+    assert!(text.contains("booking_id"), "{text}");
+    assert!(text.contains("Subjekt"), "{text}");
 }
 
 #[test]

@@ -71,9 +71,12 @@ pub fn availability(t: &Timeline, slo: &AvailabilitySlo) -> SloResult {
                     o.name,
                     o.key,
                     o.phase,
-                    o.status
-                        .map(|s| format!(" {s}"))
-                        .or(o.error.clone().map(|e| format!(" {e}")))
+                    // The reason (an unmet expectation, which names the status; a
+                    // timeout), else the status.
+                    o.error
+                        .clone()
+                        .map(|e| format!(": {e}"))
+                        .or(o.status.map(|s| format!(" {s}")))
                         .unwrap_or_default()
                 ));
             }

@@ -36,7 +36,7 @@ pub fn consistency(
     seed: u64,
     slo: &ConsistencySlo,
 ) -> SloResult {
-    let mut res = SloResult::new("consistency", "ok ⇒ exactly once, fail ⇒ absent, unknown ⇒ whole or absent; no orphans, duplicates or double bookings");
+    let mut res = SloResult::new("consistency", "ok ⇒ exactly once (eventual effects in their time, at most their writes), fail ⇒ absent, unknown ⇒ whole or absent; no orphans, duplicates or double bookings");
     let by_name: BTreeMap<&str, &Operation> =
         operations.iter().map(|o| (o.name.as_str(), o)).collect();
     let mut checked = 0;
@@ -714,5 +714,145 @@ mod declared_tests {
             "{r:?}"
         );
         assert_ne!(judge(Some("Practitioner__c")).verdict, Verdict::Fail);
+    }
+}
+
+#[cfg(test)]
+mod eventual_tests {
+    use super::*;
+    use crate::checks::Verdict;
+    use crate::timeline::Event;
+    use serde_json::json;
+    use std::time::Duration;
+
+    const SUT: &str = "integration@crashcart.test";
+    const CLINICIAN: &str = "dr.okafor@crashcart.test";
+
+    /// A clinician opens Case 500A (op 0, ended at 1 s); the SUT must summarise it within
+    /// 5 s, once.
+    fn ops() -> Vec<Operation> {
+        vec![Operation {
+            name: "open-case".into(),
+            weight: 1,
+            steps: vec![],
+            effects: vec![Effect {
+                object: "Case".into(),
+                matches: [("Id".to_string(), "{{case_id}}".to_string())].into(),
+                count: 1,
+                within: Some(Duration::from_secs(5)),
+                written: vec!["AI_Summary__c".into()],
+                max_writes: Some(1),
+                ..Effect::default()
+            }],
+        }]
+    }
+
+    fn opened() -> Timeline {
+        Timeline::merge(vec![Event::op(OpEvent {
+            at_us: 1_000_000,
+            op: 0,
+            name: "open-case".into(),
+            key: template::values(1, 0)["key"].clone(),
+            phase: Phase::Ok,
+            status: Some(201),
+            latency_us: Some(1_000),
+            error: None,
+            trace_id: None,
+            captured: [("case_id".to_string(), "500A".to_string())].into(),
+        })])
+    }
+
+    fn write(at_us: u64, user: &str, fields: &[&str]) -> RecordWrite {
+        RecordWrite {
+            at_us,
+            object: "Case".into(),
+            id: "500A".into(),
+            kind: "update".into(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            user: Some(user.into()),
+            conditional: false,
+        }
+    }
+
+    fn judged(writes: Vec<RecordWrite>, read_at_us: u64) -> SloResult {
+        let state = FinalState {
+            records: [(
+                "Case".to_string(),
+                vec![json!({"Id": "500A", "IsDeleted": false})],
+            )]
+            .into(),
+            writes: [
+                vec![RecordWrite {
+                    kind: "create".into(),
+                    ..write(999_000, CLINICIAN, &["Subject"])
+                }],
+                writes,
+            ]
+            .concat(),
+            sut_user: Some(SUT.into()),
+            read_at_us: Some(read_at_us),
+            ..FinalState::default()
+        };
+        let slo = ConsistencySlo {
+            compensate_within: None,
+            double_booking: None,
+        };
+        consistency(&opened(), &state, &ops(), 1, &slo)
+    }
+
+    #[test]
+    fn a_summary_written_once_in_time_passes_and_its_time_is_reported() {
+        let r = judged(vec![write(3_500_000, SUT, &["AI_Summary__c"])], 20_000_000);
+        assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.evidence);
+        assert!(r.measured.contains("p50 2.500s"), "{}", r.measured);
+    }
+
+    #[test]
+    fn late_never_and_repeated_summaries_fail_each_for_its_reason() {
+        let late = judged(vec![write(7_000_000, SUT, &["AI_Summary__c"])], 20_000_000);
+        assert_eq!(late.verdict, Verdict::Fail);
+        assert!(
+            late.evidence[0].contains("only 6.000s after"),
+            "{:?}",
+            late.evidence
+        );
+
+        // The clinician's own edit of the field is not the SUT's write.
+        let never = judged(
+            vec![write(2_000_000, CLINICIAN, &["AI_Summary__c"])],
+            20_000_000,
+        );
+        assert_eq!(never.verdict, Verdict::Fail);
+        assert!(
+            never.evidence[0].contains("never written by the SUT"),
+            "{:?}",
+            never.evidence
+        );
+
+        let polls = (0..4)
+            .map(|i| write(2_000_000 + i * 500_000, SUT, &["AI_Summary__c"]))
+            .collect();
+        let again = judged(polls, 20_000_000);
+        assert_eq!(again.verdict, Verdict::Fail);
+        assert!(
+            again.evidence[0].contains("4 times (at most 1)"),
+            "{:?}",
+            again.evidence
+        );
+
+        // Another field written in time is not the summary.
+        let other = judged(vec![write(2_000_000, SUT, &["Status"])], 20_000_000);
+        assert_eq!(other.verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn an_effect_whose_time_was_not_up_when_the_state_was_read_is_not_judged() {
+        let r = judged(vec![], 4_000_000);
+        assert_eq!(r.verdict, Verdict::Pass);
+        assert!(
+            r.measured.contains("1 eventual effect(s) not judged"),
+            "{}",
+            r.measured
+        );
     }
 }

@@ -268,11 +268,7 @@ pub fn captured_vars(raw: &RawOperation) -> BTreeSet<String> {
 
 /// Every problem with an operation's steps, as (key path below the operation, message).
 /// `users` are the org's usernames; `known` checks an object and a field against the org.
-pub fn check_steps(
-    raw: &RawOperation,
-    users: &[String],
-    known: &Known,
-) -> Vec<(String, String)> {
+pub fn check_steps(raw: &RawOperation, users: &[String], known: &Known) -> Vec<(String, String)> {
     let mut out = vec![];
     if raw.steps.is_empty() {
         match &raw.path {

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Create (or refresh) the project's Python venv with the client libraries in requirements.txt
-# and the dependencies of the Python test SUTs (zoo/*/requirements.txt).
+# and the dependencies of the Python test SUTs and examples (zoo/*/requirements.txt,
+# examples/*/requirements.txt).
 # Idempotent and safe to call concurrently: a lock serialises callers, and a stamp of the
 # requirements file skips the install when nothing changed. Prints the venv's python path.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${CRASHCART_VENV:-$root/.venv}"
 reqs=("$root/tests/python/requirements.txt")
-for z in "$root"/zoo/*/requirements.txt; do
+for z in "$root"/zoo/*/requirements.txt "$root"/examples/*/requirements.txt; do
   if [[ -f "$z" ]]; then reqs+=("$z"); fi
 done
 stamp="$venv/.requirements.sha256"

@@ -1,0 +1,98 @@
+//! The shipped examples (`examples/*/`): integrations of each shape crashcart drives, each
+//! with its scenario, written against the SUT contract only with real client libraries. Each
+//! runs green; each broken variant fails its scenario, on the SLO and for the reason it was
+//! broken for (named by a phrase of the evidence). All of them at once, in real time.
+
+mod support;
+
+use std::path::Path;
+
+use crashcart::checks::Verdict;
+use crashcart::run::{run, Events, RunOptions};
+
+/// An example and its broken builds: the environment that selects one, the SLO it must
+/// fail and a phrase its evidence must hold.
+struct Example {
+    dir: &'static str,
+    broken: &'static [Broken],
+}
+
+struct Broken {
+    env: (&'static str, &'static str),
+    slo: &'static str,
+    evidence: &'static str,
+}
+
+const EXAMPLES: &[Example] = &[Example {
+    dir: "case-poller",
+    broken: &[Broken {
+        env: ("CASE_POLLER_VARIANT", "resummarise-all"),
+        slo: "consistency",
+        evidence: "times (at most 1)",
+    }],
+}];
+
+/// One run of an example's scenario with `env` over its `sut.env`; a description of what
+/// was wrong with it, if anything.
+async fn judge(dir: &'static str, env: Option<&'static Broken>) -> Option<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = root.join("examples").join(dir).join("scenario.yaml");
+    let s = crashcart::scenario::load(&file).expect("the example's scenario is valid");
+    let reports = std::env::temp_dir().join(format!("crashcart-examples-{}", std::process::id()));
+    let opts = RunOptions {
+        report_dir: Some(reports),
+        sut_env: env
+            .map(|b| vec![(b.env.0.to_string(), b.env.1.to_string())])
+            .unwrap_or_default(),
+        ..RunOptions::default()
+    };
+    let label = match env {
+        None => format!("{dir} (correct)"),
+        Some(b) => format!("{dir} ({}={})", b.env.0, b.env.1),
+    };
+    let report = match run(&s, &opts, &Events::none()).await {
+        Ok(o) => o.report,
+        Err(e) => return Some(format!("{label}: the run failed: {e}")),
+    };
+    if let Some(why) = &report.aborted {
+        return Some(format!("{label}: aborted: {why}"));
+    }
+    let table: Vec<String> = report
+        .slos
+        .iter()
+        .map(|r| {
+            format!(
+                "    {} {:?}: {} {:?}",
+                r.slo, r.verdict, r.measured, r.evidence
+            )
+        })
+        .collect();
+    let wrong = match env {
+        None => report.slos.iter().any(|r| r.verdict != Verdict::Pass),
+        Some(b) => !report.slos.iter().any(|r| {
+            r.slo == b.slo
+                && r.verdict == Verdict::Fail
+                && r.evidence.iter().any(|e| e.contains(b.evidence))
+        }),
+    };
+    wrong.then(|| format!("{label}:\n{}", table.join("\n")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_example_passes_and_each_broken_variant_is_caught_for_its_reason() {
+    support::venv_python();
+    let mut runs = tokio::task::JoinSet::new();
+    for ex in EXAMPLES {
+        runs.spawn(judge(ex.dir, None));
+        for b in ex.broken {
+            runs.spawn(judge(ex.dir, Some(b)));
+        }
+    }
+    let mut wrong = vec![];
+    while let Some(r) = runs.join_next().await {
+        if let Some(w) = r.expect("a run does not panic") {
+            wrong.push(w);
+        }
+    }
+    assert!(wrong.is_empty(), "wrong verdicts:\n{}", wrong.join("\n"));
+}
