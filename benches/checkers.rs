@@ -137,6 +137,7 @@ fn history() -> Vec<Event> {
                 error: None,
                 trace_id: None,
                 captured: Default::default(),
+                partial: false,
             }));
             events.push(Event::op(OpEvent {
                 at_us: t + 400,
@@ -149,6 +150,7 @@ fn history() -> Vec<Event> {
                 error: None,
                 trace_id: None,
                 captured: Default::default(),
+                partial: false,
             }));
             op += 1;
         }

@@ -215,6 +215,7 @@ mod tests {
             error: None,
             trace_id: None,
             captured: Default::default(),
+            partial: false,
         }));
         events.push(op(50, 6000, Phase::Ok, 100));
         let r = availability(&Timeline::merge(events), &slo);

@@ -51,7 +51,7 @@ pub fn consistency(
         checked += 1;
         let values = template::values(seed, o.op);
         let values = (&values, &o.captured);
-        if let (Phase::Fail, Some(limit)) = (o.phase, slo.compensate_within) {
+        if let (Phase::Fail, Some(limit), false) = (o.phase, slo.compensate_within, o.partial) {
             compensation_times(o, spec, &values, state, limit, &mut res);
         }
         effects_left(o, spec, &values, state, &mut res);
@@ -71,7 +71,7 @@ pub fn consistency(
     }
     res.measured = format!(
         "{checked} operations checked against the final state, {} problem(s){}",
-        res.evidence.len(),
+        res.problems(),
         times.summary()
     );
     res
@@ -278,7 +278,13 @@ fn effects_left(
     let head = format!("op {} {} ({})", o.op, o.name, o.key);
     for (e, n) in &found {
         let (object, want) = (&e.object, e.count as usize);
-        match (o.phase, e.on_failure) {
+        // What an operation the SUT did part of leaves of its own effects is not judged
+        // (a booking whose reschedule then failed stays booked); what it keeps, still is.
+        let on_failure = match e.on_failure {
+            OnFailure::Absent if o.partial => OnFailure::Either,
+            other => other,
+        };
+        match (o.phase, on_failure) {
             (Phase::Ok, _) if *n != want => res.fail(format!(
                 "{head} succeeded but left {n} {object} (expected {want})"
             )),
@@ -291,7 +297,7 @@ fn effects_left(
             _ => {}
         }
     }
-    if o.phase == Phase::Info {
+    if o.phase == Phase::Info && !o.partial {
         let atomic: Vec<&(&Effect, usize)> = found
             .iter()
             .filter(|(e, _)| e.on_failure == OnFailure::Absent)
@@ -542,6 +548,7 @@ mod compensation_tests {
             error: None,
             trace_id: None,
             captured: Default::default(),
+            partial: false,
         })]);
         let state = |deleted_at_us: u64| {
             FinalState {
@@ -759,6 +766,7 @@ mod eventual_tests {
             error: None,
             trace_id: None,
             captured: [("case_id".to_string(), "500A".to_string())].into(),
+            partial: false,
         })])
     }
 
@@ -854,5 +862,61 @@ mod eventual_tests {
             "{}",
             r.measured
         );
+    }
+}
+
+#[cfg(test)]
+mod partial_tests {
+    use super::*;
+    use crate::checks::Verdict;
+    use crate::timeline::Event;
+    use serde_json::json;
+
+    #[test]
+    fn a_failure_after_part_of_an_operation_happened_is_not_judged_as_rolled_back() {
+        let ops = vec![Operation {
+            name: "book-then-reschedule".into(),
+            weight: 1,
+            steps: vec![],
+            effects: vec![Effect {
+                object: "Event".into(),
+                matches: [("Booking_Key__c".to_string(), "{{key}}".to_string())].into(),
+                count: 1,
+                ..Effect::default()
+            }],
+        }];
+        let key = template::values(1, 0)["key"].clone();
+        let failed = |partial| {
+            Timeline::merge(vec![Event::op(OpEvent {
+                at_us: 1_000_000,
+                op: 0,
+                name: "book-then-reschedule".into(),
+                key: key.clone(),
+                phase: Phase::Fail,
+                status: Some(409),
+                latency_us: Some(10),
+                error: Some("reschedule: status 409, expected 2xx".into()),
+                trace_id: None,
+                captured: Default::default(),
+                partial,
+            })])
+        };
+        let state = FinalState {
+            records: [(
+                "Event".to_string(),
+                vec![json!({"Id": "00UA", "Booking_Key__c": key, "IsDeleted": false})],
+            )]
+            .into(),
+            ..FinalState::default()
+        };
+        let slo = ConsistencySlo {
+            compensate_within: None,
+            double_booking: None,
+        };
+        let whole = consistency(&failed(false), &state, &ops, 1, &slo);
+        assert_eq!(whole.verdict, Verdict::Fail, "a failed booking left its Event");
+        assert!(whole.evidence[0].contains("not compensated"));
+        let part = consistency(&failed(true), &state, &ops, 1, &slo);
+        assert_eq!(part.verdict, Verdict::Pass, "{:?}", part.evidence);
     }
 }

@@ -48,6 +48,13 @@ pub struct SloResult {
     pub verdict: Verdict,
     /// The offending requests, operations or records (the first few).
     pub evidence: Vec<String>,
+    /// Problems found past the first [`MAX_EVIDENCE`], not listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// At most this many evidence lines per SLO.
@@ -61,13 +68,20 @@ impl SloResult {
             measured: String::new(),
             verdict: Verdict::Pass,
             evidence: vec![],
+            omitted: 0,
         }
     }
     pub(crate) fn fail(&mut self, evidence: impl Into<String>) {
         self.verdict = Verdict::Fail;
         if self.evidence.len() < MAX_EVIDENCE {
             self.evidence.push(evidence.into());
+        } else {
+            self.omitted += 1;
         }
+    }
+    /// Every problem found, listed or not.
+    pub fn problems(&self) -> usize {
+        self.evidence.len() + self.omitted
     }
     pub(crate) fn skip(mut self, why: impl Into<String>) -> Self {
         self.verdict = Verdict::Skip;

@@ -289,6 +289,7 @@ pub(crate) mod tests {
             error: None,
             trace_id: None,
             captured: Default::default(),
+            partial: false,
         })
     }
 

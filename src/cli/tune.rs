@@ -1,5 +1,5 @@
-//! `crashcart tune`: backoff settings swept in simulation; the ranked table, the
-//! recommendation, CSV and SVG.
+//! `crashcart tune`: backoff settings swept in simulation (or in real time against your own
+//! SUT, `--real-time`); the ranked table, the Pareto front, the recommendation, CSV and SVG.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use crate::report::write_file;
 /// `tune:` section (or of the defaults).
 #[derive(Debug, Args)]
 pub struct TuneArgs {
-    /// The scenario (its SUT must be the reference integration).
+    /// The scenario (in simulation its SUT must be the reference integration).
     pub scenario: PathBuf,
     /// Strategies (repeatable).
     #[arg(long = "strategy", value_enum)]
@@ -54,6 +54,11 @@ pub struct TuneArgs {
     /// Where the runs' journals go.
     #[arg(long, default_value = "crashcart-reports/tune")]
     pub report_dir: PathBuf,
+    /// Run in real time against the scenario's own SUT (`sut.command`), each run on mocks
+    /// and ports of its own; `tune.sut_env` maps the swept settings to its environment.
+    /// Without it, tune runs in simulation against the reference integration.
+    #[arg(long)]
+    pub real_time: bool,
 }
 
 /// `crashcart tune`.
@@ -77,6 +82,12 @@ pub async fn tune(a: TuneArgs) -> Result<i32, Error> {
     over!(clients, a.clients);
     over!(seeds, a.seeds);
     space.check()?;
+    if !a.real_time && !matches!(s.sut, crate::scenario::SutKind::Reference) {
+        return Err(Error::InvalidInput(format!(
+            "{}: tune simulates the reference integration; for your own SUT add --real-time and map the swept settings in `tune.sut_env`",
+            a.scenario.display()
+        )));
+    }
     let runs = space.configs().len() * space.clients.len() * space.seeds.len();
     let jobs = a.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -84,11 +95,12 @@ pub async fn tune(a: TuneArgs) -> Result<i32, Error> {
             .unwrap_or(2)
     });
     errln!(
-        "crashcart tune: {} ({} configurations × {} client counts × {} seeds = {runs} runs, {jobs} at once)",
+        "crashcart tune: {} ({} configurations × {} client counts × {} seeds = {runs} {} runs, {jobs} at once)",
         s.name,
         space.configs().len(),
         space.clients.len(),
-        space.seeds.len()
+        space.seeds.len(),
+        if a.real_time { "real-time" } else { "simulated" }
     );
     let bar = indicatif::ProgressBar::new(runs as u64);
     bar.set_style(
@@ -98,7 +110,10 @@ pub async fn tune(a: TuneArgs) -> Result<i32, Error> {
     let b2 = bar.clone();
     let started = std::time::Instant::now();
     let (configs, samples) =
-        crate::tune::sweep(&s, &space, jobs, &a.report_dir, move || b2.inc(1)).await?;
+        crate::tune::sweep_in(&s, &space, jobs, &a.report_dir, a.real_time, move || {
+            b2.inc(1)
+        })
+        .await?;
     bar.finish_and_clear();
     let rows = crate::tune::rows(&configs, &samples);
     out!("{}", crate::tune::table(&rows));
@@ -113,7 +128,12 @@ pub async fn tune(a: TuneArgs) -> Result<i32, Error> {
         );
     }
     outln!(
-        "{runs} simulated runs in {:.1}s of wall time",
+        "{runs} {} runs in {:.1}s of wall time",
+        if a.real_time {
+            "real-time"
+        } else {
+            "simulated"
+        },
         started.elapsed().as_secs_f64()
     );
     if let Some(p) = &a.csv {

@@ -51,6 +51,14 @@ impl RunReport {
             ));
             if let Some(e) = s.evidence.first() {
                 out.push_str(&format!("  {:<w$}           evidence: {}\n", "", p(e)));
+                let more = s.problems() - 1;
+                if more > 0 {
+                    out.push_str(&format!(
+                        "  {:<w$}           … and {more} more (the JSON and HTML reports list up to {})\n",
+                        "",
+                        crate::checks::MAX_EVIDENCE
+                    ));
+                }
             }
         }
         for f in &self.unfired_faults {

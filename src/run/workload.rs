@@ -84,11 +84,15 @@ impl Driver {
             error: None,
             trace_id: Some(trace::trace_id(self.seed, n)),
             captured: Default::default(),
+            partial: false,
         });
         let deadline = Instant::now() + timeout;
         let mut vars = BTreeMap::new();
         let mut end = StepEnd::Ok { status: 0 };
+        let mut steps_ok = 0;
+        let mut last: Option<&crate::scenario::step::Step> = None;
         for step in &op.steps {
+            last = Some(step);
             let left = deadline.saturating_duration_since(Instant::now());
             // The whole answer is read: one cut short is an unknown outcome.
             end = if left.is_zero() {
@@ -101,7 +105,16 @@ impl Driver {
             if !matches!(end, StepEnd::Ok { .. }) {
                 break;
             }
+            steps_ok += 1;
         }
+        // Part of it happened: an earlier step succeeded, or the SUT answered the failing
+        // request 2xx and only the expectation on its answer was unmet.
+        let answered_2xx = matches!(
+            (&end, last.map(|s| &s.action)),
+            (StepEnd::Fail { status: Some(s), .. }, Some(a))
+                if (200..300).contains(s) && !matches!(a, crate::scenario::step::Action::Run(_))
+        );
+        let partial = !matches!(end, StepEnd::Ok { .. }) && (steps_ok > 0 || answered_2xx);
         // A one-request operation's timeout reads as before: `timeout`, not `NAME: timeout`.
         let single = op.steps.len() == 1;
         let strip = |r: String| match single {
@@ -128,6 +141,7 @@ impl Driver {
             error,
             trace_id: None,
             captured: vars,
+            partial,
         });
     }
 

@@ -58,7 +58,8 @@ const PRACTITIONERS: [&str; 3] = [
     "nurse.lind@crashcart.test",
 ];
 
-fn placeholders(text: &str) -> Vec<&str> {
+/// The names inside `{{…}}` of a text, in order (`{{` for one never closed).
+pub fn placeholders(text: &str) -> Vec<&str> {
     let mut out = vec![];
     let mut rest = text;
     while let Some(i) = rest.find("{{") {

@@ -193,6 +193,7 @@ mod tests {
             error: None,
             trace_id: None,
             captured: Default::default(),
+            partial: false,
         }));
         w.write(&Line::SutLog(&SutLine {
             at_us: 3,

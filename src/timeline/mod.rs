@@ -65,6 +65,11 @@ pub struct OpEvent {
     /// What its steps captured (completions only): the ids later steps and the effects use.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub captured: BTreeMap<String, String>,
+    /// On a `fail`: the SUT did part of it (an earlier step succeeded, or the failing step
+    /// was answered 2xx and only its expectation was unmet), so what it left is not judged
+    /// as rolled back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// One event of the timeline.

@@ -8,6 +8,12 @@
 //! calls and amplification, Salesforce quota burned, LLM slot-seconds, success ratio, SLOs
 //! met). Samples are folded over seeds into [`Row`]s, ranked, and the Pareto front over
 //! (time, calls, quota) is marked; [`recommend`] picks from the front.
+//!
+//! [`real_time`]: the same sweep in real time against any SUT, each run on mocks and ports of
+//! its own, several at once; the swept values reach the SUT through its environment
+//! (`tune.sut_env`).
+
+pub mod real_time;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -58,6 +64,11 @@ pub struct Space {
     /// Seeds.
     #[serde(default = "default_seeds")]
     pub seeds: Vec<u64>,
+    /// For `--real-time` against your own SUT: each setting as the SUT's environment reads
+    /// it, templated from the swept values (`{RETRY_BASE_MS: "{{base_ms}}"}`; see
+    /// [`real_time::VARIABLES`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sut_env: std::collections::BTreeMap<String, String>,
 }
 
 fn all_strategies() -> Vec<Strategy> {
@@ -119,6 +130,7 @@ impl Default for Space {
             breaker_open: default_open(),
             clients: default_clients(),
             seeds: default_seeds(),
+            sut_env: Default::default(),
         }
     }
 }
@@ -355,7 +367,22 @@ pub async fn sweep(
     dir: &Path,
     tick: impl Fn() + Send + Sync + 'static,
 ) -> Result<(Vec<Config>, Vec<Sample>), Error> {
+    sweep_in(s, space, jobs, dir, false, tick).await
+}
+
+/// [`sweep`], in simulation or (`real_time`) in real time against the scenario's own SUT.
+pub async fn sweep_in(
+    s: &Scenario,
+    space: &Space,
+    jobs: usize,
+    dir: &Path,
+    real_time: bool,
+    tick: impl Fn() + Send + Sync + 'static,
+) -> Result<(Vec<Config>, Vec<Sample>), Error> {
     space.check()?;
+    if real_time {
+        real_time::check(s, space)?;
+    }
     let configs = space.configs();
     let permits = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let tick = Arc::new(tick);
@@ -364,17 +391,25 @@ pub async fn sweep(
         for &clients in &space.clients {
             for &seed in &space.seeds {
                 let (s, c, dir) = (s.clone(), c.clone(), dir.to_path_buf());
+                let space_env = space.sut_env.clone();
                 let (permits, tick) = (permits.clone(), tick.clone());
                 tasks.spawn(async move {
                     let _p = permits.acquire_owned().await;
                     if crate::run::shutdown::requested() {
                         return Err(Error::Aborted("interrupted (Ctrl-C or SIGTERM)".into()));
                     }
-                    let r = tokio::task::spawn_blocking(move || {
-                        run_one(&s, &c, clients, seed, &dir).map(|o| measure(i, clients, seed, &o))
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(Error::Aborted(e.to_string())));
+                    let r = if real_time {
+                        real_time::run_one(&s, &space_env, &c, clients, seed, &dir)
+                            .await
+                            .map(|o| measure(i, clients, seed, &o))
+                    } else {
+                        tokio::task::spawn_blocking(move || {
+                            run_one(&s, &c, clients, seed, &dir)
+                                .map(|o| measure(i, clients, seed, &o))
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(Error::Aborted(e.to_string())))
+                    };
                     tick();
                     r
                 });
