@@ -23,14 +23,42 @@ struct Broken {
     evidence: &'static str,
 }
 
-const EXAMPLES: &[Example] = &[Example {
-    dir: "case-poller",
-    broken: &[Broken {
-        env: ("CASE_POLLER_VARIANT", "resummarise-all"),
-        slo: "consistency",
-        evidence: "times (at most 1)",
-    }],
-}];
+const EXAMPLES: &[Example] = &[
+    // A poller (Python): re-summarising every Case on every poll writes each one again.
+    Example {
+        dir: "case-poller",
+        broken: &[Broken {
+            env: ("CASE_POLLER_VARIANT", "resummarise-all"),
+            slo: "consistency",
+            evidence: "times (at most 1)",
+        }],
+    },
+    // A Change Data Capture listener (Node, jsforce's streaming client): resubscribing
+    // with -1 after the Streaming API dropped it loses the appointments booked meanwhile.
+    Example {
+        dir: "visit-prep-listener",
+        broken: &[Broken {
+            env: ("LISTENER_VARIANT", "loses-events-on-reconnect"),
+            slo: "consistency",
+            evidence: "never written by the SUT",
+        }],
+    },
+    // A batch job (Python, Bulk API 2.0) run by the workload's command steps, twice per
+    // appointment: inserting instead of upserting duplicates each follow-up Case.
+    Example {
+        dir: "followup-batch",
+        broken: &[Broken {
+            env: ("FOLLOWUP_BATCH_VARIANT", "non-idempotent"),
+            slo: "consistency",
+            evidence: "Case by ContactId (expected 1)",
+        }],
+    },
+    // A multi-step booking API (Python): book, reschedule, cancel with the ids carried.
+    Example {
+        dir: "booking-flow",
+        broken: &[],
+    },
+];
 
 /// One run of an example's scenario with `env` over its `sut.env`; a description of what
 /// was wrong with it, if anything.
@@ -81,6 +109,15 @@ async fn judge(dir: &'static str, env: Option<&'static Broken>) -> Option<String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_example_passes_and_each_broken_variant_is_caught_for_its_reason() {
     support::venv_python();
+    let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/visit-prep-listener/setup.sh");
+    let out = std::process::Command::new(&setup)
+        .output()
+        .expect("examples/visit-prep-listener/setup.sh runs (Node.js 20 and npm)");
+    assert!(
+        out.status.success(),
+        "npm ci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut runs = tokio::task::JoinSet::new();
     for ex in EXAMPLES {
         runs.spawn(judge(ex.dir, None));

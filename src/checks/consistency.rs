@@ -277,7 +277,13 @@ fn effects_left(
         .collect();
     let head = format!("op {} {} ({})", o.op, o.name, o.key);
     for (e, n) in &found {
-        let (object, want) = (&e.object, e.count as usize);
+        // Named by the fields that identify it, so two effects on one sObject read apart.
+        let object = &format!(
+            "{} by {}",
+            e.object,
+            e.matches.keys().cloned().collect::<Vec<_>>().join("+")
+        );
+        let want = e.count as usize;
         // What an operation the SUT did part of leaves of its own effects is not judged
         // (a booking whose reschedule then failed stays booked); what it keeps, still is.
         let on_failure = match e.on_failure {
@@ -914,7 +920,11 @@ mod partial_tests {
             double_booking: None,
         };
         let whole = consistency(&failed(false), &state, &ops, 1, &slo);
-        assert_eq!(whole.verdict, Verdict::Fail, "a failed booking left its Event");
+        assert_eq!(
+            whole.verdict,
+            Verdict::Fail,
+            "a failed booking left its Event"
+        );
         assert!(whole.evidence[0].contains("not compensated"));
         let part = consistency(&failed(true), &state, &ops, 1, &slo);
         assert_eq!(part.verdict, Verdict::Pass, "{:?}", part.evidence);

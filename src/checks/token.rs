@@ -27,6 +27,10 @@ fn had_new_token_at(renewal: &Call) -> u64 {
 /// storm (a workload's callers logging in one after another come far closer).
 const REFUSED_LOGIN_PAUSE_US: u64 = 250_000;
 
+/// How soon after an INVALID_SESSION_ID a login counts as its answer (and so towards the
+/// expiry's refresh storm).
+const REACTION_US: u64 = 5_000_000;
+
 /// The token SLO.
 pub fn token(t: &Timeline, slo: &TokenSlo) -> SloResult {
     let TokenSlo {
@@ -174,9 +178,23 @@ impl Sessions<'_> {
                 reqs.partition_point(|r| r.at_us < e.at_us),
                 reqs.partition_point(|r| r.at_us < until),
             );
+            // Only a login that answers a dead session is the expiry's doing: one with no
+            // INVALID_SESSION_ID shortly before it is the SUT's own schedule (a batch job's
+            // fresh login each run), however many there are.
+            let dead: Vec<u64> = reqs[a..b]
+                .iter()
+                .filter(|r| r.error_code.as_deref() == Some("INVALID_SESSION_ID"))
+                .map(|r| r.at_us)
+                .collect();
+            let reacts = |r: &Call| {
+                let from = r.at_us.saturating_sub(REACTION_US);
+                let i = dead.partition_point(|t| *t < from);
+                dead.get(i).is_some_and(|t| *t <= r.at_us)
+            };
             let logins: Vec<&&Call> = reqs[a..b]
                 .iter()
                 .filter(|r| matches!(r.operation.as_str(), "oauth.token" | "soap.login"))
+                .filter(|r| reacts(r))
                 .collect();
             // A login the token endpoint refused, tried again after a pause, is backing off,
             // not storming: a long refusal outlasts any fixed count (found by explore).
@@ -377,6 +395,22 @@ mod tests {
         assert!(says(&r, "refresh storm"), "{r:?}");
         let r = token(&logins(500), &slo);
         assert!(!says(&r, "refresh storm"), "{r:?}");
+    }
+
+    /// A batch job logs in afresh at every run: after an expiry no request of it was refused,
+    /// so its logins are its own schedule, not a storm; once one was refused, the logins
+    /// answering it count.
+    #[test]
+    fn logins_that_answer_no_dead_session_are_no_refresh_storm() {
+        let slo = slo();
+        let expiry = expiry();
+        let scheduled: Vec<_> = (0..6).map(|i| auth(1 + i, 100 + i * 700)).collect();
+        let r = token(&tl(scheduled, vec![expiry.clone()]), &slo);
+        assert!(!says(&r, "refresh storm"), "{r:?}");
+        let mut stormed = vec![expired(1, 100)];
+        stormed.extend((0..6).map(|i| auth(2 + i, 101 + i * 10)));
+        let r = token(&tl(stormed, vec![expiry]), &slo);
+        assert!(says(&r, "refresh storm"), "{r:?}");
     }
 
     /// Five logins for one expiry and a dead token sent again, with and without network faults.

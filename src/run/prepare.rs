@@ -44,6 +44,7 @@ impl Prepared {
             (SutKind::Command { command, .. }, _) => format!("command {command:?}"),
             (SutKind::Url(u), _) => format!("running system at {u}"),
             (SutKind::Reference, None) => "reference integration".into(),
+            (SutKind::Batch { cwd }, _) => format!("batch (its run steps, in {})", cwd.display()),
         }
     }
 }

@@ -9,7 +9,7 @@ use super::event::RunEvent;
 use super::prepare::Prepared;
 use super::recorder::Recorder;
 use super::step::CommandEnv;
-use super::sut::{free_port, wait_ready, wait_ready_line, SutProcess};
+use super::sut::{free_port, wait_ready, wait_ready_command, wait_ready_line, SutProcess};
 use super::RunOptions;
 use crate::error::Error;
 use crate::reference::{Reference, RunningReference, Settings};
@@ -135,6 +135,23 @@ pub async fn start_sut(
             started.command_env = command_env(&scenario_dir, &settings, &secrets);
             started
         }
+        SutKind::Batch { cwd } => {
+            // Nothing runs until a `run` step starts it; those get the contract's settings.
+            settings.push(("CRASHCART_SEED".into(), prepared.seed.to_string()));
+            settings.extend(s.raw.sut.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            settings.extend(opts.sut_env.iter().cloned());
+            if !cwd.is_dir() {
+                return Err(Error::InvalidInput(format!(
+                    "sut.cwd: no such directory: {}",
+                    cwd.display()
+                )));
+            }
+            rec.mark("batch SUT: started by the workload's run steps");
+            StartedSut {
+                command_env: command_env(cwd, &settings, &secrets),
+                ..StartedSut::at(String::new())
+            }
+        }
     };
     Ok(started)
 }
@@ -154,13 +171,16 @@ async fn start_command(
         Readiness::Log(l) => Some(
             regex::Regex::new(l).map_err(|e| Error::InvalidInput(format!("sut.ready_log: {e}")))?,
         ),
-        Readiness::Url(_) => None,
+        Readiness::Url(_) | Readiness::Command(_) => None,
     };
     let mut p = SutProcess::start(command, cwd, settings, secrets, rec, pattern)?;
     let waited = async {
         match ready {
             Readiness::Url(u) => wait_ready(u, s.ready_timeout, &mut p).await,
             Readiness::Log(l) => wait_ready_line(l, s.ready_timeout, &mut p).await,
+            Readiness::Command(c) => {
+                wait_ready_command(c, cwd, settings, s.ready_timeout, &mut p).await
+            }
         }
     };
     let not_ready = tokio::select! {
@@ -169,7 +189,7 @@ async fn start_command(
     };
     let ready_url = match ready {
         Readiness::Url(u) => Some(u.clone()),
-        Readiness::Log(_) => None,
+        Readiness::Log(_) | Readiness::Command(_) => None,
     };
     Ok(StartedSut {
         ready_url,

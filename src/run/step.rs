@@ -124,7 +124,7 @@ pub async fn run_step(
             }
             Action::Org(a) => org_action(a, ctx.org.as_ref(), &lookup),
             Action::Run(c) => {
-                return match run_command(c, ctx, timeout).await {
+                return match run_command(c, ctx, op_headers, timeout).await {
                     Ok(code) => judge_exit(&step.name, &step.expect, code),
                     Err(reason) => StepEnd::Info {
                         reason: format!("{}: {reason}", step.name),
@@ -202,9 +202,16 @@ fn org_action(a: &OrgAction, org: Option<&SalesforceHandle>, lookup: &impl Looku
     done.unwrap_or_else(|e| answer(e.status.as_u16(), json!([e.to_json()])))
 }
 
-/// Run a command to its end (killed, with its process group, past `timeout`); its exit
-/// status, or why it has none.
-async fn run_command(c: &Command, ctx: &StepContext, timeout: Duration) -> Result<u16, String> {
+/// Run a command to its end; its exit status, or why it has none. Past `timeout` (or when
+/// the operation is dropped) its whole process group ends: SIGTERM, then SIGKILL after
+/// [`COMMAND_GRACE`]. It carries the operation's identity as the SUT's requests do:
+/// `CRASHCART_OP` (the key) and `TRACEPARENT` (OpenTelemetry's environment carrier).
+async fn run_command(
+    c: &Command,
+    ctx: &StepContext,
+    op_headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<u16, String> {
     let argv: Vec<String> = match c {
         Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
         Command::Argv(v) => v.clone(),
@@ -218,6 +225,11 @@ async fn run_command(c: &Command, ctx: &StepContext, timeout: Duration) -> Resul
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )
+        .envs(op_headers.iter().filter_map(|(h, v)| match *h {
+            "x-crashcart-op" => Some(("CRASHCART_OP", *v)),
+            "traceparent" => Some(("TRACEPARENT", *v)),
+            _ => None,
+        }))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -226,7 +238,7 @@ async fn run_command(c: &Command, ctx: &StepContext, timeout: Duration) -> Resul
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {:?}: {e}", argv[0]))?;
-    let pgid = child.id().map(|p| p as i32).unwrap_or(0);
+    let group = GroupGuard(child.id().map(|p| p as i32).unwrap_or(0));
     let mut readers = vec![];
     for (name, stream) in [
         (
@@ -257,25 +269,47 @@ async fn run_command(c: &Command, ctx: &StepContext, timeout: Duration) -> Resul
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(e.to_string()),
         Err(_) => {
-            if pgid > 0 {
-                // SAFETY: signalling the process group created for this command.
-                unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            group.signal(libc::SIGTERM);
+            if tokio::time::timeout(COMMAND_GRACE, child.wait())
+                .await
+                .is_err()
+            {
+                group.signal(libc::SIGKILL);
+                let _ = child.wait().await;
             }
-            let _ = child.wait().await;
             return Err("timeout".into());
         }
     };
-    if pgid > 0 {
-        // Stragglers of its group (a child it left behind) end with it.
-        // SAFETY: as above.
-        unsafe { libc::killpg(pgid, libc::SIGKILL) };
-    }
+    // Stragglers of its group (a child it left behind) end with it.
+    drop(group);
     for r in readers {
         let _ = tokio::time::timeout(Duration::from_secs(1), r).await;
     }
     match status.code() {
         Some(code) => Ok(code as u16),
         None => Err("killed by a signal".into()),
+    }
+}
+
+/// Between SIGTERM and SIGKILL for a command step past its time.
+pub const COMMAND_GRACE: Duration = Duration::from_secs(2);
+
+/// A command's process group, killed when dropped (the step ended, timed out, or the
+/// operation was dropped mid-step).
+struct GroupGuard(i32);
+
+impl GroupGuard {
+    fn signal(&self, sig: libc::c_int) {
+        if self.0 > 0 {
+            // SAFETY: signalling the process group created for this command.
+            unsafe { libc::killpg(self.0, sig) };
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
     }
 }
 
@@ -513,6 +547,124 @@ mod tests {
             capture(&CaptureFrom::Header("etag".into()), &a).as_deref(),
             Some("\"v1\"")
         );
+    }
+
+    fn context(dir: &std::path::Path) -> StepContext {
+        use crate::run::Events;
+        use crate::timeline::journal::JournalWriter;
+        StepContext {
+            base: "http://127.0.0.1:9".into(),
+            transport: Transport::sockets(),
+            org: None,
+            command: Arc::new(CommandEnv {
+                cwd: dir.to_path_buf(),
+                env: vec![("SALESFORCE_PASSWORD".into(), "s3cret-pw".into())],
+                secrets: vec!["s3cret-pw".into()],
+            }),
+            recorder: Recorder::new(
+                crashcart_mocks::Clock::new(),
+                Events::none(),
+                JournalWriter::create(dir.join("steps.jsonl")),
+            ),
+        }
+    }
+
+    fn run_step_of(cmd: &str) -> Step {
+        Step {
+            name: "job".into(),
+            action: Action::Run(Command::Shell(cmd.into())),
+            expect: Expect::default(),
+            captures: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_step_carries_the_operation_and_its_output_is_scrubbed() {
+        let dir = std::env::temp_dir().join(format!("crashcart-step-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ctx = context(&dir);
+        let headers = [
+            ("x-crashcart-op", "CC-SYN-OP-1-000007"),
+            ("traceparent", "00-abc-def-01"),
+        ];
+        let step = run_step_of(
+            r#"echo "op=$CRASHCART_OP tp=$TRACEPARENT pw=$SALESFORCE_PASSWORD"; exit 3"#,
+        );
+        let end = run_step(
+            &step,
+            &ctx,
+            &mut BTreeMap::new(),
+            &vals(),
+            &headers,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(
+            end,
+            StepEnd::Fail {
+                status: Some(3),
+                reason: "job: exit status 3, expected 0".into()
+            }
+        );
+        let lines: Vec<String> = ctx
+            .recorder
+            .take()
+            .into_iter()
+            .filter_map(|e| match e {
+                crate::timeline::Event::SutLog(l) => Some(l.line.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            lines,
+            ["op=CC-SYN-OP-1-000007 tp=00-abc-def-01 pw=[redacted]"]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_time_ends_with_its_whole_process_group() {
+        let dir = std::env::temp_dir().join(format!("crashcart-step-t-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ctx = context(&dir);
+        // A child left behind in the background, and a parent that ignores SIGTERM.
+        let pidfile = dir.join("child.pid");
+        let step = run_step_of(&format!(
+            "sleep 60 & echo $! > {}; trap '' TERM; sleep 60",
+            pidfile.display()
+        ));
+        let end = run_step(
+            &step,
+            &ctx,
+            &mut BTreeMap::new(),
+            &vals(),
+            &[],
+            Duration::from_millis(500),
+        )
+        .await;
+        assert_eq!(
+            end,
+            StepEnd::Info {
+                reason: "job: timeout".into()
+            }
+        );
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The background child is gone too (reaped by init, or a zombie for a moment).
+        let gone = (0..50).any(|_| {
+            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| !s.contains(") Z "))
+                .unwrap_or(false);
+            if alive {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            !alive
+        });
+        assert!(gone, "the command's background child {pid} survived");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -224,6 +224,47 @@ pub async fn wait_ready_line(
     }
 }
 
+/// Wait until `command` (run in `cwd` with `env`) exits 0, every 200 ms, for at most
+/// `timeout`; each try has at most 5 s.
+pub async fn wait_ready_command(
+    command: &raw::Command,
+    cwd: &std::path::Path,
+    env: &[(String, String)],
+    timeout: Duration,
+    sut: &mut SutProcess,
+) -> Result<(), String> {
+    let argv: Vec<String> = match command {
+        raw::Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+        raw::Command::Argv(v) => v.clone(),
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::from("not run yet");
+    while tokio::time::Instant::now() < deadline {
+        if !sut.is_running() {
+            return Err("the SUT exited before it was ready".into());
+        }
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..])
+            .current_dir(cwd)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        last = match tokio::time::timeout(Duration::from_secs(5), c.status()).await {
+            Ok(Ok(s)) if s.success() => return Ok(()),
+            Ok(Ok(s)) => format!("it exited {s}"),
+            Ok(Err(e)) => format!("it cannot start: {e}"),
+            Err(_) => "it ran over 5 s".into(),
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!(
+        "the readiness command did not succeed within {} ({last})",
+        humantime::format_duration(timeout)
+    ))
+}
+
 /// Wait until `url` answers 2xx, polling every 100 ms, for at most `timeout`.
 pub async fn wait_ready(url: &str, timeout: Duration, sut: &mut SutProcess) -> Result<(), String> {
     let http = reqwest::Client::builder()

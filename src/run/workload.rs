@@ -186,9 +186,12 @@ impl Driver {
                 }
             }
         }
-        let _ = tokio::time::timeout(timeout + Duration::from_secs(1), async {
-            while tasks.join_next().await.is_some() {}
-        })
+        // Every operation started before `until` ends within its timeout: wait that long after
+        // `until` (closed-loop workers start theirs up to `until` too), not after now.
+        let _ = tokio::time::timeout_at(
+            until.max(Instant::now()) + timeout + Duration::from_secs(1),
+            async { while tasks.join_next().await.is_some() {} },
+        )
         .await;
     }
 }

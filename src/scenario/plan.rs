@@ -103,6 +103,9 @@ pub fn plan(s: &Scenario, seed: u64) -> Plan {
         ),
         SutKind::Url(u) => format!("reach the running SUT at {u}"),
         SutKind::Reference => "start the reference integration".to_string(),
+        SutKind::Batch { .. } => {
+            "no process to start: the workload's run steps are the SUT".to_string()
+        }
     };
     events.push(PlanEvent {
         at_ms: 0,
@@ -144,7 +147,12 @@ pub fn plan(s: &Scenario, seed: u64) -> Plan {
             "open loop at {r}/s: about {} operations",
             (r * end.as_secs_f64()).round() as u64
         ),
-        (_, Some(c)) => format!("closed loop at concurrency {c}"),
+        (_, Some(c)) => match raw.workload.total {
+            Some(t) => format!(
+                "closed loop at concurrency {c}, {t} operations in all (ends when they are done)"
+            ),
+            None => format!("closed loop at concurrency {c}"),
+        },
         _ => "none".into(),
     };
     events.push(PlanEvent {

@@ -151,6 +151,14 @@ pub struct RawSut {
     /// expression the SUT's stdout or stderr matches once it is ready.
     #[serde(default)]
     pub ready_log: Option<String>,
+    /// Readiness by a command instead of a URL: run (with the SUT contract's environment)
+    /// every 200 ms until it exits 0.
+    #[serde(default)]
+    pub ready_command: Option<Command>,
+    /// No long-running process: the SUT is what the workload's `run` steps start (a batch
+    /// job, a cron task), in `cwd` with the contract's environment.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
     /// How long to wait for readiness.
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "Option<String>")]

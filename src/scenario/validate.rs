@@ -66,6 +66,11 @@ pub enum SutKind {
     Url(String),
     /// The built-in reference integration.
     Reference,
+    /// No long-running process: the workload's `run` steps start the SUT (a batch job).
+    Batch {
+        /// Where its commands run.
+        cwd: PathBuf,
+    },
 }
 
 /// How a started SUT says it is ready.
@@ -75,6 +80,8 @@ pub enum Readiness {
     Url(String),
     /// A line of its output matching this regular expression (checked valid).
     Log(String),
+    /// A command that exits 0.
+    Command(Command),
 }
 
 /// A checked scenario.
@@ -282,14 +289,38 @@ fn check_mocks(raw: &RawScenario, dir: &Path, c: &mut Collector) -> Option<Names
 /// Exactly one way to reach the SUT, and what that way needs.
 fn check_sut(raw: &RawScenario, dir: &Path, c: &mut Collector) -> SutKind {
     let s = &raw.sut;
-    let given = [s.command.is_some(), s.url.is_some(), s.reference]
+    let given = [s.command.is_some(), s.url.is_some(), s.reference, s.batch]
         .iter()
         .filter(|b| **b)
         .count();
     if given != 1 {
         c.add(
             "sut",
-            "give exactly one of `command`, `url` or `reference: true`",
+            "give exactly one of `command`, `url`, `reference: true` or `batch: true`",
+        );
+    }
+    let readiness = [
+        s.ready.is_some(),
+        s.ready_log.is_some(),
+        s.ready_command.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if readiness > 1 {
+        c.add(
+            "sut",
+            "give one of `ready` (a URL), `ready_log` or `ready_command`",
+        );
+    }
+    if s.command.is_none() && (s.ready_log.is_some() || s.ready_command.is_some()) {
+        c.add(
+            if s.ready_log.is_some() {
+                "sut.ready_log"
+            } else {
+                "sut.ready_command"
+            },
+            "only a started SUT (`command`) has output or a readiness command",
         );
     }
     let sut = if let Some(cmd) = &s.command {
@@ -298,25 +329,24 @@ fn check_sut(raw: &RawScenario, dir: &Path, c: &mut Collector) -> SutKind {
         {
             c.add("sut.command", "must not be empty");
         }
-        let ready = match (&s.ready, &s.ready_log) {
-            (Some(_), Some(_)) => {
-                c.add(
-                    "sut.ready_log",
-                    "give `ready` (a URL) or `ready_log`, not both",
-                );
-                Readiness::Url(String::new())
-            }
-            (Some(u), None) => Readiness::Url(u.clone()),
-            (None, Some(l)) => {
+        let ready = match (&s.ready, &s.ready_log, &s.ready_command) {
+            (Some(u), _, _) => Readiness::Url(u.clone()),
+            (None, Some(l), _) => {
                 if let Err(e) = regex::Regex::new(l) {
                     c.add("sut.ready_log", format!("not a regular expression: {e}"));
                 }
                 Readiness::Log(l.clone())
             }
-            (None, None) => {
+            (None, None, Some(cmd)) => {
+                if matches!(cmd, Command::Argv(v) if v.is_empty()) {
+                    c.add("sut.ready_command", "must not be empty");
+                }
+                Readiness::Command(cmd.clone())
+            }
+            (None, None, None) => {
                 c.add(
                     "sut.ready",
-                    "a started SUT needs a readiness URL (e.g. http://127.0.0.1:${PORT}/health) or a `ready_log` line",
+                    "a started SUT needs a readiness URL (e.g. http://127.0.0.1:${PORT}/health), a `ready_log` line or a `ready_command`",
                 );
                 Readiness::Url(String::new())
             }
@@ -331,6 +361,10 @@ fn check_sut(raw: &RawScenario, dir: &Path, c: &mut Collector) -> SutKind {
             c.add("sut.url", format!("must be an http(s) URL, got {u:?}"));
         }
         SutKind::Url(u.clone())
+    } else if s.batch {
+        SutKind::Batch {
+            cwd: dir.join(s.cwd.clone().unwrap_or_default()),
+        }
     } else {
         SutKind::Reference
     };
@@ -380,6 +414,21 @@ fn check_workload(raw: &RawScenario, names: Option<&Names>, c: &mut Collector) {
             c.add(format!("{at}.name"), format!("{:?} is used twice", op.name));
         }
         check_operation(op, &at, names, c);
+        if raw.sut.batch {
+            let requests = op.path.iter().map(|_| format!("{at}.path")).chain(
+                op.steps
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.path.is_some())
+                    .map(|(j, _)| format!("{at}.steps[{j}].path")),
+            );
+            for key in requests {
+                c.add(
+                    key,
+                    "a `sut: {batch: true}` has no HTTP API: drive it with `run` and `org` steps",
+                );
+            }
+        }
     }
 }
 
