@@ -132,4 +132,41 @@ async fn each_example_passes_and_each_broken_variant_is_caught_for_its_reason() 
         }
     }
     assert!(wrong.is_empty(), "wrong verdicts:\n{}", wrong.join("\n"));
+    // After the examples, not beside them: four more SUTs at once would crowd two cores.
+    tuning_reaches_the_booking_api_through_its_environment().await;
+}
+
+/// `tune --real-time` on the booking API, cut to four runs: one attempt against eight,
+/// without and with backoff, under 70 % row locks. If the settings did not reach the SUT
+/// through `tune.sut_env`, every row would be the same integration.
+async fn tuning_reaches_the_booking_api_through_its_environment() {
+    use crashcart::reference::resilience::Strategy;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let s = crashcart::scenario::load(&root.join("examples/booking-flow/tune.yaml"))
+        .expect("the tune scenario is valid");
+    let mut space = s.raw.tune.clone().expect("a tune: section");
+    space.strategies = vec![Strategy::None, Strategy::FullJitter];
+    space.base = vec![std::time::Duration::from_millis(50)];
+    space.max_attempts = vec![1, 8];
+    space.seeds = vec![1];
+    space.clients = vec![2];
+    let dir = std::env::temp_dir().join(format!("crashcart-tune-rt-{}", std::process::id()));
+    let (configs, samples) = crashcart::tune::sweep_in(&s, &space, 4, &dir, true, || {})
+        .await
+        .expect("the sweep runs");
+    let rows = crashcart::tune::rows(&configs, &samples);
+    let table = crashcart::tune::table(&rows);
+    let success = |attempts: &str| {
+        rows.iter()
+            .filter(|r| r.config.contains(&format!("attempts={attempts} ")))
+            .map(|r| r.success)
+            .fold(f64::NAN, f64::min)
+    };
+    assert_eq!(rows.len(), 4, "{table}");
+    assert!(
+        success("1") < 0.9 && success("8") >= 0.95,
+        "one attempt should lose bookings to the row locks and eight should not:\n{table}"
+    );
+    assert!(rows.iter().any(|r| r.pareto), "{table}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -216,9 +216,24 @@ async fn run_command(
         Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
         Command::Argv(v) => v.clone(),
     };
-    let mut cmd = tokio::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .current_dir(&ctx.command.cwd)
+    // Through the guard when crashcart can run one, as the SUT is: the command dies with
+    // crashcart, even when crashcart is killed with SIGKILL.
+    let mut cmd = match super::guard::binary() {
+        Some(bin) => {
+            let mut c = tokio::process::Command::new(bin);
+            c.arg(super::guard::SUBCOMMAND)
+                .arg(std::process::id().to_string())
+                .arg("--")
+                .args(&argv);
+            c
+        }
+        None => {
+            let mut c = tokio::process::Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    cmd.current_dir(&ctx.command.cwd)
         .envs(
             ctx.command
                 .env

@@ -22,6 +22,29 @@ def _seed(value: str) -> int:
         return int.from_bytes(value.encode()[:8].ljust(8, b"\0"), "big")
 
 
+BACKOFFS = ("none", "constant", "exponential", "full-jitter", "equal-jitter")
+
+
+def _backoff_name(value: str) -> str:
+    name = value.strip() or "full-jitter"
+    if name not in BACKOFFS:
+        raise SystemExit(f"RETRY_BACKOFF must be one of {', '.join(BACKOFFS)}, got {name!r}")
+    return name
+
+
+def _millis(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, got {text!r}")
+    if value < 0 or (name == "RETRY_MAX_ATTEMPTS" and value < 1):
+        raise SystemExit(f"{name} out of range: {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     port: int
@@ -44,6 +67,11 @@ class Settings:
     sf_connect_timeout: float = 0.5
     sf_read_timeout: float = 2.0
     sf_max_attempts: int = 4
+    # Backoff between Salesforce attempts: RETRY_BACKOFF (none | constant | exponential |
+    # full-jitter | equal-jitter), RETRY_BASE_MS, RETRY_CAP_MS, RETRY_MAX_ATTEMPTS.
+    sf_backoff: str = "full-jitter"
+    sf_backoff_base: float = 0.2
+    sf_backoff_cap: float = 2.0
     # The visit preparation is best effort: one retry (openai-python's own), 4 s per
     # attempt at most, and never more than the request budget leaves minus what the
     # Event write needs.
@@ -72,4 +100,8 @@ class Settings:
             openai_api_key=os.environ.get("OPENAI_API_KEY", "").strip() or "not-needed",
             llm_model=_need("LLM_MODEL"),
             seed=_seed(os.environ.get("CRASHCART_SEED", "")),
+            sf_backoff=_backoff_name(os.environ.get("RETRY_BACKOFF", "full-jitter")),
+            sf_backoff_base=_millis("RETRY_BASE_MS", 200) / 1000.0,
+            sf_backoff_cap=_millis("RETRY_CAP_MS", 2000) / 1000.0,
+            sf_max_attempts=int(_millis("RETRY_MAX_ATTEMPTS", 4)),
         )

@@ -36,8 +36,6 @@ log = logging.getLogger("booking-flow.salesforce")
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 RETRYABLE_CODES = {"UNABLE_TO_LOCK_ROW"}
-BACKOFF_BASE = 0.2
-BACKOFF_CAP = 2.0
 MIN_ATTEMPT_TIME = 0.2  # less than this left in the request: do not start another attempt
 
 
@@ -117,9 +115,16 @@ class SalesforceClient:
         return (min(self.settings.sf_connect_timeout, left), min(read, left))
 
     def _backoff(self, retry_number: int, retry_after: Optional[float]) -> float:
-        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** (retry_number - 1)))
+        s = self.settings
+        ceiling = min(s.sf_backoff_cap, s.sf_backoff_base * (2 ** (retry_number - 1)))
         with self._rng_lock:
-            wait = self.rng.uniform(0.01, ceiling)
+            wait = {
+                "none": lambda: 0.0,
+                "constant": lambda: s.sf_backoff_base,
+                "exponential": lambda: ceiling,
+                "full-jitter": lambda: self.rng.uniform(0.0, ceiling),
+                "equal-jitter": lambda: ceiling / 2 + self.rng.uniform(0.0, ceiling / 2),
+            }[s.sf_backoff]()
         return max(wait, retry_after or 0.0)
 
     def _trace_headers(self) -> dict[str, str]:
