@@ -408,6 +408,7 @@ pub fn scenario_yaml(
     real_time: bool,
 ) -> Result<String, Error> {
     let mut raw = s.raw.clone();
+    anchor_paths(&mut raw, s.file.parent().unwrap_or(Path::new(".")));
     raw.faults = found.faults.clone();
     raw.seed = Some(found.seed);
     raw.explore = None;
@@ -419,6 +420,28 @@ pub fn scenario_yaml(
         s.file.display(),
         replay_command(Path::new("THIS_FILE"), defects, real_time)
     ))
+}
+
+/// A counterexample is written elsewhere than its scenario (the report directory, the
+/// regressions): the paths the scenario gives relative to itself are made absolute, so the
+/// SUT still starts in its directory and the mocks still find their files.
+fn anchor_paths(raw: &mut crate::scenario::raw::RawScenario, dir: &Path) {
+    let anchored = |p: &Path| {
+        let joined = dir.join(p);
+        std::fs::canonicalize(&joined).unwrap_or(joined)
+    };
+    if raw.sut.command.is_some() || raw.sut.batch {
+        raw.sut.cwd = Some(anchored(raw.sut.cwd.as_deref().unwrap_or(Path::new(""))));
+    }
+    for p in raw
+        .mocks
+        .salesforce
+        .schema
+        .iter_mut()
+        .chain(raw.mocks.llm.personas.iter_mut())
+    {
+        *p = anchored(p);
+    }
 }
 
 /// Counterexamples kept from earlier explorations of a scenario (tried first).
@@ -441,6 +464,20 @@ pub fn regressions(dir: &Path, name: &str) -> Vec<PathBuf> {
 mod tests {
     use super::*;
     use proptest::strategy::ValueTree;
+
+    #[test]
+    fn a_counterexample_starts_its_sut_where_the_scenario_did() {
+        let dir = std::env::temp_dir().join(format!("crashcart-anchor-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("app")).unwrap();
+        let text = "duration: 2s\nsut: {command: ./run.sh, cwd: app, ready_log: up}\nworkload: {rate: 1, operations: [{name: a, path: /a}]}\nfaults: [{fault: {kind: expire_tokens}}]\nslos: [{check: availability}]\n";
+        let s = crate::scenario::validate::parse(text, &dir.join("s.yaml")).unwrap();
+        let mut raw = s.raw.clone();
+        anchor_paths(&mut raw, &dir);
+        let cwd = raw.sut.cwd.expect("a cwd");
+        assert!(cwd.is_absolute(), "{}", cwd.display());
+        assert_eq!(cwd, std::fs::canonicalize(dir.join("app")).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn drawn_schedules_respect_the_budget() {

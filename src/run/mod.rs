@@ -4,7 +4,8 @@
 //! 2. environment: the mocks on one clock, chaos proxies in front, the fault engine; every
 //!    fault checked against it.
 //! 3. [`start`]: the SUT started (or reached) with the contract's environment, waited for.
-//! 4. [`drive`]: the workload while the fault schedule plays; aborts and signals watched.
+//! 4. [`drive`]: the workload ([`workload`]; each operation's steps run by [`step`]) while
+//!    the fault schedule plays; aborts and signals watched.
 //! 5. [`drain`]: the SUT still running, faults cleared, no new operations, until it is quiet.
 //! 6. [`cleanup`]: whatever happened before, faults cleared, SUT stopped, state read, mocks
 //!    down.

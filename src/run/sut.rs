@@ -289,3 +289,68 @@ pub async fn wait_ready(url: &str, timeout: Duration, sut: &mut SutProcess) -> R
         humantime::format_duration(timeout)
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::Events;
+    use crate::timeline::journal::JournalWriter;
+
+    fn recorder(dir: &std::path::Path) -> Recorder {
+        Recorder::new(
+            crashcart_mocks::Clock::new(),
+            Events::none(),
+            JournalWriter::create(dir.join("sut.jsonl")),
+        )
+    }
+
+    fn shell(s: &str) -> raw::Command {
+        raw::Command::Shell(s.into())
+    }
+
+    #[tokio::test]
+    async fn readiness_by_a_log_line_or_a_command_and_why_not() {
+        let dir = std::env::temp_dir().join(format!("crashcart-ready-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rec = recorder(&dir);
+        let env = [("MARKER".to_string(), dir.join("up").display().to_string())];
+        // A worker that logs its readiness after a while, and leaves a marker file.
+        let worker =
+            shell("sleep 0.3; touch \"$MARKER\"; echo 'worker: polling for cases'; exec sleep 30");
+        let pattern = regex::Regex::new("^worker: polling").unwrap();
+        let mut p = SutProcess::start(&worker, &dir, &env, vec![], &rec, Some(pattern)).unwrap();
+        wait_ready_line("^worker: polling", Duration::from_secs(10), &mut p)
+            .await
+            .expect("the line came");
+        let probe = shell("test -f \"$MARKER\"");
+        wait_ready_command(&probe, &dir, &env, Duration::from_secs(10), &mut p)
+            .await
+            .expect("the marker is there");
+        let never = wait_ready_command(
+            &shell("exit 3"),
+            &dir,
+            &env,
+            Duration::from_millis(500),
+            &mut p,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            never.contains("did not succeed within 500ms") && never.contains("exit status: 3"),
+            "{never}"
+        );
+        p.stop(Duration::from_secs(1), std::future::pending()).await;
+
+        // A SUT that dies before its line is not waited for until the timeout.
+        let dies = shell("echo starting; exit 1");
+        let pattern = regex::Regex::new("ready").unwrap();
+        let mut p = SutProcess::start(&dies, &dir, &env, vec![], &rec, Some(pattern)).unwrap();
+        let started = std::time::Instant::now();
+        let why = wait_ready_line("ready", Duration::from_secs(30), &mut p)
+            .await
+            .unwrap_err();
+        assert!(why.contains("exited before it was ready"), "{why}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

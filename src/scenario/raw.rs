@@ -226,13 +226,13 @@ pub struct RawOperation {
     pub method: String,
     /// Path on the SUT; templates like `{{key}}` and `{{patient.external_id}}` are filled.
     /// Give `path` (one request) or `steps`, not both.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// JSON body, templated the same way.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<serde_json::Value>,
     /// What the one request must answer (default: a 2xx status).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<RawExpect>,
     /// The operation as a sequence of steps, run in order; the first that fails or whose
     /// expectation is unmet ends the operation as `fail`, a timeout as `info`.
@@ -249,30 +249,30 @@ pub struct RawOperation {
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
     /// Its name in reasons and reports (default `step N`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// HTTP method of a request to the SUT (default POST).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// Path on the SUT, templated (captures of earlier steps included: `{{booking_id}}`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// JSON body of the request, templated.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<serde_json::Value>,
     /// Extra request headers, values templated.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// An action on the mock org as one of its users (a clinician creating a Case): how a
     /// polling or event-driven SUT is driven.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org: Option<RawOrgAction>,
     /// A command to run (a batch job's `--once`), with the SUT contract's environment; exit
     /// status 0 is success.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<Command>,
     /// What the step must answer (default: a 2xx status, exit status 0).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<RawExpect>,
     /// Values taken from the answer into variables for later steps and the effects:
     /// `{booking_id: /id}` (a JSON pointer) or `{etag: {header: ETag}}`.
@@ -295,10 +295,10 @@ pub enum RawCapture {
 #[serde(deny_unknown_fields)]
 pub struct RawCaptureFrom {
     /// A JSON pointer into the body.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pointer: Option<String>,
     /// A response header (any case).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
 }
 
@@ -308,19 +308,19 @@ pub struct RawCaptureFrom {
 #[serde(deny_unknown_fields)]
 pub struct RawOrgAction {
     /// The org user acting (default `dr.adams@crashcart.test`, a physician).
-    #[serde(default, rename = "as")]
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Create a record of this sObject.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create: Option<String>,
     /// Update a record of this sObject (`id` names it).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<String>,
     /// Delete a record of this sObject (`id` names it).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete: Option<String>,
     /// The record's id, templated (`{{case_id}}`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Field values, string values templated.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -348,13 +348,13 @@ pub struct RawExpect {
 #[serde(deny_unknown_fields)]
 pub struct RawValueCheck {
     /// Equal to this JSON value (templated when a string; a header compares as text).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equals: Option<serde_json::Value>,
     /// Present (`true`) or absent (`false`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exists: Option<bool>,
     /// A string matching this regular expression.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matches: Option<String>,
 }
 

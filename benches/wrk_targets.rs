@@ -1,0 +1,75 @@
+//! The servers `benches/wrk-ratio.sh` loads with wrk: the bare-axum baseline, the mock
+//! Salesforce with 1,000 Contacts and the mock LLM with its zero-delay `instant` model, each
+//! on its own loopback port, in one process on two worker threads. With
+//! `CRASHCART_WRK_SERVE=1` it prints one line per target (`name method url header body`, tab
+//! separated) and serves until its stdin closes; run alone (`cargo bench`), it only says so.
+
+mod support;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::io::{BufRead, Write};
+
+use crashcart_mocks::llm::DEFAULT_API_KEY;
+use crashcart_mocks::{MockLlm, MockSalesforce};
+
+const NOTE: &str = "Summarize this visit note. Patient reports chest pain since 3 days. Follow-up booked with Dr. Hopper.";
+
+fn main() {
+    if std::env::var_os("CRASHCART_WRK_SERVE").is_none() {
+        println!(
+            "wrk_targets: run benches/wrk-ratio.sh (it starts this with CRASHCART_WRK_SERVE=1)"
+        );
+        return;
+    }
+    let rt = support::runtime();
+    let (_sf, _llm, lines) = rt.block_on(async {
+        let base = support::start_baseline().await;
+        let sf = MockSalesforce::builder()
+            .daily_api_limit(u64::MAX)
+            .start()
+            .await
+            .expect("mock Salesforce");
+        let mut first = String::new();
+        for i in 0..1000 {
+            let id = sf
+                .handle()
+                .insert(
+                    "Contact",
+                    serde_json::json!({"FirstName": format!("Patient{i}"), "LastName": format!("Synthetic{i:04}"), "Patient_External_Id__c": format!("CC-{i:05}")}),
+                )
+                .expect("a Contact");
+            if i == 0 {
+                first = id;
+            }
+        }
+        let token = support::salesforce_token(&sf.url()).await;
+        let llm = MockLlm::builder().zero_delay().start().await.expect("mock LLM");
+        let chat = serde_json::json!({"model": "instant", "messages": [{"role": "user", "content": NOTE}]});
+        let lines = vec![
+            format!("baseline\tGET\t{base}/constant\t-\t-"),
+            format!(
+                "record_get\tGET\t{}/services/data/v59.0/sobjects/Contact/{first}\tAuthorization: Bearer {token}\t-",
+                sf.url()
+            ),
+            format!(
+                "llm_chat\tPOST\t{}/v1/chat/completions\tAuthorization: Bearer {DEFAULT_API_KEY}\t{chat}",
+                llm.url()
+            ),
+        ];
+        (sf, llm, lines)
+    });
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        writeln!(out, "{l}").expect("stdout");
+    }
+    out.flush().expect("stdout");
+    drop(out);
+    // Serve until the script closes our stdin.
+    for line in std::io::stdin().lock().lines() {
+        if line.is_err() {
+            break;
+        }
+    }
+}
