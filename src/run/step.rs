@@ -4,20 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crashcart_mocks::SalesforceHandle;
 use http::HeaderMap;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::recorder::Recorder;
 use crate::scenario::raw::Command;
 use crate::scenario::step::{Action, CaptureFrom, Expect, OrgAction, OrgWrite, Step, ValueCheck};
 use crate::scenario::template::{self, Lookup};
-use crate::timeline::scrub;
 use crate::transport::{HttpRequest, Transport, TransportError};
 
 /// What a command step runs with: the SUT contract's environment and the SUT's directory.
@@ -212,74 +209,22 @@ async fn run_command(
     op_headers: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<u16, String> {
-    let argv: Vec<String> = match c {
-        Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
-        Command::Argv(v) => v.clone(),
-    };
-    // Through the guard when crashcart can run one, as the SUT is: the command dies with
-    // crashcart, even when crashcart is killed with SIGKILL.
-    let mut cmd = match super::guard::binary() {
-        Some(bin) => {
-            let mut c = tokio::process::Command::new(bin);
-            c.arg(super::guard::SUBCOMMAND)
-                .arg(std::process::id().to_string())
-                .arg("--")
-                .args(&argv);
-            c
-        }
-        None => {
-            let mut c = tokio::process::Command::new(&argv[0]);
-            c.args(&argv[1..]);
-            c
-        }
-    };
-    cmd.current_dir(&ctx.command.cwd)
-        .envs(
-            ctx.command
-                .env
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        )
-        .envs(op_headers.iter().filter_map(|(h, v)| match *h {
-            "x-crashcart-op" => Some(("CRASHCART_OP", *v)),
-            "traceparent" => Some(("TRACEPARENT", *v)),
+    let argv = super::sut::argv(c);
+    let identity: Vec<(String, String)> = op_headers
+        .iter()
+        .filter_map(|(h, v)| match *h {
+            "x-crashcart-op" => Some(("CRASHCART_OP".to_string(), v.to_string())),
+            "traceparent" => Some(("TRACEPARENT".to_string(), v.to_string())),
             _ => None,
-        }))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = cmd
+        })
+        .collect();
+    let env = [ctx.command.env.as_slice(), identity.as_slice()].concat();
+    let mut child = super::sut::guarded(&argv, &ctx.command.cwd, &env)
         .spawn()
         .map_err(|e| format!("cannot start {:?}: {e}", argv[0]))?;
     let group = GroupGuard(child.id().map(|p| p as i32).unwrap_or(0));
-    let mut readers = vec![];
-    for (name, stream) in [
-        (
-            "stdout",
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        ),
-        (
-            "stderr",
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        ),
-    ] {
-        let Some(stream) = stream else { continue };
-        let (rec, secrets) = (ctx.recorder.clone(), ctx.command.secrets.clone());
-        readers.push(tokio::spawn(async move {
-            let mut lines = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                rec.sut_log(name, scrub(&line, &secrets));
-            }
-        }));
-    }
+    let readers =
+        super::sut::forward_output(&mut child, &ctx.recorder, &ctx.command.secrets, |_| {});
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(e.to_string()),

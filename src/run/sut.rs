@@ -23,6 +23,75 @@ pub struct SutProcess {
     ready_line: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
+/// The argv of a command line (a string runs through `sh -c`).
+pub(crate) fn argv(command: &raw::Command) -> Vec<String> {
+    match command {
+        raw::Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+        raw::Command::Argv(v) => v.clone(),
+    }
+}
+
+/// A process for `argv` (not empty) in `cwd` with `env` over crashcart's own, in a process
+/// group of its own, output piped, killed if dropped; through the guard when crashcart can
+/// run one, so it dies with crashcart, even when crashcart is killed with SIGKILL.
+pub(crate) fn guarded(argv: &[String], cwd: &std::path::Path, env: &[(String, String)]) -> Command {
+    let mut cmd = match super::guard::binary() {
+        Some(bin) => {
+            let mut c = Command::new(bin);
+            c.arg(super::guard::SUBCOMMAND)
+                .arg(std::process::id().to_string())
+                .arg("--")
+                .args(argv);
+            c
+        }
+        None => {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    cmd.current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Each line of the child's stdout and stderr, scrubbed of `secrets`, to `on_line` and then
+/// the recorder; the reader tasks (they end with the child's output).
+pub(crate) fn forward_output(
+    child: &mut Child,
+    recorder: &Recorder,
+    secrets: &[String],
+    on_line: impl Fn(&str) + Send + Sync + 'static,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let on_line = Arc::new(on_line);
+    let streams: [(
+        &'static str,
+        Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>,
+    ); 2] = [
+        ("stdout", child.stdout.take().map(|s| Box::new(s) as _)),
+        ("stderr", child.stderr.take().map(|s| Box::new(s) as _)),
+    ];
+    let mut readers = vec![];
+    for (name, stream) in streams {
+        let Some(stream) = stream else { continue };
+        let (recorder, secrets, on_line) = (recorder.clone(), secrets.to_vec(), on_line.clone());
+        readers.push(tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let line = scrub(&line, &secrets);
+                on_line(&line);
+                recorder.sut_log(name, line);
+            }
+        }));
+    }
+    readers
+}
+
 /// A free TCP port on loopback for the SUT to listen on.
 pub fn free_port() -> Result<u16, Error> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|source| Error::Io {
@@ -48,10 +117,7 @@ impl SutProcess {
         recorder: &Recorder,
         ready_line: Option<regex::Regex>,
     ) -> Result<Self, Error> {
-        let argv: Vec<String> = match command {
-            raw::Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
-            raw::Command::Argv(v) => v.clone(),
-        };
+        let argv = argv(command);
         let not_started = |e: &dyn std::fmt::Display| {
             Error::InvalidInput(format!(
                 "cannot start the SUT ({command:?}) in {}: {e}",
@@ -64,66 +130,18 @@ impl SutProcess {
         if !findable(&argv[0], cwd) {
             return Err(not_started(&"no such program"));
         }
-        // Through the guard when crashcart can run one: the SUT then dies with crashcart,
-        // even when crashcart is killed with SIGKILL.
-        let mut cmd = match super::guard::binary() {
-            Some(bin) => {
-                let mut c = Command::new(bin);
-                c.arg(super::guard::SUBCOMMAND)
-                    .arg(std::process::id().to_string())
-                    .arg("--")
-                    .args(&argv);
-                c
-            }
-            None => {
-                let mut c = Command::new(&argv[0]);
-                c.args(&argv[1..]);
-                c
-            }
-        };
-        cmd.current_dir(cwd)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| not_started(&e))?;
+        let mut child = guarded(&argv, cwd, env)
+            .spawn()
+            .map_err(|e| not_started(&e))?;
         let pgid = child.id().map(|p| p as i32).unwrap_or(0);
         let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
-        let ready_tx = Arc::new(ready_tx);
         let pattern = ready_line.map(Arc::new);
-        for (name, stream) in [
-            (
-                "stdout",
-                child
-                    .stdout
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            ),
-            (
-                "stderr",
-                child
-                    .stderr
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            ),
-        ] {
-            let Some(stream) = stream else { continue };
-            let recorder = recorder.clone();
-            let secrets = secrets.clone();
-            let (pattern, ready_tx) = (pattern.clone(), ready_tx.clone());
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let line = scrub(&line, &secrets);
-                    if pattern.as_ref().is_some_and(|p| p.is_match(&line)) {
-                        ready_tx.send_replace(true);
-                    }
-                    recorder.sut_log(name, line);
-                }
-            });
-        }
+        let watch = pattern.clone();
+        forward_output(&mut child, recorder, &secrets, move |line| {
+            if watch.as_ref().is_some_and(|p| p.is_match(line)) {
+                ready_tx.send_replace(true);
+            }
+        });
         let ready_line = pattern.is_some().then_some(ready_rx);
         Ok(Self {
             child,
@@ -233,10 +251,7 @@ pub async fn wait_ready_command(
     timeout: Duration,
     sut: &mut SutProcess,
 ) -> Result<(), String> {
-    let argv: Vec<String> = match command {
-        raw::Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
-        raw::Command::Argv(v) => v.clone(),
-    };
+    let argv = argv(command);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = String::from("not run yet");
     while tokio::time::Instant::now() < deadline {

@@ -328,6 +328,18 @@ pub fn measure(config: usize, clients: u32, seed: u64, o: &RunOutcome) -> Sample
     }
 }
 
+/// The scenario with its workload at `clients` (closed loop); a tuned scenario's `total` is
+/// per client.
+pub(crate) fn at_clients(s: &Scenario, clients: u32) -> Scenario {
+    let mut s = s.clone();
+    let w = &mut s.workload;
+    w.pace = Pace::Closed {
+        concurrency: clients,
+    };
+    w.total = w.total.map(|t| t * clients as u64);
+    s
+}
+
 /// One run of the sweep, in simulation on a paused clock of its own thread.
 fn run_one(
     s: &Scenario,
@@ -336,16 +348,10 @@ fn run_one(
     seed: u64,
     dir: &Path,
 ) -> Result<RunOutcome, Error> {
-    let mut s = s.clone();
-    let w = &mut s.workload;
-    w.pace = Pace::Closed {
-        concurrency: clients,
-    };
-    // `total` in a tuned scenario is per client.
-    w.total = w.total.map(|t| t * clients as u64);
+    let s = at_clients(s, clients);
     // An operation may retry for as long as the workload waits for it.
     let policy = Policy {
-        operation_deadline: w.timeout,
+        operation_deadline: s.workload.timeout,
         ..config.policy()
     };
     let opts = RunOptions {

@@ -17,7 +17,6 @@ use super::{Config, Space};
 use crate::error::Error;
 use crate::reference::{Defects, Policy};
 use crate::run::{Events, RunOptions, RunOutcome};
-use crate::scenario::domain::Pace;
 use crate::scenario::template;
 use crate::scenario::{Scenario, SutKind};
 
@@ -174,13 +173,7 @@ pub async fn run_one(
     seed: u64,
     dir: &Path,
 ) -> Result<RunOutcome, Error> {
-    let mut s = s.clone();
-    let w = &mut s.workload;
-    w.pace = Pace::Closed {
-        concurrency: clients,
-    };
-    // `total` in a tuned scenario is per client.
-    w.total = w.total.map(|t| t * clients as u64);
+    let s = super::at_clients(s, clients);
     let reference = matches!(s.sut, SutKind::Reference);
     let opts = RunOptions {
         seed: Some(seed),
