@@ -225,12 +225,22 @@ impl Space {
         }
     }
 
-    /// Every configuration, in a stable order.
+    /// Every configuration, in a stable order. A strategy that ignores a setting is run
+    /// once for it, not once per value (`none` waits nothing: one base and cap; `constant`
+    /// always waits the base: one cap), so the table holds no rows that differ only by noise.
     pub fn configs(&self) -> Vec<Config> {
         let mut out = vec![];
         for &strategy in &self.strategies {
-            for &base in &self.base {
-                for &cap in &self.cap {
+            let (bases, caps) = match strategy {
+                Strategy::None => (
+                    &self.base[..self.base.len().min(1)],
+                    &self.cap[..self.cap.len().min(1)],
+                ),
+                Strategy::Constant => (&self.base[..], &self.cap[..self.cap.len().min(1)]),
+                _ => (&self.base[..], &self.cap[..]),
+            };
+            for &base in bases {
+                for &cap in caps {
                     for &max_attempts in &self.max_attempts {
                         for &budget in &self.budget {
                             for &breaker_threshold in &self.breaker_threshold {
@@ -683,6 +693,16 @@ mod tests {
         assert!(zero.check().unwrap_err().to_string().contains("0 clients"));
         assert!(Space::default().check().is_ok());
         assert_eq!(Space::default().configs().len(), 6);
+        let wide = Space {
+            strategies: vec![Strategy::None, Strategy::Constant, Strategy::FullJitter],
+            base: vec![Duration::from_millis(5), Duration::from_millis(50)],
+            cap: vec![Duration::from_secs(1), Duration::from_secs(2)],
+            ..Space::default()
+        };
+        // none: 1; constant: 2 bases; full jitter: 2 bases × 2 caps.
+        let c = wide.configs();
+        assert_eq!(c.len(), 1 + 2 + 4, "{c:?}");
+        assert_eq!(c.iter().filter(|c| c.strategy == Strategy::None).count(), 1);
     }
 
     #[test]
