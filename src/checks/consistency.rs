@@ -41,6 +41,8 @@ pub fn consistency(
         operations.iter().map(|o| (o.name.as_str(), o)).collect();
     let mut checked = 0;
     let mut times = EventualTimes::default();
+    // The SUT's writes by record, indexed once for the eventual effects (if any).
+    let by_record = std::cell::OnceCell::new();
     for o in t.ops().filter(|o| o.phase != Phase::Invoke) {
         let Some(spec) = by_name.get(o.name.as_str()) else {
             continue;
@@ -56,7 +58,8 @@ pub fn consistency(
         }
         effects_left(o, spec, &values, state, &mut res);
         if o.phase == Phase::Ok {
-            eventual(o, spec, &values, state, &mut times, &mut res);
+            let writes = by_record.get_or_init(|| sut_writes_by_record(state));
+            eventual(o, spec, &values, state, writes, &mut times, &mut res);
         }
     }
     orphans(state, &mut res);
@@ -114,6 +117,15 @@ fn by_sut(state: &FinalState, w: &RecordWrite) -> bool {
     state.sut_user.is_none() || state.sut_user == w.user
 }
 
+/// The SUT's accepted writes, by record id, in order.
+fn sut_writes_by_record(state: &FinalState) -> BTreeMap<&str, Vec<&RecordWrite>> {
+    let mut out: BTreeMap<&str, Vec<&RecordWrite>> = BTreeMap::new();
+    for w in state.writes.iter().filter(|w| by_sut(state, w)) {
+        out.entry(w.id.as_str()).or_default().push(w);
+    }
+    out
+}
+
 /// Eventual effects of a successful operation: the SUT's write to each matching record
 /// within the effect's time (each `written` field set by one of its writes), and at most
 /// `max_writes` writes by the SUT to it from the operation's start on.
@@ -122,6 +134,7 @@ fn eventual(
     spec: &Operation,
     values: &impl Lookup,
     state: &FinalState,
+    sut_writes: &BTreeMap<&str, Vec<&RecordWrite>>,
     times: &mut EventualTimes,
     res: &mut SloResult,
 ) {
@@ -138,10 +151,12 @@ fn eventual(
             .filter_map(|r| r["Id"].as_str())
             .collect();
         for id in ids {
-            let writes: Vec<&RecordWrite> = state
-                .writes
-                .iter()
-                .filter(|w| w.id == id && w.at_us >= invoked && by_sut(state, w))
+            let writes: Vec<&RecordWrite> = sut_writes
+                .get(id)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|w| w.at_us >= invoked)
                 .collect();
             if let Some(max) = e.max_writes {
                 if writes.len() > max as usize {
@@ -373,8 +388,7 @@ fn lost_updates(state: &FinalState, res: &mut SloResult) -> usize {
     let mut last: BTreeMap<&str, &RecordWrite> = BTreeMap::new();
     let mut lost = 0;
     for w in &state.writes {
-        let by_sut = state.sut_user.is_none() || state.sut_user == w.user;
-        if w.kind == "update" && !w.conditional && by_sut {
+        if w.kind == "update" && !w.conditional && by_sut(state, w) {
             if let Some(prev) = last.get(w.id.as_str()) {
                 let overlap: Vec<&String> = w
                     .fields

@@ -87,8 +87,10 @@ pub fn load(path: &Path) -> Result<Variants, Error> {
     };
     let ready = match (&raw.sut.ready, &raw.sut.ready_log) {
         (Some(u), None) => Readiness::Url(u.clone()),
-        (None, Some(l)) if regex::Regex::new(l).is_ok() => Readiness::Log(l.clone()),
-        (None, Some(_)) => return Err(bad("sut.ready_log is not a regular expression")),
+        (None, Some(l)) => match regex::Regex::new(l) {
+            Ok(p) => Readiness::Log(crate::scenario::step::Pattern(p)),
+            Err(_) => return Err(bad("sut.ready_log is not a regular expression")),
+        },
         _ => {
             return Err(bad(
                 "sut needs its `ready` URL or a `ready_log` line (one of them)",

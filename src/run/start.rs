@@ -168,16 +168,14 @@ async fn start_command(
     rec: &Recorder,
 ) -> Result<StartedSut, Error> {
     let pattern = match ready {
-        Readiness::Log(l) => Some(
-            regex::Regex::new(l).map_err(|e| Error::InvalidInput(format!("sut.ready_log: {e}")))?,
-        ),
+        Readiness::Log(l) => Some(l.0.clone()),
         Readiness::Url(_) | Readiness::Command(_) => None,
     };
     let mut p = SutProcess::start(command, cwd, settings, secrets, rec, pattern)?;
     let waited = async {
         match ready {
             Readiness::Url(u) => wait_ready(u, s.ready_timeout, &mut p).await,
-            Readiness::Log(l) => wait_ready_line(l, s.ready_timeout, &mut p).await,
+            Readiness::Log(l) => wait_ready_line(l.0.as_str(), s.ready_timeout, &mut p).await,
             Readiness::Command(c) => {
                 wait_ready_command(c, cwd, settings, s.ready_timeout, &mut p).await
             }

@@ -43,6 +43,33 @@ pub struct StepContext {
     pub recorder: Recorder,
 }
 
+/// The operation a step belongs to, as its requests carry it (`x-crashcart-op`, W3C
+/// `traceparent`) and its commands' environment (`CRASHCART_OP`, `TRACEPARENT`,
+/// OpenTelemetry's environment carrier).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpIdentity<'a> {
+    /// The operation's key.
+    pub key: &'a str,
+    /// Its W3C trace context.
+    pub traceparent: &'a str,
+}
+
+impl OpIdentity<'_> {
+    fn headers(&self) -> [(&'static str, &str); 2] {
+        [
+            ("x-crashcart-op", self.key),
+            ("traceparent", self.traceparent),
+        ]
+    }
+
+    fn env(&self) -> [(String, String); 2] {
+        [
+            ("CRASHCART_OP".into(), self.key.into()),
+            ("TRACEPARENT".into(), self.traceparent.into()),
+        ]
+    }
+}
+
 /// How a step ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepEnd {
@@ -78,7 +105,7 @@ pub async fn run_step(
     ctx: &StepContext,
     vars: &mut BTreeMap<String, String>,
     values: &BTreeMap<&'static str, String>,
-    op_headers: &[(&str, &str)],
+    op: OpIdentity<'_>,
     timeout: Duration,
 ) -> StepEnd {
     let answer = {
@@ -92,7 +119,7 @@ pub async fn run_step(
             } => {
                 let path = template::render(path, &lookup);
                 let mut req = HttpRequest::new(method.clone(), format!("{}{path}", ctx.base));
-                for (k, v) in op_headers {
+                for (k, v) in op.headers() {
                     req = req.header(k, v);
                 }
                 for (k, v) in headers {
@@ -121,7 +148,7 @@ pub async fn run_step(
             }
             Action::Org(a) => org_action(a, ctx.org.as_ref(), &lookup),
             Action::Run(c) => {
-                return match run_command(c, ctx, op_headers, timeout).await {
+                return match run_command(c, ctx, op, timeout).await {
                     Ok(code) => judge_exit(&step.name, &step.expect, code),
                     Err(reason) => StepEnd::Info {
                         reason: format!("{}: {reason}", step.name),
@@ -201,24 +228,15 @@ fn org_action(a: &OrgAction, org: Option<&SalesforceHandle>, lookup: &impl Looku
 
 /// Run a command to its end; its exit status, or why it has none. Past `timeout` (or when
 /// the operation is dropped) its whole process group ends: SIGTERM, then SIGKILL after
-/// [`COMMAND_GRACE`]. It carries the operation's identity as the SUT's requests do:
-/// `CRASHCART_OP` (the key) and `TRACEPARENT` (OpenTelemetry's environment carrier).
+/// [`COMMAND_GRACE`]. Its environment carries the operation's identity.
 async fn run_command(
     c: &Command,
     ctx: &StepContext,
-    op_headers: &[(&str, &str)],
+    op: OpIdentity<'_>,
     timeout: Duration,
 ) -> Result<u16, String> {
     let argv = super::sut::argv(c);
-    let identity: Vec<(String, String)> = op_headers
-        .iter()
-        .filter_map(|(h, v)| match *h {
-            "x-crashcart-op" => Some(("CRASHCART_OP".to_string(), v.to_string())),
-            "traceparent" => Some(("TRACEPARENT".to_string(), v.to_string())),
-            _ => None,
-        })
-        .collect();
-    let env = [ctx.command.env.as_slice(), identity.as_slice()].concat();
+    let env = [ctx.command.env.as_slice(), &op.env()].concat();
     let mut child = super::sut::guarded(&argv, &ctx.command.cwd, &env)
         .spawn()
         .map_err(|e| format!("cannot start {:?}: {e}", argv[0]))?;
@@ -273,13 +291,17 @@ impl Drop for GroupGuard {
     }
 }
 
-fn judge_exit(name: &str, e: &Expect, code: u16) -> StepEnd {
-    let ok = if e.status.is_empty() {
-        code == 0
+/// `code` is among the expected ones, or (none given) passes `default`.
+fn accepted(expected: &[u16], code: u16, default: impl Fn(u16) -> bool) -> bool {
+    if expected.is_empty() {
+        default(code)
     } else {
-        e.status.contains(&code)
-    };
-    if ok {
+        expected.contains(&code)
+    }
+}
+
+fn judge_exit(name: &str, e: &Expect, code: u16) -> StepEnd {
+    if accepted(&e.status, code, |c| c == 0) {
         StepEnd::Ok { status: code }
     } else {
         StepEnd::Fail {
@@ -302,12 +324,7 @@ fn wanted(status: &[u16], default: &str) -> String {
 
 /// The first unmet expectation, in words.
 fn judge(e: &Expect, a: &Answer, lookup: &impl Lookup) -> Result<(), String> {
-    let status_ok = if e.status.is_empty() {
-        (200..300).contains(&a.status)
-    } else {
-        e.status.contains(&a.status)
-    };
-    if !status_ok {
+    if !accepted(&e.status, a.status, |c| (200..300).contains(&c)) {
         return Err(format!(
             "status {}, expected {}",
             a.status,
@@ -543,10 +560,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("crashcart-step-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ctx = context(&dir);
-        let headers = [
-            ("x-crashcart-op", "CC-SYN-OP-1-000007"),
-            ("traceparent", "00-abc-def-01"),
-        ];
+        let op = OpIdentity {
+            key: "CC-SYN-OP-1-000007",
+            traceparent: "00-abc-def-01",
+        };
         let step = run_step_of(
             r#"echo "op=$CRASHCART_OP tp=$TRACEPARENT pw=$SALESFORCE_PASSWORD"; exit 3"#,
         );
@@ -555,7 +572,7 @@ mod tests {
             &ctx,
             &mut BTreeMap::new(),
             &vals(),
-            &headers,
+            op,
             Duration::from_secs(10),
         )
         .await;
@@ -598,7 +615,7 @@ mod tests {
             &ctx,
             &mut BTreeMap::new(),
             &vals(),
-            &[],
+            OpIdentity::default(),
             Duration::from_millis(500),
         )
         .await;

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
 use super::recorder::Recorder;
-use super::step::{run_step, StepContext, StepEnd};
+use super::step::{run_step, OpIdentity, StepContext, StepEnd};
 use crate::scenario::domain::{Operation, Pace, Workload};
 use crate::scenario::template;
 use crate::timeline::{trace, OpEvent, Phase};
@@ -68,10 +68,10 @@ impl Driver {
         let values = template::values(self.seed, n);
         let key = values["key"].clone();
         let traceparent = trace::traceparent(self.seed, n);
-        let headers = [
-            ("x-crashcart-op", key.as_str()),
-            ("traceparent", traceparent.as_str()),
-        ];
+        let identity = OpIdentity {
+            key: &key,
+            traceparent: &traceparent,
+        };
         let invoked = self.now();
         self.recorder.op(OpEvent {
             at_us: invoked,
@@ -90,9 +90,7 @@ impl Driver {
         let mut vars = BTreeMap::new();
         let mut end = StepEnd::Ok { status: 0 };
         let mut steps_ok = 0;
-        let mut last: Option<&crate::scenario::step::Step> = None;
         for step in &op.steps {
-            last = Some(step);
             let left = deadline.saturating_duration_since(Instant::now());
             // The whole answer is read: one cut short is an unknown outcome.
             end = if left.is_zero() {
@@ -100,7 +98,7 @@ impl Driver {
                     reason: format!("{}: timeout", step.name),
                 }
             } else {
-                run_step(step, &self.ctx, &mut vars, &values, &headers, left).await
+                run_step(step, &self.ctx, &mut vars, &values, identity, left).await
             };
             if !matches!(end, StepEnd::Ok { .. }) {
                 break;
@@ -110,7 +108,7 @@ impl Driver {
         // Part of it happened: an earlier step succeeded, or the SUT answered the failing
         // request 2xx and only the expectation on its answer was unmet.
         let answered_2xx = matches!(
-            (&end, last.map(|s| &s.action)),
+            (&end, op.steps.get(steps_ok).map(|s| &s.action)),
             (StepEnd::Fail { status: Some(s), .. }, Some(a))
                 if (200..300).contains(s) && !matches!(a, crate::scenario::step::Action::Run(_))
         );

@@ -78,8 +78,8 @@ pub enum SutKind {
 pub enum Readiness {
     /// A URL (with `${PORT}`) that answers 2xx.
     Url(String),
-    /// A line of its output matching this regular expression (checked valid).
-    Log(String),
+    /// A line of its output matching this regular expression.
+    Log(step::Pattern),
     /// A command that exits 0.
     Command(Command),
 }
@@ -331,12 +331,13 @@ fn check_sut(raw: &RawScenario, dir: &Path, c: &mut Collector) -> SutKind {
         }
         let ready = match (&s.ready, &s.ready_log, &s.ready_command) {
             (Some(u), _, _) => Readiness::Url(u.clone()),
-            (None, Some(l), _) => {
-                if let Err(e) = regex::Regex::new(l) {
+            (None, Some(l), _) => match regex::Regex::new(l) {
+                Ok(p) => Readiness::Log(step::Pattern(p)),
+                Err(e) => {
                     c.add("sut.ready_log", format!("not a regular expression: {e}"));
+                    Readiness::Url(String::new())
                 }
-                Readiness::Log(l.clone())
-            }
+            },
             (None, None, Some(cmd)) => {
                 if matches!(cmd, Command::Argv(v) if v.is_empty()) {
                     c.add("sut.ready_command", "must not be empty");
@@ -407,13 +408,19 @@ fn check_workload(raw: &RawScenario, names: Option<&Names>, c: &mut Collector) {
     if w.operations.is_empty() {
         c.add("workload.operations", "at least one operation");
     }
+    // The users an org action may act as: the mock org's.
+    let users: Vec<String> = crashcart_mocks::salesforce::SalesforceConfig::default()
+        .users
+        .iter()
+        .map(|u| u.username.clone())
+        .collect();
     let mut seen = std::collections::BTreeSet::new();
     for (i, op) in w.operations.iter().enumerate() {
         let at = format!("workload.operations[{i}]");
         if !seen.insert(op.name.clone()) {
             c.add(format!("{at}.name"), format!("{:?} is used twice", op.name));
         }
-        check_operation(op, &at, names, c);
+        check_operation(op, &at, names, &users, c);
         if raw.sut.batch {
             let requests = op.path.iter().map(|_| format!("{at}.path")).chain(
                 op.steps
@@ -434,20 +441,21 @@ fn check_workload(raw: &RawScenario, names: Option<&Names>, c: &mut Collector) {
 
 /// One operation: weight, its steps (requests, org actions, commands; their templates,
 /// expectations and captures), effects.
-fn check_operation(op: &RawOperation, at: &str, names: Option<&Names>, c: &mut Collector) {
+fn check_operation(
+    op: &RawOperation,
+    at: &str,
+    names: Option<&Names>,
+    users: &[String],
+    c: &mut Collector,
+) {
     if op.weight == 0 {
         c.add(format!("{at}.weight"), "must be at least 1");
     }
-    let users: Vec<String> = crashcart_mocks::salesforce::SalesforceConfig::default()
-        .users
-        .iter()
-        .map(|u| u.username.clone())
-        .collect();
     let known = |object: &str, field: Option<&str>| match names {
         Some(n) => n.known(object, field),
         None => Ok(()),
     };
-    for (key, m) in step::check_steps(op, &users, &known) {
+    for (key, m) in step::check_steps(op, users, &known) {
         c.add(format!("{at}.{key}"), m);
     }
     let captured = step::captured_vars(op);
