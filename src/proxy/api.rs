@@ -16,7 +16,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -40,6 +40,28 @@ fn error(e: ProxyError) -> Response {
         axum::Json(json!({"error": e.message, "status": e.status})),
     )
         .into_response()
+}
+
+/// The names in a request's path (proxy, toxic). A segment that does not decode to text
+/// names no proxy there can be: answered as Toxiproxy answers an unknown proxy, in its shape
+/// (axum's own rejection is plain text).
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(UnknownName))]
+struct Names<T>(T);
+
+/// The rejection of [`Names`].
+struct UnknownName;
+
+impl From<axum::extract::rejection::PathRejection> for UnknownName {
+    fn from(_: axum::extract::rejection::PathRejection) -> Self {
+        UnknownName
+    }
+}
+
+impl IntoResponse for UnknownName {
+    fn into_response(self) -> Response {
+        error(ProxyError::new(404, "proxy not found"))
+    }
 }
 
 fn parse(body: &Bytes) -> Result<Value, Response> {
@@ -244,14 +266,14 @@ async fn populate(State(p): State<ChaosProxy>, body: Bytes) -> Response {
     (StatusCode::CREATED, axum::Json(json!({"proxies": out}))).into_response()
 }
 
-async fn show(State(p): State<ChaosProxy>, Path(name): Path<String>) -> Response {
+async fn show(State(p): State<ChaosProxy>, Names(name): Names<String>) -> Response {
     match p.info(&name) {
         Ok(i) => axum::Json(i).into_response(),
         Err(e) => error(e),
     }
 }
 
-async fn update(State(p): State<ChaosProxy>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn update(State(p): State<ChaosProxy>, Names(name): Names<String>, body: Bytes) -> Response {
     let v = match parse(&body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -271,21 +293,25 @@ async fn update(State(p): State<ChaosProxy>, Path(name): Path<String>, body: Byt
     }
 }
 
-async fn delete(State(p): State<ChaosProxy>, Path(name): Path<String>) -> Response {
+async fn delete(State(p): State<ChaosProxy>, Names(name): Names<String>) -> Response {
     match p.delete(&name) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error(e),
     }
 }
 
-async fn toxics(State(p): State<ChaosProxy>, Path(name): Path<String>) -> Response {
+async fn toxics(State(p): State<ChaosProxy>, Names(name): Names<String>) -> Response {
     match p.info(&name) {
         Ok(i) => axum::Json(i.toxics).into_response(),
         Err(e) => error(e),
     }
 }
 
-async fn add_toxic(State(p): State<ChaosProxy>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn add_toxic(
+    State(p): State<ChaosProxy>,
+    Names(name): Names<String>,
+    body: Bytes,
+) -> Response {
     let v = match parse(&body) {
         Ok(v) => v,
         Err(r) => return r,
@@ -298,7 +324,7 @@ async fn add_toxic(State(p): State<ChaosProxy>, Path(name): Path<String>, body: 
 
 async fn show_toxic(
     State(p): State<ChaosProxy>,
-    Path((name, toxic)): Path<(String, String)>,
+    Names((name, toxic)): Names<(String, String)>,
 ) -> Response {
     match p.toxic(&name, &toxic) {
         Ok(t) => axum::Json(t).into_response(),
@@ -308,7 +334,7 @@ async fn show_toxic(
 
 async fn update_toxic(
     State(p): State<ChaosProxy>,
-    Path((name, toxic)): Path<(String, String)>,
+    Names((name, toxic)): Names<(String, String)>,
     body: Bytes,
 ) -> Response {
     let v = match parse(&body) {
@@ -323,7 +349,7 @@ async fn update_toxic(
 
 async fn delete_toxic(
     State(p): State<ChaosProxy>,
-    Path((name, toxic)): Path<(String, String)>,
+    Names((name, toxic)): Names<(String, String)>,
 ) -> Response {
     match p.remove_toxic(&name, &toxic) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
