@@ -6,6 +6,11 @@
 #
 #   benches/wrk-ratio.sh                       # wrk -t2 -c50 -d10s, 3 rounds
 #   ROUNDS=5 DURATION=20s benches/wrk-ratio.sh
+#   ONLY="proxy min_proxy" benches/wrk-ratio.sh   # some targets only
+#
+# Targets: record_get (mock Salesforce), llm_chat (mock LLM), proxy (the chaos proxy, no
+# toxic, in front of the baseline), min_proxy (tokio's copy_bidirectional in front of it: the
+# ceiling of a proxy hop here).
 #
 # Needs wrk (Debian: apt-get install wrk). Prints one line per target:
 #   record_get  mock 61234 req/s  baseline 140321 req/s  ratios 0.44 0.43 0.45  median 0.44
@@ -29,8 +34,7 @@ exec 7> "$work/in"   # the servers live while this stays open
 declare -A method url header body
 names=()
 exec 8< "$work/out"
-for _ in 1 2 3; do
-  IFS=$'\t' read -r n m u h b <&8
+while IFS=$'\t' read -r n m u h b <&8 && [ "$n" != end ]; do
   names+=("$n"); method[$n]=$m; url[$n]=$u; header[$n]=$h; body[$n]=$b
 done
 
@@ -56,6 +60,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 rps baseline > /dev/null   # warm-up
 for n in "${names[@]}"; do
   [ "$n" = baseline ] && continue
+  [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $n "* ]] && continue
   ratios=(); mocks=(); bases=()
   for _ in $(seq "$ROUNDS"); do
     b=$(rps baseline); m=$(rps "$n")

@@ -1,8 +1,10 @@
 //! The servers `benches/wrk-ratio.sh` loads with wrk: the bare-axum baseline, the mock
-//! Salesforce with 1,000 Contacts and the mock LLM with its zero-delay `instant` model, each
-//! on its own loopback port, in one process on two worker threads. With
-//! `CRASHCART_WRK_SERVE=1` it prints one line per target (`name method url header body`, tab
-//! separated) and serves until its stdin closes; run alone (`cargo bench`), it only says so.
+//! Salesforce with 1,000 Contacts, the mock LLM with its zero-delay `instant` model, the chaos
+//! proxy (no toxic) in front of the baseline, and the least a proxy can do
+//! (`tokio::io::copy_bidirectional`) in front of it too, each on its own loopback port, in one
+//! process on two worker threads. With `CRASHCART_WRK_SERVE=1` it prints one line per target
+//! (`name method url header body`, tab separated), then `end`, and serves until its stdin
+//! closes; run alone (`cargo bench`), it only says so.
 
 mod support;
 
@@ -11,6 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::io::{BufRead, Write};
 
+use crashcart::proxy::ChaosProxy;
 use crashcart_mocks::llm::DEFAULT_API_KEY;
 use crashcart_mocks::{MockLlm, MockSalesforce};
 
@@ -24,8 +27,15 @@ fn main() {
         return;
     }
     let rt = support::runtime();
-    let (_sf, _llm, lines) = rt.block_on(async {
+    let (_sf, _llm, _proxy, lines) = rt.block_on(async {
         let base = support::start_baseline().await;
+        let upstream = base.trim_start_matches("http://").to_string();
+        let proxy = ChaosProxy::new(1, false);
+        let proxied = proxy
+            .create("wrk", "127.0.0.1:0", &upstream, true)
+            .await
+            .expect("the chaos proxy");
+        let minimal = minimal_proxy(upstream).await;
         let sf = MockSalesforce::builder()
             .daily_api_limit(u64::MAX)
             .start()
@@ -57,8 +67,11 @@ fn main() {
                 "llm_chat\tPOST\t{}/v1/chat/completions\tAuthorization: Bearer {DEFAULT_API_KEY}\t{chat}",
                 llm.url()
             ),
+            format!("proxy\tGET\thttp://{}/constant\t-\t-", proxied.listen),
+            format!("min_proxy\tGET\thttp://{minimal}/constant\t-\t-"),
+            "end".to_string(),
         ];
-        (sf, llm, lines)
+        (sf, llm, proxy, lines)
     });
     let mut out = std::io::stdout().lock();
     for l in lines {
@@ -72,4 +85,26 @@ fn main() {
             break;
         }
     }
+}
+
+/// The least a TCP proxy can do: accept and `copy_bidirectional`, the ceiling of a proxy hop on
+/// this machine. Returns its address.
+async fn minimal_proxy(upstream: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("an address").to_string();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let _ = client.set_nodelay(true);
+                if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = up.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                }
+            });
+        }
+    });
+    addr
 }

@@ -4,16 +4,24 @@
 //! Toxics can change while the connection lives; the writer sees every change at once
 //! (a `watch` channel). Whether a connection gets a toxic (its toxicity) is drawn once per
 //! connection and toxic, from the proxy's seeded RNG.
+//!
+//! While a stream has no toxic, its direction only reads and writes: no timestamps, no
+//! channel, and no lock per chunk. It learns of a new toxic or a close from an atomic check
+//! and a per-link waker the proxy wakes ([`LinkCtl::wake`]), not from the proxy-wide watch
+//! channel, whose waiter list every link would otherwise lock on every chunk.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
@@ -30,6 +38,8 @@ pub struct LinkCtl {
     closed: AtomicBool,
     reset: AtomicBool,
     notify: Notify,
+    /// The task of each direction's fast path ([`Stream::Upstream`], then downstream).
+    wakers: [AtomicWaker; 2],
 }
 
 impl LinkCtl {
@@ -40,6 +50,13 @@ impl LinkCtl {
         }
         self.closed.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
+        self.wake();
+    }
+    /// Wake the fast paths: the toxics changed (or the link closed), look again.
+    pub fn wake(&self) {
+        for w in &self.wakers {
+            w.wake();
+        }
     }
     /// True once closed.
     pub fn is_closed(&self) -> bool {
@@ -120,25 +137,22 @@ async fn direction(
         {
             break;
         }
-        tokio::select! {
-            r = rd.read(&mut buf) => match r {
-                Ok(0) | Err(_) => {
-                    let _ = wr.shutdown().await;
-                    return (Some(rd), Some(wr));
-                }
-                Ok(n) => {
-                    if wr.write_all(&buf[..n]).await.is_err() {
-                        return (Some(rd), Some(wr));
-                    }
-                }
-            },
-            changed = toxics.changed() => {
-                if changed.is_err() {
-                    ctl.close(false);
+        match fast_read(&mut rd, &mut buf, &toxics, &ctl, stream).await {
+            FastRead::Data(n) => {
+                if wr.write_all(&buf[..n]).await.is_err() {
                     return (Some(rd), Some(wr));
                 }
             }
-            _ = ctl.wait_closed() => return (Some(rd), Some(wr)),
+            FastRead::End => {
+                let _ = wr.shutdown().await;
+                return (Some(rd), Some(wr));
+            }
+            FastRead::Closed => return (Some(rd), Some(wr)),
+            FastRead::ProxyGone => {
+                ctl.close(false);
+                return (Some(rd), Some(wr));
+            }
+            FastRead::ToxicsChanged => {}
         }
     }
     // A toxic arrived: from now on a reader stamps chunks and a writer applies the toxics.
@@ -147,6 +161,52 @@ async fn direction(
     let writer = write_side(wr, rx, stream, toxics, ctl.clone(), seed);
     let (rd, wr) = tokio::join!(reader, writer);
     (rd, wr)
+}
+
+/// What one read of the fast path brought.
+enum FastRead {
+    /// This many bytes are in the buffer.
+    Data(usize),
+    /// The peer closed its side (or the read failed).
+    End,
+    /// The link was closed or reset.
+    Closed,
+    /// The proxy is gone.
+    ProxyGone,
+    /// The toxics changed: look whether this stream has one now.
+    ToxicsChanged,
+}
+
+/// One read, unless the link closes or the toxics change first. The waker is registered
+/// before the checks, and the proxy wakes it after it changes the toxics, so no change is
+/// missed between the check and the wait.
+async fn fast_read(
+    rd: &mut OwnedReadHalf,
+    buf: &mut [u8],
+    toxics: &watch::Receiver<ToxicSet>,
+    ctl: &LinkCtl,
+    stream: Stream,
+) -> FastRead {
+    let waker = &ctl.wakers[usize::from(stream == Stream::Downstream)];
+    std::future::poll_fn(|cx| {
+        waker.register(cx.waker());
+        if ctl.is_closed() {
+            return Poll::Ready(FastRead::Closed);
+        }
+        match toxics.has_changed() {
+            Err(_) => return Poll::Ready(FastRead::ProxyGone),
+            Ok(true) => return Poll::Ready(FastRead::ToxicsChanged),
+            Ok(false) => {}
+        }
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut *rd).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(FastRead::End),
+            Poll::Ready(Ok(())) => Poll::Ready(FastRead::Data(rb.filled().len())),
+            Poll::Ready(Err(_)) => Poll::Ready(FastRead::End),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 async fn read_side(

@@ -90,6 +90,15 @@ impl Proxy {
         }
     }
 
+    /// Tell every live link the toxics changed (their fast paths do not watch the channel).
+    fn wake_links(&self) {
+        for l in self.links.lock().iter() {
+            if let Some(l) = l.upgrade() {
+                l.wake();
+            }
+        }
+    }
+
     fn close_links(&self, reset: bool) {
         for l in self.links.lock().drain(..) {
             if let Some(l) = l.upgrade() {
@@ -407,6 +416,7 @@ impl ChaosProxy {
                 *set = Arc::new(v);
             }
         });
+        proxy.wake_links();
         result
     }
 
@@ -433,6 +443,7 @@ impl ChaosProxy {
                 }
             }
         });
+        proxy.wake_links();
         result
     }
 
@@ -458,6 +469,7 @@ impl ChaosProxy {
                 *set = Arc::new(set.iter().filter(|t| t.name != toxic).cloned().collect());
             }
         });
+        proxy.wake_links();
         if found {
             Ok(())
         } else {
@@ -471,6 +483,7 @@ impl ChaosProxy {
         for n in names {
             if let Ok(p) = self.get(&n) {
                 p.toxics.send_replace(Arc::new(vec![]));
+                p.wake_links();
             }
             let _ = self.set_enabled(&n, true);
         }
@@ -483,6 +496,7 @@ impl ChaosProxy {
             .collect();
         for p in proxies {
             p.toxics.send_replace(Arc::new(vec![]));
+            p.wake_links();
             p.stop_listening();
             p.close_links(false);
         }
