@@ -93,6 +93,72 @@ async fn clean_proxy_forwards_and_latency_delays_the_answer() {
     );
 }
 
+/// One request on a kept-alive connection; the time its answer took.
+async fn timed_request(conn: &mut tokio::net::TcpStream) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = Instant::now();
+    conn.write_all(b"GET /services/data HTTP/1.1\r\nHost: crashcart\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(LONG, conn.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert!(n > 0, "the connection closed");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .expect("a Content-Length");
+            if got.len() >= end + 4 + len {
+                assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+                return t.elapsed();
+            }
+        }
+    }
+}
+
+/// A toxic added while a connection lives acts on that connection's next exchange, and its
+/// removal lets the connection go fast again: the no-toxic fast path hands over both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_toxic_added_to_a_live_connection_acts_on_it_and_its_removal_frees_it() {
+    let rig = Rig::start().await;
+    let addr = rig.via.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(timed_request(&mut conn).await < Duration::from_millis(200));
+    rig.toxic(json!({"name": "slow", "type": "latency", "stream": "upstream", "attributes": {"latency": 250}}));
+    let took = timed_request(&mut conn).await;
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    rig.proxy.remove_toxic("salesforce", "slow").unwrap();
+    rig.toxic(json!({"name": "slow-down", "type": "latency", "attributes": {"latency": 300}}));
+    let took = timed_request(&mut conn).await;
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    rig.proxy.remove_toxic("salesforce", "slow-down").unwrap();
+    // The first exchange after the removal may still be in the toxic's writer; the next is fast.
+    timed_request(&mut conn).await;
+    let took = timed_request(&mut conn).await;
+    assert!(took < Duration::from_millis(200), "{took:?}");
+
+    // An idle connection learns of a toxic without traffic: a reset ends it unprompted.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    timed_request(&mut idle).await;
+    rig.toxic(json!({"name": "cut", "type": "reset_peer", "stream": "upstream", "attributes": {"timeout": 50}}));
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(LONG, tokio::io::AsyncReadExt::read(&mut idle, &mut buf))
+        .await
+        .expect("the idle connection ends without a request");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_blocks_until_the_client_times_out_and_reset_is_a_reset() {
     let rig = Rig::start().await;
