@@ -24,7 +24,7 @@ use crashcart::fault::{Dependencies, FaultEngine, FaultKind, FaultSpec, Target};
 use crashcart::proxy::ChaosProxy;
 use crashcart_mocks::MockSalesforce;
 use criterion::{criterion_group, Criterion, Throughput};
-use support::{client, drive, runtime, start_baseline, Target as Load};
+use support::{client, drive, minimal_proxy, runtime, start_baseline, Target as Load};
 
 const CONCURRENCY: u64 = 32;
 
@@ -216,25 +216,6 @@ fn bench(c: &mut Criterion) {
         errors.value_at_quantile(0.99),
         errors.max()
     );
-}
-
-/// The least a TCP proxy can do: accept and `copy_bidirectional`. Returns its address.
-async fn minimal_proxy(upstream: String) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                let _ = client.set_nodelay(true);
-                if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
-                    let _ = up.set_nodelay(true);
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
-                }
-            });
-        }
-    });
-    addr
 }
 
 fn url_of(addr: &str) -> String {

@@ -35,7 +35,7 @@ fn main() {
             .create("wrk", "127.0.0.1:0", &upstream, true)
             .await
             .expect("the chaos proxy");
-        let minimal = minimal_proxy(upstream).await;
+        let minimal = support::minimal_proxy(upstream).await;
         let sf = MockSalesforce::builder()
             .daily_api_limit(u64::MAX)
             .start()
@@ -85,26 +85,4 @@ fn main() {
             break;
         }
     }
-}
-
-/// The least a TCP proxy can do: accept and `copy_bidirectional`, the ceiling of a proxy hop on
-/// this machine. Returns its address.
-async fn minimal_proxy(upstream: String) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let addr = listener.local_addr().expect("an address").to_string();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                let _ = client.set_nodelay(true);
-                if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
-                    let _ = up.set_nodelay(true);
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
-                }
-            });
-        }
-    });
-    addr
 }

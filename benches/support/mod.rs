@@ -203,3 +203,22 @@ pub async fn salesforce_token(base_url: &str) -> String {
         .expect("access_token")
         .to_string()
 }
+
+/// The least a TCP proxy can do: accept and `copy_bidirectional`. Returns its address.
+pub async fn minimal_proxy(upstream: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let _ = client.set_nodelay(true);
+                if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = up.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                }
+            });
+        }
+    });
+    addr
+}
