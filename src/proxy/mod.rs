@@ -90,7 +90,14 @@ impl Proxy {
         }
     }
 
-    /// Tell every live link the toxics changed (their fast paths do not watch the channel).
+    /// Change the toxics, then tell every live link (their fast paths do not watch the
+    /// channel): every change of the toxics goes through here.
+    fn change_toxics(&self, change: impl FnOnce(&mut ToxicSet)) {
+        self.toxics.send_modify(change);
+        self.wake_links();
+    }
+
+    /// Wake every live link's fast path.
     fn wake_links(&self) {
         for l in self.links.lock().iter() {
             if let Some(l) = l.upgrade() {
@@ -407,7 +414,7 @@ impl ChaosProxy {
         let proxy = self.get(name)?;
         let toxic = Toxic::from_json(body, None).map_err(|m| ProxyError::new(400, m))?;
         let mut result = Ok(toxic.clone());
-        proxy.toxics.send_modify(|set| {
+        proxy.change_toxics(|set| {
             if set.iter().any(|t| t.name == toxic.name) {
                 result = Err(ProxyError::new(409, "toxic already exists"));
             } else {
@@ -416,7 +423,6 @@ impl ChaosProxy {
                 *set = Arc::new(v);
             }
         });
-        proxy.wake_links();
         result
     }
 
@@ -429,7 +435,7 @@ impl ChaosProxy {
     ) -> Result<Toxic, ProxyError> {
         let proxy = self.get(name)?;
         let mut result = Err(ProxyError::new(404, "toxic not found"));
-        proxy.toxics.send_modify(|set| {
+        proxy.change_toxics(|set| {
             if let Some(pos) = set.iter().position(|t| t.name == toxic) {
                 match Toxic::from_json(body, Some(&set[pos])) {
                     Ok(mut new) => {
@@ -443,7 +449,6 @@ impl ChaosProxy {
                 }
             }
         });
-        proxy.wake_links();
         result
     }
 
@@ -463,13 +468,12 @@ impl ChaosProxy {
     pub fn remove_toxic(&self, name: &str, toxic: &str) -> Result<(), ProxyError> {
         let proxy = self.get(name)?;
         let mut found = false;
-        proxy.toxics.send_modify(|set| {
+        proxy.change_toxics(|set| {
             if set.iter().any(|t| t.name == toxic) {
                 found = true;
                 *set = Arc::new(set.iter().filter(|t| t.name != toxic).cloned().collect());
             }
         });
-        proxy.wake_links();
         if found {
             Ok(())
         } else {
@@ -482,8 +486,7 @@ impl ChaosProxy {
         let names: Vec<String> = self.shared.proxies.lock().keys().cloned().collect();
         for n in names {
             if let Ok(p) = self.get(&n) {
-                p.toxics.send_replace(Arc::new(vec![]));
-                p.wake_links();
+                p.change_toxics(|set| *set = Arc::new(vec![]));
             }
             let _ = self.set_enabled(&n, true);
         }
@@ -495,8 +498,7 @@ impl ChaosProxy {
             .into_values()
             .collect();
         for p in proxies {
-            p.toxics.send_replace(Arc::new(vec![]));
-            p.wake_links();
+            p.change_toxics(|set| *set = Arc::new(vec![]));
             p.stop_listening();
             p.close_links(false);
         }
